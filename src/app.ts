@@ -1,0 +1,72 @@
+import fs from "node:fs/promises";
+import type { CodingBackend } from "./backend.js";
+import type { ResolvedConfig } from "./config.js";
+import { createLogger, type Logger } from "./log.js";
+import { OpencodeBackend } from "./opencode/backend.js";
+import { Redactor } from "./redact.js";
+import { Registry } from "./registry.js";
+import { SessionManager } from "./sessions.js";
+import type { ToolContext } from "./tools/define.js";
+import { Git } from "./workspace/git.js";
+import { WorkspaceManager } from "./workspace/manager.js";
+
+/**
+ * The composition root: config in, one shared context out (redactor, log, registry, workspaces,
+ * backend, sessions) that every MCP connection's server uses.
+ */
+export interface App extends ToolContext {
+  config: ResolvedConfig;
+  backend: CodingBackend;
+  registry: Registry;
+  stop(): Promise<void>;
+}
+
+/** Variables a managed OpenCode must never see: our own secrets, and any variable holding one of their values. */
+export function opencodeEnvironment(config: ResolvedConfig, env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const hidden = new Set([config.git.token_env, config.opencode.password_env, "CODING_MCP_TOKEN"]);
+  const secretValues = new Set(Object.values(config.secrets).filter((v): v is string => Boolean(v)));
+  const out: NodeJS.ProcessEnv = {};
+  for (const [name, value] of Object.entries(env)) {
+    if (hidden.has(name) || (value && secretValues.has(value))) continue;
+    out[name] = value;
+  }
+  return out;
+}
+
+export async function createApp(config: ResolvedConfig, options: { log?: Logger; env?: NodeJS.ProcessEnv } = {}): Promise<App> {
+  const env = options.env ?? process.env;
+  const redactor = new Redactor([config.secrets.gitToken, config.secrets.opencodePassword, env.CODING_MCP_TOKEN]);
+  const log = options.log ?? createLogger(redactor, config.log_level);
+  await fs.mkdir(config.workspace.base_path, { recursive: true });
+  const registry = await Registry.open(config.stateDir);
+  const git = new Git({ redactor, log: (m: string) => log.debug(m) });
+  const workspaces = new WorkspaceManager(config, git, log);
+
+  const managed = !config.opencode.url;
+  const backend = new OpencodeBackend({
+    ...(config.opencode.url ? { url: config.opencode.url } : {}),
+    username: config.opencode.username,
+    ...(config.secrets.opencodePassword ? { password: config.secrets.opencodePassword } : {}),
+    pathMap: config.opencode.path_map,
+    log,
+    ...(managed
+      ? { managed: { env: opencodeEnvironment(config, env), cwd: config.workspace.base_path, startupTimeoutMs: config.opencode.startup_timeout_sec * 1000,
+            registerSecret: (value: string) => redactor.addSecret(value),
+          },
+        }
+      : {}),
+  });
+  const sessions = new SessionManager(config, registry, workspaces, backend, git, log);
+  return {
+    config,
+    backend,
+    registry,
+    sessions,
+    redactor,
+    log,
+    async stop() {
+      await registry.flush();
+      await backend.stop();
+    },
+  };
+}

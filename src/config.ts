@@ -1,0 +1,217 @@
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { parse as parseYaml } from "yaml";
+import { z } from "zod";
+
+/**
+ * coding-mcp's configuration: an optional YAML file, then environment variables on top, validated
+ * once at start. A wrong key or value stops the server with a message naming the key and what is
+ * allowed, rather than being ignored.
+ */
+
+const positiveInt = (what: string) => z.number({ error: `expected a whole number of ${what}` }).int().min(1);
+
+const OpencodeSection = z.strictObject({
+  url: z.url({ error: "expected an http(s) URL such as http://127.0.0.1:4096" }).optional(),
+  password_env: z.string().min(1).default("OPENCODE_SERVER_PASSWORD"),
+  /** Discouraged: prefer password_env. */
+  password: z.string().min(1).optional(),
+  username: z.string().min(1).default("opencode"),
+  model: z
+    .string()
+    .regex(/^[^/\s]+\/\S+$/, { error: "expected provider/model, e.g. anthropic/claude-sonnet-4-5" })
+    .optional(),
+  agent: z.string().min(1).optional(),
+  path_map: z.record(z.string().min(1), z.string().min(1)).default({}),
+  startup_timeout_sec: positiveInt("seconds").default(60),
+});
+
+const WorkspaceSection = z.strictObject({
+  base_path: z.string().min(1).default("~/.local/share/coding-mcp/workspaces"),
+  allowed_roots: z.array(z.string().min(1)).default([]),
+  cleanup_policy: z.enum(["on_session_end", "on_success", "manual"]).default("on_session_end"),
+});
+
+const GitSection = z.strictObject({
+  token_env: z.string().min(1).default("GITHUB_TOKEN"),
+  /** Discouraged: prefer token_env. */
+  token: z.string().min(1).optional(),
+  username: z.string().min(1).default("x-access-token"),
+  ssh_key_path: z.string().min(1).optional(),
+  allow_insecure_http: z.boolean().default(false),
+  allow_file_remotes: z.boolean().default(false),
+  user_name: z.string().min(1).default("coding-mcp"),
+  user_email: z.string().min(3).default("coding-mcp@localhost"),
+});
+
+const LimitsSection = z.strictObject({
+  task_timeout_min: positiveInt("minutes").default(10),
+  max_attempts: positiveInt("attempts").max(10).default(3),
+  clone_timeout_min: positiveInt("minutes").default(5),
+  push_timeout_min: positiveInt("minutes").default(5),
+});
+
+export const ConfigSchema = z.strictObject({
+  opencode: OpencodeSection.prefault({}),
+  workspace: WorkspaceSection.prefault({}),
+  git: GitSection.prefault({}),
+  limits: LimitsSection.prefault({}),
+  log_level: z.enum(["debug", "info", "warn", "error"]).default("info"),
+});
+
+export type Config = z.infer<typeof ConfigSchema>;
+
+/** What the running server needs beyond the validated file: resolved paths and the secrets read from the environment. */
+export interface ResolvedConfig extends Config {
+  /** Where the config came from, for the start-up log line. */
+  source: string;
+  /** Directory for coding-mcp's own state (registry, askpass helper), inside base_path. */
+  stateDir: string;
+  secrets: { opencodePassword?: string; gitToken?: string };
+}
+
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+}
+
+const SECTIONS = {
+  opencode: OpencodeSection,
+  workspace: WorkspaceSection,
+  git: GitSection,
+  limits: LimitsSection,
+} as const;
+
+/** Environment variables that are not CODING_MCP_<SECTION>_<KEY> overrides but are still ours. */
+const OWN_VARIABLES = new Set(["CODING_MCP_CONFIG", "CODING_MCP_TOKEN", "CODING_MCP_LOG_LEVEL"]);
+
+export function expandHome(p: string): string {
+  if (p === "~") return os.homedir();
+  if (p.startsWith("~/")) return path.join(os.homedir(), p.slice(2));
+  return p;
+}
+
+function configFilePath(explicit: string | undefined, env: NodeJS.ProcessEnv): { file?: string; required: boolean } {
+  if (explicit) return { file: explicit, required: true };
+  if (env.CODING_MCP_CONFIG) return { file: env.CODING_MCP_CONFIG, required: true };
+  const fallback = path.join(os.homedir(), ".config", "coding-mcp", "config.yaml");
+  return fs.existsSync(fallback) ? { file: fallback, required: false } : { required: false };
+}
+
+/** Turn one environment value into what the schema of that key expects (number, boolean, list, map). */
+function envValue(schema: z.ZodType, raw: string, name: string): unknown {
+  const inner = unwrap(schema);
+  if (inner instanceof z.ZodNumber) {
+    const n = Number(raw);
+    if (raw.trim() === "" || Number.isNaN(n)) throw new ConfigError(`${name}=${JSON.stringify(raw)}: expected a number`);
+    return n;
+  }
+  if (inner instanceof z.ZodBoolean) {
+    if (/^(1|true|yes|on)$/i.test(raw)) return true;
+    if (/^(0|false|no|off)$/i.test(raw)) return false;
+    throw new ConfigError(`${name}=${JSON.stringify(raw)}: expected true or false`);
+  }
+  if (inner instanceof z.ZodArray) return raw.split(path.delimiter).filter(Boolean);
+  if (inner instanceof z.ZodRecord) {
+    try {
+      return JSON.parse(raw);
+    } catch {
+      throw new ConfigError(`${name}: expected a JSON object such as {"/host/path": "/container/path"}`);
+    }
+  }
+  return raw;
+}
+
+function unwrap(schema: z.ZodType): z.ZodType {
+  let s: z.ZodType = schema;
+  while (s instanceof z.ZodDefault || s instanceof z.ZodOptional || s instanceof z.ZodPrefault) {
+    s = s.unwrap() as z.ZodType;
+  }
+  return s;
+}
+
+/** CODING_MCP_<SECTION>_<KEY> variables (e.g. CODING_MCP_LIMITS_TASK_TIMEOUT_MIN=30) override the file. */
+function applyEnvironment(raw: Record<string, any>, env: NodeJS.ProcessEnv): void {
+  for (const [name, value] of Object.entries(env)) {
+    if (!name.startsWith("CODING_MCP_") || value === undefined || OWN_VARIABLES.has(name)) continue;
+    const rest = name.slice("CODING_MCP_".length).toLowerCase();
+    const section = (Object.keys(SECTIONS) as (keyof typeof SECTIONS)[]).find((s) => rest.startsWith(s + "_"));
+    const key = section ? rest.slice(section.length + 1) : undefined;
+    const shape = section ? (SECTIONS[section].shape as Record<string, z.ZodType>) : undefined;
+    if (!section || !key || !shape?.[key]) {
+      throw new ConfigError(
+        `unknown environment variable ${name}: coding-mcp reads CODING_MCP_<SECTION>_<KEY> with SECTION one of ` +
+          `${Object.keys(SECTIONS).join(", ")} and KEY a key of that section (see README), plus ${[...OWN_VARIABLES].join(", ")}`,
+      );
+    }
+    raw[section] = { ...(raw[section] ?? {}), [key]: envValue(shape[key], value, name) };
+  }
+  if (env.OPENCODE_URL) raw.opencode = { ...(raw.opencode ?? {}), url: env.OPENCODE_URL };
+  if (env.CODING_MCP_LOG_LEVEL) raw.log_level = env.CODING_MCP_LOG_LEVEL;
+}
+
+function describeIssues(error: z.ZodError, source: string): string {
+  const lines = error.issues.map((issue) => {
+    const at = issue.path.join(".") || "(top level)";
+    if (issue.code === "unrecognized_keys") {
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any
+      const parent = issue.path.reduce<any>((s, k) => (unwrap(s) as any).shape?.[k], ConfigSchema);
+      const inner = parent ? unwrap(parent) : undefined;
+      const allowed = inner instanceof z.ZodObject ? Object.keys(inner.shape).join(", ") : "";
+      return `  ${issue.keys.map((k) => (issue.path.length ? `${at}.${k}` : k)).join(", ")}: unknown key; allowed here: ${allowed}`;
+    }
+    if (issue.code === "invalid_value" && "values" in issue) {
+      return `  ${at}: expected one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")}`;
+    }
+    return `  ${at}: ${issue.message}`;
+  });
+  return `invalid configuration (${source}):\n${lines.join("\n")}`;
+}
+
+export function loadConfig(options: { configPath?: string; env?: NodeJS.ProcessEnv } = {}): ResolvedConfig {
+  const env = options.env ?? process.env;
+  const { file } = configFilePath(options.configPath, env);
+  let raw: Record<string, any> = {};
+  if (file) {
+    let text: string;
+    try {
+      text = fs.readFileSync(expandHome(file), "utf8");
+    } catch (err) {
+      throw new ConfigError(`cannot read config file ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+    }
+    let parsed: unknown;
+    try {
+      parsed = parseYaml(text);
+    } catch (err) {
+      throw new ConfigError(`config file ${file} is not valid YAML: ${(err as Error).message}`);
+    }
+    if (parsed !== null && parsed !== undefined && (typeof parsed !== "object" || Array.isArray(parsed))) {
+      throw new ConfigError(`config file ${file} must be a YAML mapping with the sections opencode, workspace, git, limits`);
+    }
+    raw = (parsed as Record<string, any>) ?? {};
+  }
+  applyEnvironment(raw, env);
+  const source = file ? `file ${file} and environment` : "environment and defaults";
+  const result = ConfigSchema.safeParse(raw);
+  if (!result.success) throw new ConfigError(describeIssues(result.error, source));
+  const config = result.data;
+
+  config.workspace.base_path = path.resolve(expandHome(config.workspace.base_path));
+  config.workspace.allowed_roots = config.workspace.allowed_roots.map((r) => path.resolve(expandHome(r)));
+  if (config.git.ssh_key_path) config.git.ssh_key_path = path.resolve(expandHome(config.git.ssh_key_path));
+  for (const [from, to] of Object.entries(config.opencode.path_map)) {
+    if (!path.isAbsolute(expandHome(from)) || !path.isAbsolute(to)) {
+      throw new ConfigError(`invalid configuration (${source}):\n  opencode.path_map: both sides must be absolute paths, got ${from} -> ${to}`);
+    }
+  }
+
+  return {
+    ...config,
+    source,
+    stateDir: path.join(config.workspace.base_path, ".coding-mcp"),
+    secrets: {
+      opencodePassword: config.opencode.password ?? (env[config.opencode.password_env] || undefined),
+      gitToken: config.git.token ?? (env[config.git.token_env] || undefined),
+    },
+  };
+}

@@ -1,0 +1,223 @@
+import type { CodingBackend, RunTaskRequest, TaskResult } from "../backend.js";
+import { UserError, errorMessage } from "../errors.js";
+import type { Logger } from "../log.js";
+import {
+  OpencodeClient,
+  OpencodeHttpError,
+  OpencodeTimeoutError,
+  OpencodeUnavailableError,
+  type OpencodeMessage,
+  type PromptBody,
+} from "./client.js";
+import { ManagedOpencode } from "./managed.js";
+import { PathMap } from "./path-map.js";
+import { summarizeTurn, turnMessages } from "./trace.js";
+
+/** The API generation this backend speaks; 2.x moved everything under /api with other shapes. */
+const SUPPORTED_MAJOR = 1;
+const TESTED_MINOR = 18;
+
+export interface OpencodeBackendOptions {
+  /** An OpenCode server to use; omitted: start and supervise our own. */
+  url?: string;
+  username: string;
+  password?: string;
+  pathMap: Record<string, string>;
+  log: Logger;
+  /** For a managed server: the environment it gets (secrets already removed) and where it runs. */
+  managed?: { env: NodeJS.ProcessEnv; cwd: string; startupTimeoutMs: number; registerSecret?: (value: string) => void };
+}
+
+export function parseModel(model: string): { providerID: string; modelID: string } {
+  const slash = model.indexOf("/");
+  if (slash <= 0 || slash === model.length - 1) {
+    throw new UserError(`model "${model}" is not of the form provider/model`, "Pass e.g. anthropic/claude-sonnet-4-5, as OpenCode names it.");
+  }
+  return { providerID: model.slice(0, slash), modelID: model.slice(slash + 1) };
+}
+
+export class OpencodeBackend implements CodingBackend {
+  readonly name = "opencode";
+  private client?: OpencodeClient;
+  private started?: Promise<void>;
+  private clientUrl?: string;
+  private readonly managed?: ManagedOpencode;
+  private readonly paths: PathMap;
+  private readonly log: Logger;
+
+  constructor(private readonly options: OpencodeBackendOptions) {
+    this.log = options.log;
+    this.paths = new PathMap(options.pathMap);
+    if (!options.url) {
+      if (!options.managed) throw new Error("OpencodeBackend needs either a url or managed options");
+      this.managed = new ManagedOpencode({ log: options.log, ...options.managed });
+    }
+  }
+
+  /** The managed server's pid, for tests and logs. */
+  get managedPid(): number | undefined {
+    return this.managed?.pid;
+  }
+
+  /** Connect (starting a managed server) and check the server's version; once, retried after a failure. */
+  start(): Promise<void> {
+    this.started ??= this.checkServer().catch((err) => {
+      this.started = undefined;
+      throw err;
+    });
+    return this.started;
+  }
+
+  private async checkServer(): Promise<void> {
+    const client = await this.connect();
+    let health: { healthy: boolean; version: string };
+    try {
+      health = await client.health();
+    } catch (err) {
+      throw new Error(`OpenCode at ${client.baseUrl} is not reachable: ${errorMessage(err)}. Check OPENCODE_URL, or unset it to let coding-mcp start its own.`);
+    }
+    const [major, minor] = health.version.split(".").map(Number);
+    if (major !== SUPPORTED_MAJOR) {
+      throw new Error(
+        `OpenCode at ${client.baseUrl} reports version ${health.version}; coding-mcp speaks OpenCode's ${SUPPORTED_MAJOR}.x server API ` +
+          `(tested with 1.${TESTED_MINOR}). Point OPENCODE_URL at an OpenCode 1.${TESTED_MINOR} server, or unset it to use the bundled one.`,
+      );
+    }
+    if (minor !== TESTED_MINOR) this.log.warn(`OpenCode ${health.version} is not the tested 1.${TESTED_MINOR}.x; continuing`);
+    this.log.info(`OpenCode ${health.version} at ${client.baseUrl} is healthy`);
+  }
+
+  /** A checked client for a live server. */
+  private async ready(): Promise<OpencodeClient> {
+    await this.start();
+    return this.connect();
+  }
+
+  /** A client for the server; a managed one that died is started again here. */
+  private async connect(): Promise<OpencodeClient> {
+    let url = this.options.url!;
+    let password = this.options.password;
+    let username = this.options.username;
+    if (this.managed) {
+      const running = await this.managed.ensure();
+      ({ url, password, username } = running);
+    }
+    if (!this.client || this.clientUrl !== url) {
+      await this.client?.close();
+      this.client = new OpencodeClient({ baseUrl: url, username, ...(password ? { password } : {}) });
+      this.clientUrl = url;
+    }
+    return this.client;
+  }
+
+  async openSession(directory: string, options: { title: string; agent?: string }): Promise<{ id: string }> {
+    const client = await this.ready();
+    const session = await client.createSession(this.paths.toBackend(directory), { title: options.title, ...(options.agent ? { agent: options.agent } : {}) });
+    return { id: session.id };
+  }
+
+  async runTask(request: RunTaskRequest): Promise<TaskResult> {
+    const client = await this.ready();
+    const directory = this.paths.toBackend(request.directory);
+    const started = Date.now();
+    request.onEvent?.({ type: "started" });
+
+    // The newest message before ours: the turn's user message is the first user message after it.
+    const before = (await client.messages(request.sessionId, directory, 1)).at(-1)?.info.id;
+    const body: PromptBody = { parts: [{ type: "text", text: request.prompt }] };
+    if (request.model) body.model = parseModel(request.model);
+    if (request.agent) body.agent = request.agent;
+
+    const controller = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      controller.abort(new Error("task timeout"));
+    }, request.timeoutMs);
+    const onCancel = () => controller.abort(new Error("cancelled"));
+    if (request.signal?.aborted) onCancel();
+    request.signal?.addEventListener("abort", onCancel, { once: true });
+
+    let response: OpencodeMessage | undefined;
+    let failure: TaskResult["failure"];
+    let failureMessage: string | undefined;
+    try {
+      response = await client.prompt(request.sessionId, directory, body, {
+        // The task timer above ends the call; this only keeps undici from cutting it first.
+        timeoutMs: request.timeoutMs + 30_000,
+        signal: controller.signal,
+      });
+    } catch (err) {
+      if (controller.signal.aborted) {
+        failure = timedOut ? "timeout" : "cancelled";
+        failureMessage = timedOut
+          ? `the task did not finish within ${formatDuration(request.timeoutMs)} and was aborted; the trace shows what the agent did until then. Give a larger timeout_sec (or raise limits.task_timeout_min) for longer tasks`
+          : "the task was cancelled by the client and aborted in OpenCode";
+        await this.abort(request.sessionId, request.directory).catch((e) => this.log.warn(`abort after ${failure} failed: ${errorMessage(e)}`));
+      } else if (err instanceof OpencodeUnavailableError || err instanceof OpencodeTimeoutError) {
+        failure = "backend_unavailable";
+        failureMessage = `${err.message}. ${this.managed ? "The managed OpenCode is restarted on the next call; try again." : "Check that the OpenCode server is running."}`;
+      } else if (err instanceof OpencodeHttpError) {
+        failure = "agent_error";
+        failureMessage = err.message;
+      } else {
+        throw err;
+      }
+    } finally {
+      clearTimeout(timer);
+      request.signal?.removeEventListener("abort", onCancel);
+    }
+
+    // The synchronous answer holds only the last step; the whole turn comes from the session's messages.
+    let messages: OpencodeMessage[] = [];
+    try {
+      messages = await client.messages(request.sessionId, directory);
+    } catch (err) {
+      if (!failure) {
+        failure = "backend_unavailable";
+        failureMessage = `OpenCode finished the task but its messages could not be read: ${errorMessage(err)}`;
+      }
+    }
+    const userMessageId =
+      response?.info.parentID ?? messages.filter((m) => m.info.role === "user" && (!before || m.info.id > before)).at(-1)?.info.id;
+    const turn = userMessageId ? turnMessages(messages, userMessageId) : [];
+    const { trace, summary, error } = summarizeTurn(turn, Date.now() - started, (p) => this.paths.fromBackend(p));
+    if (!response && !failure && trace.finish_reason !== "stop") {
+      // OpenCode answered 200 with an empty body: a failed run, unless the messages show it finished.
+      failure = "agent_error";
+      failureMessage = "OpenCode answered with an empty body and the session shows no finished reply";
+    }
+    if (error && !failure) {
+      failure = "agent_error";
+      failureMessage = `${error.name}: ${error.message}`;
+    }
+    const result: TaskResult = { success: !failure, summary, trace };
+    if (failure) {
+      result.failure = failure;
+      result.error = failureMessage;
+      if (failure !== "agent_error" && trace.finish_reason === "unknown") trace.finish_reason = failure;
+    }
+    request.onEvent?.({ type: "finished", result });
+    return result;
+  }
+
+  async abort(sessionId: string, directory: string): Promise<void> {
+    const client = await this.ready();
+    await client.abort(sessionId, this.paths.toBackend(directory));
+  }
+
+  async closeSession(sessionId: string, directory: string): Promise<void> {
+    const client = await this.ready();
+    await client.deleteSession(sessionId, this.paths.toBackend(directory));
+  }
+
+  async stop(): Promise<void> {
+    await this.client?.close();
+    await this.managed?.stop();
+  }
+}
+
+function formatDuration(ms: number): string {
+  const s = Math.round(ms / 1000);
+  return s >= 120 ? `${Math.round(s / 60)} min` : `${s} s`;
+}

@@ -1,0 +1,234 @@
+import { Agent, RetryAgent, errors as undiciErrors, request, type Dispatcher } from "undici";
+
+/**
+ * A small HTTP client for the OpenCode server (1.x API). Every instance route carries
+ * `?directory=` so a call lands on the instance of that workspace; Basic auth when a password is
+ * set; bounded timeouts everywhere (undici's 300 s defaults would cut long prompts, and no call may
+ * wait forever); retries with exponential backoff only where repeating is safe.
+ */
+
+export interface OpencodeSession {
+  id: string;
+  directory: string;
+  title?: string;
+  version?: string;
+}
+
+export interface OpencodeTokens {
+  total?: number;
+  input: number;
+  output: number;
+  reasoning: number;
+  cache: { read: number; write: number };
+}
+
+export interface OpencodeMessageInfo {
+  id: string;
+  sessionID: string;
+  role: "user" | "assistant";
+  parentID?: string;
+  modelID?: string;
+  providerID?: string;
+  cost?: number;
+  tokens?: OpencodeTokens;
+  finish?: string;
+  time: { created: number; completed?: number };
+  error?: { name: string; data?: { message?: string; [key: string]: unknown } };
+}
+
+export interface OpencodePart {
+  id?: string;
+  type: string;
+  text?: string;
+  tool?: string;
+  callID?: string;
+  state?: {
+    status: "pending" | "running" | "completed" | "error";
+    input?: Record<string, unknown>;
+    output?: string;
+    title?: string;
+    error?: string;
+    time?: { start?: number; end?: number };
+  };
+  [key: string]: unknown;
+}
+
+export interface OpencodeMessage {
+  info: OpencodeMessageInfo;
+  parts: OpencodePart[];
+}
+
+export interface PromptBody {
+  parts: { type: "text"; text: string }[];
+  model?: { providerID: string; modelID: string };
+  agent?: string;
+}
+
+export class OpencodeHttpError extends Error {
+  override readonly name = "OpencodeHttpError";
+  constructor(
+    readonly status: number,
+    readonly route: string,
+    readonly body: string,
+  ) {
+    super(`OpenCode answered ${status} to ${route}: ${body.slice(0, 500) || "(empty body)"}`);
+  }
+}
+
+/** OpenCode could not be reached at all (refused, reset, timed out). */
+export class OpencodeUnavailableError extends Error {
+  override readonly name = "OpencodeUnavailableError";
+}
+
+export interface OpencodeClientOptions {
+  baseUrl: string;
+  username?: string;
+  password?: string;
+  /** Timeout for ordinary calls (not prompts), default 30 s. */
+  requestTimeoutMs?: number;
+}
+
+const RETRY_BASE = { maxRetries: 4, minTimeout: 200, maxTimeout: 3000, timeoutFactor: 2 };
+
+export class OpencodeClient {
+  readonly baseUrl: string;
+  private readonly authHeader?: string;
+  private readonly requestTimeoutMs: number;
+  private readonly agent: Agent;
+  /** For reads, deletes and aborts: repeated on connection errors and 5xx. */
+  private readonly idempotent: Dispatcher;
+  /** For calls with effects (create, prompt): repeated only when the connection was refused, i.e. nothing was sent. */
+  private readonly firstContact: Dispatcher;
+
+  constructor(options: OpencodeClientOptions) {
+    this.baseUrl = options.baseUrl.replace(/\/+$/, "");
+    this.requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
+    if (options.password) {
+      const user = options.username ?? "opencode";
+      this.authHeader = "Basic " + Buffer.from(`${user}:${options.password}`).toString("base64");
+    }
+    this.agent = new Agent({ headersTimeout: this.requestTimeoutMs, bodyTimeout: this.requestTimeoutMs, connectTimeout: 5_000 });
+    this.idempotent = new RetryAgent(this.agent, {
+      ...RETRY_BASE,
+      methods: ["GET", "DELETE", "POST"],
+      statusCodes: [500, 502, 503, 504],
+    });
+    this.firstContact = new RetryAgent(this.agent, {
+      ...RETRY_BASE,
+      methods: ["POST"],
+      statusCodes: [],
+      errorCodes: ["ECONNREFUSED"],
+    });
+  }
+
+  async health(timeoutMs = 5_000): Promise<{ healthy: boolean; version: string }> {
+    // One attempt with its own short timeout: used while polling a server that is starting.
+    return this.call("GET", "/global/health", undefined, { dispatcher: this.agent, timeoutMs });
+  }
+
+  createSession(directory: string, body: { title?: string; agent?: string }): Promise<OpencodeSession> {
+    return this.call("POST", `/session${dirQuery(directory)}`, body, { dispatcher: this.firstContact });
+  }
+
+  getSession(sessionId: string, directory: string): Promise<OpencodeSession> {
+    return this.call("GET", `/session/${enc(sessionId)}${dirQuery(directory)}`);
+  }
+
+  deleteSession(sessionId: string, directory: string): Promise<boolean> {
+    return this.call("DELETE", `/session/${enc(sessionId)}${dirQuery(directory)}`);
+  }
+
+  /**
+   * The synchronous prompt: blocks until the agent loop ends and answers the LAST assistant message
+   * only, or `undefined` when OpenCode answered 200 with an empty body (a known failure mode).
+   */
+  prompt(sessionId: string, directory: string, body: PromptBody, options: { timeoutMs: number; signal?: AbortSignal }): Promise<OpencodeMessage | undefined> {
+    return this.call("POST", `/session/${enc(sessionId)}/message${dirQuery(directory)}`, body, {
+      dispatcher: this.firstContact,
+      timeoutMs: options.timeoutMs,
+      signal: options.signal,
+      allowEmpty: true,
+    });
+  }
+
+  /** All messages of a session, or the last `limit` ones. */
+  messages(sessionId: string, directory: string, limit?: number): Promise<OpencodeMessage[]> {
+    const extra = limit ? `&limit=${limit}` : "";
+    return this.call("GET", `/session/${enc(sessionId)}/message${dirQuery(directory)}${extra}`);
+  }
+
+  abort(sessionId: string, directory: string): Promise<boolean> {
+    return this.call("POST", `/session/${enc(sessionId)}/abort${dirQuery(directory)}`, undefined, { timeoutMs: 10_000 });
+  }
+
+  async close(): Promise<void> {
+    await this.agent.close().catch(() => undefined);
+  }
+
+  private async call<T>(
+    method: "GET" | "POST" | "DELETE",
+    route: string,
+    body?: unknown,
+    options: { dispatcher?: Dispatcher; timeoutMs?: number; signal?: AbortSignal; allowEmpty?: boolean } = {},
+  ): Promise<T> {
+    const timeoutMs = options.timeoutMs ?? this.requestTimeoutMs;
+    const headers: Record<string, string> = { accept: "application/json" };
+    if (this.authHeader) headers.authorization = this.authHeader;
+    if (body !== undefined) headers["content-type"] = "application/json";
+    let response: Dispatcher.ResponseData;
+    try {
+      response = await request(this.baseUrl + route, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        dispatcher: options.dispatcher ?? this.idempotent,
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
+        signal: options.signal,
+      });
+    } catch (err) {
+      throw this.describeFailure(err, method, route, timeoutMs, options.signal);
+    }
+    const text = await response.body.text().catch(() => "");
+    if (response.statusCode === 401) {
+      throw new OpencodeHttpError(401, route, "unauthorized: the OpenCode server wants a password; set it in the variable named by opencode.password_env");
+    }
+    if (response.statusCode >= 400) throw new OpencodeHttpError(response.statusCode, `${method} ${stripQuery(route)}`, text);
+    if (text.trim() === "") {
+      if (options.allowEmpty) return undefined as T;
+      throw new OpencodeHttpError(response.statusCode, `${method} ${stripQuery(route)}`, "");
+    }
+    try {
+      return JSON.parse(text) as T;
+    } catch {
+      throw new OpencodeHttpError(response.statusCode, `${method} ${stripQuery(route)}`, `not JSON: ${text.slice(0, 200)}`);
+    }
+  }
+
+  private describeFailure(err: unknown, method: string, route: string, timeoutMs: number, signal?: AbortSignal): Error {
+    if (signal?.aborted) return signal.reason instanceof Error ? signal.reason : new Error("aborted");
+    if (err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError) {
+      return new OpencodeTimeoutError(`OpenCode did not answer ${method} ${stripQuery(route)} within ${Math.round(timeoutMs / 1000)} s`);
+    }
+    const code = (err as { code?: string; cause?: { code?: string } }).code ?? (err as { cause?: { code?: string } }).cause?.code;
+    return new OpencodeUnavailableError(
+      `cannot reach the OpenCode server at ${this.baseUrl} (${code ?? (err as Error).message}) for ${method} ${stripQuery(route)}`,
+    );
+  }
+}
+
+export class OpencodeTimeoutError extends Error {
+  override readonly name = "OpencodeTimeoutError";
+}
+
+function enc(s: string): string {
+  return encodeURIComponent(s);
+}
+
+function dirQuery(directory: string): string {
+  return `?directory=${encodeURIComponent(directory)}`;
+}
+
+function stripQuery(route: string): string {
+  return route.split("?")[0] ?? route;
+}

@@ -1,0 +1,18 @@
+import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { registerTool, type ToolContext } from "./tools/define.js";
+import { allTools } from "./tools/index.js";
+import { VERSION } from "./version.js";
+
+const INSTRUCTIONS = `coding-mcp delegates whole coding tasks to the OpenCode agent inside git workspaces.
+Typical flow: coding_open (new, cloned or existing repository) -> code (one or more tasks) -> coding_commit -> coding_push -> coding_close.
+code answers with the agent's summary, the files changed and a trace of its tool calls. Close sessions when done.`;
+
+/** The MCP server with every coding tool registered; one per MCP connection, all sharing one context. */
+export function createServer(ctx: ToolContext): McpServer {
+  const server = new McpServer(
+    { name: "coding-mcp", title: "coding-mcp", version: VERSION },
+    { capabilities: { tools: {}, logging: {} }, instructions: INSTRUCTIONS },
+  );
+  for (const tool of allTools) registerTool(server, tool, ctx);
+  return server;
+}

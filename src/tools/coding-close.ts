@@ -1,0 +1,33 @@
+import { z } from "zod";
+import { ChangedFile, Totals, formatChangedFiles, sessionId } from "./schemas.js";
+import { defineTool } from "./define.js";
+
+export const codingCloseTool = defineTool({
+  name: "coding_close",
+  title: "Close a coding session",
+  description:
+    "Close a session. A managed workspace is removed according to workspace.cleanup_policy (on_session_end: always; " +
+    "on_success: unless success is false; manual: never) once no other session uses it; your own workspace_path is never deleted. " +
+    "Push first what you want to keep. Answers the files changed over the session and its totals (tasks, cost, tokens, time).",
+  inputSchema: {
+    session_id: sessionId,
+    success: z.boolean().optional().describe("Whether the work succeeded; with cleanup_policy on_success a failed session's workspace is kept"),
+  },
+  outputSchema: {
+    files_changed: z.array(ChangedFile),
+    cleaned_up: z.boolean(),
+    workspace_path: z.string(),
+    totals: Totals,
+  },
+  annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: false },
+  async handle(args, ctx) {
+    const result = await ctx.sessions.close(args);
+    return {
+      structured: result,
+      text:
+        `Closed the session; workspace ${result.cleaned_up ? "removed" : `kept at ${result.workspace_path}`}. ` +
+        `Changed over the session: ${formatChangedFiles(result.files_changed)}. ` +
+        `${result.totals.tasks} tasks, cost ${result.totals.cost}, ${(result.totals.duration_ms / 1000).toFixed(1)} s.`,
+    };
+  },
+});

@@ -1,0 +1,48 @@
+import { z } from "zod";
+import { defineTool } from "./define.js";
+
+export const codingOpenTool = defineTool({
+  name: "coding_open",
+  title: "Open a coding workspace",
+  description:
+    "Open a coding session on a git workspace. Without workspace_path or repo_url you get a new empty managed repository; " +
+    "with repo_url coding-mcp clones it (https, ssh, git@host:path) into a managed workspace; with workspace_path it uses " +
+    "your existing git repository (which must be inside the configured allowed roots and is never deleted). " +
+    "Sessions with scope \"workflow\" and the same scope_id share one workspace, so later steps see earlier commits. " +
+    "Returns a session_id for code, coding_commit, coding_push and coding_close.",
+  inputSchema: {
+    workspace_path: z.string().min(1).optional().describe("An existing git repository to work in (inside workspace.allowed_roots)"),
+    repo_url: z.string().min(1).optional().describe("Repository to clone into a managed workspace"),
+    branch: z.string().min(1).optional().describe("Branch to check out when cloning"),
+    shallow: z.boolean().optional().describe("Clone with depth 1"),
+    sparse_paths: z.array(z.string().min(1)).max(200).optional().describe("Check out only these directories (sparse checkout)"),
+    title: z.string().max(200).optional().describe("A title for the session, shown in OpenCode"),
+    scope: z.enum(["agent", "workflow"]).optional().describe("agent (default): a workspace of its own; workflow: shared by sessions with the same scope_id"),
+    scope_id: z
+      .string()
+      .regex(/^[A-Za-z0-9._:-]{1,128}$/, { error: "scope_id: use 1-128 letters, digits, '.', '_', ':' or '-'" })
+      .optional()
+      .describe("Sessions with the same scope and scope_id reuse one workspace"),
+    model: z.string().optional().describe("Default provider/model for this session's tasks, e.g. anthropic/claude-sonnet-4-5"),
+  },
+  outputSchema: {
+    session_id: z.string(),
+    workspace_id: z.string(),
+    workspace_path: z.string(),
+    managed: z.boolean(),
+    branch: z.string().optional(),
+    scope: z.enum(["agent", "workflow"]),
+    scope_id: z.string().optional(),
+    backend_session_id: z.string(),
+    reused_workspace: z.boolean(),
+  },
+  annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: true },
+  async handle(args, ctx) {
+    const opened = await ctx.sessions.open(args);
+    const where = opened.reused_workspace ? "reused workspace" : opened.managed ? "new managed workspace" : "your workspace";
+    return {
+      structured: opened,
+      text: `Opened session ${opened.session_id} on ${where} ${opened.workspace_path}${opened.branch ? ` (branch ${opened.branch})` : ""}.`,
+    };
+  },
+});

@@ -1,0 +1,81 @@
+import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import type { RequestHandlerExtra } from "@modelcontextprotocol/sdk/shared/protocol.js";
+import type { CallToolResult, ServerNotification, ServerRequest, ToolAnnotations } from "@modelcontextprotocol/sdk/types.js";
+import { z } from "zod";
+import { UserError, errorMessage } from "../errors.js";
+import type { Logger } from "../log.js";
+import type { Redactor } from "../redact.js";
+import type { SessionManager } from "../sessions.js";
+
+/**
+ * One tool = one `defineTool({...})` object: its schemas, annotations and handler side by side.
+ * The handler returns the structured answer and a short text; registration adds what every tool
+ * shares: redaction of everything sent out, and `isError` answers that say what to do.
+ */
+
+export interface ToolContext {
+  sessions: SessionManager;
+  redactor: Redactor;
+  log: Logger;
+}
+
+export type ToolExtra = RequestHandlerExtra<ServerRequest, ServerNotification>;
+
+export interface ToolAnswer<O> {
+  structured: O;
+  text: string;
+}
+
+export interface ToolDefinition<I extends z.ZodRawShape, O extends z.ZodRawShape> {
+  name: string;
+  title: string;
+  description: string;
+  inputSchema: I;
+  outputSchema: O;
+  annotations: Omit<ToolAnnotations, "title">;
+  handle(args: z.infer<z.ZodObject<I>>, ctx: ToolContext, extra: ToolExtra): Promise<ToolAnswer<z.infer<z.ZodObject<O>>>>;
+}
+
+export function defineTool<I extends z.ZodRawShape, O extends z.ZodRawShape>(definition: ToolDefinition<I, O>): ToolDefinition<I, O> {
+  return definition;
+}
+
+export function errorResult(redactor: Redactor, message: string, hint?: string): CallToolResult {
+  const text = hint ? `${message}. ${hint}` : message;
+  return { isError: true, content: [{ type: "text", text: redactor.text(text) }] };
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function registerTool(server: McpServer, tool: ToolDefinition<any, any>, ctx: ToolContext): void {
+  // Parsing the answer with the output schema drops internal fields (e.g. span timestamps), so
+  // clients get exactly the declared shape.
+  const output = z.object(tool.outputSchema);
+  server.registerTool(
+    tool.name,
+    {
+      title: tool.title,
+      description: tool.description,
+      inputSchema: tool.inputSchema,
+      outputSchema: tool.outputSchema,
+      annotations: { title: tool.title, ...tool.annotations },
+    },
+    async (args: unknown, extra: ToolExtra): Promise<CallToolResult> => {
+      const started = Date.now();
+      try {
+        const answer = await tool.handle(args as Record<string, unknown>, ctx, extra);
+        ctx.log.debug(`${tool.name} answered in ${Date.now() - started} ms`);
+        return {
+          content: [{ type: "text", text: ctx.redactor.text(answer.text) }],
+          structuredContent: ctx.redactor.value(output.parse(answer.structured)) as Record<string, unknown>,
+        };
+      } catch (err) {
+        if (err instanceof UserError) {
+          ctx.log.info(`${tool.name} refused: ${err.message}`);
+          return errorResult(ctx.redactor, `${tool.name}: ${err.message}`, err.hint);
+        }
+        ctx.log.error(`${tool.name} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+        return errorResult(ctx.redactor, `${tool.name} failed: ${errorMessage(err)}`, "This is likely a problem on coding-mcp's side or its OpenCode server; the server log (stderr) has details.");
+      }
+    },
+  );
+}

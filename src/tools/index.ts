@@ -1,0 +1,8 @@
+import { codeTool } from "./code.js";
+import { codingCloseTool } from "./coding-close.js";
+import { codingCommitTool } from "./coding-commit.js";
+import { codingOpenTool } from "./coding-open.js";
+import { codingPushTool } from "./coding-push.js";
+
+/** Every tool coding-mcp serves, in the order clients list them. */
+export const allTools = [codingOpenTool, codeTool, codingCommitTool, codingPushTool, codingCloseTool];

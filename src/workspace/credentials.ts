@@ -1,0 +1,70 @@
+import fs from "node:fs/promises";
+import path from "node:path";
+import type { ResolvedConfig } from "../config.js";
+
+/**
+ * How git authenticates one clone or push. The token reaches git only through GIT_ASKPASS: a fixed
+ * script that echoes an environment variable set for that one git process. It is never put in argv,
+ * a URL, .git/config or a file.
+ */
+export interface GitAuth {
+  /** Extra environment for the git process (contains the token when one is configured). */
+  env: Record<string, string>;
+  /** Global options to put before the git subcommand. */
+  configArgs: string[];
+  /** For error hints only; never the secret itself. */
+  tokenEnv: string;
+  hasToken: boolean;
+}
+
+export const PASSWORD_VARIABLE = "CODING_MCP_GIT_PASSWORD";
+const USERNAME_VARIABLE = "CODING_MCP_GIT_USERNAME";
+
+// Git calls the helper with its prompt as $1 ("Username for 'https://host': " / "Password for …").
+// The script holds no secret: both answers come from the environment of that one git process.
+const ASKPASS_SCRIPT = `#!/bin/sh
+case "$1" in
+  Username*) printf '%s\\n' "$${USERNAME_VARIABLE}" ;;
+  *) printf '%s\\n' "$${PASSWORD_VARIABLE}" ;;
+esac
+`;
+
+type AuthConfig = Pick<ResolvedConfig, "git" | "secrets">;
+
+export async function authEnv(config: AuthConfig, stateDir: string): Promise<GitAuth> {
+  const auth: GitAuth = { env: {}, configArgs: [], tokenEnv: config.git.token_env, hasToken: false };
+  const token = config.secrets.gitToken;
+  if (token) {
+    auth.hasToken = true;
+    auth.env.GIT_ASKPASS = await writeAskpass(stateDir);
+    auth.env[USERNAME_VARIABLE] = config.git.username;
+    auth.env[PASSWORD_VARIABLE] = token;
+    // An empty value resets the helper list, so the user's own helper cannot answer (or store the token) instead.
+    auth.configArgs.push("-c", "credential.helper=");
+  }
+  if (config.git.ssh_key_path) {
+    // GIT_SSH_COMMAND is run by a shell, hence the quoting. Host keys stay checked; BatchMode makes ssh
+    // fail instead of waiting for a passphrase or host-key prompt nobody can answer.
+    auth.env.GIT_SSH_COMMAND = `ssh -i ${shellQuote(config.git.ssh_key_path)} -o IdentitiesOnly=yes -o BatchMode=yes`;
+  }
+  return auth;
+}
+
+/** Write the askpass script (mode 0700) under stateDir, atomically so a concurrent git never runs half a file. */
+async function writeAskpass(stateDir: string): Promise<string> {
+  await fs.mkdir(stateDir, { recursive: true, mode: 0o700 });
+  const file = path.join(stateDir, "git-askpass.sh");
+  const current = await fs.readFile(file, "utf8").catch(() => undefined);
+  if (current === ASKPASS_SCRIPT) {
+    await fs.chmod(file, 0o700);
+    return file;
+  }
+  const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
+  await fs.writeFile(tmp, ASKPASS_SCRIPT, { mode: 0o700 });
+  await fs.rename(tmp, file);
+  return file;
+}
+
+export function shellQuote(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}

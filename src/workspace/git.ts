@@ -1,0 +1,613 @@
+import { randomBytes } from "node:crypto";
+import fs from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { execa } from "execa";
+import { UserError } from "../errors.js";
+import type { Redactor } from "../redact.js";
+import type { GitAuth } from "./credentials.js";
+import { repoRelativePath } from "./paths.js";
+
+const STDERR_LIMIT = 2_000;
+const MAX_COMMITS = 100;
+
+// ---------------------------------------------------------------------------------------------
+// Running git
+// ---------------------------------------------------------------------------------------------
+
+export class GitError extends Error {
+  override readonly name = "GitError";
+  constructor(
+    message: string,
+    /** The arguments, redacted. */
+    readonly args: string[],
+    readonly exitCode: number | undefined,
+    /** Redacted, at most 2,000 characters. */
+    readonly stderr: string,
+    readonly timedOut: boolean,
+    /** Redacted stdout, for commands that report on stdout (push --porcelain). */
+    readonly stdout = "",
+  ) {
+    super(message);
+  }
+}
+
+export interface GitRunOptions {
+  cwd: string;
+  timeoutMs?: number;
+  env?: Record<string, string>;
+  /** Written to git's stdin; without it stdin is closed. */
+  input?: string;
+}
+
+export interface GitResult {
+  stdout: string;
+  stderr: string;
+  exitCode: number;
+}
+
+export interface GitOptions {
+  redactor: Redactor;
+  log?: (msg: string) => void;
+  /** Variables removed from git's environment (e.g. the token variable), so hooks and helpers never see them. */
+  hideEnv?: string[];
+}
+
+// Inherited variables that would point git at another repository than the one we name with cwd.
+const REPO_LOCATING_ENV = [
+  "GIT_DIR",
+  "GIT_WORK_TREE",
+  "GIT_INDEX_FILE",
+  "GIT_OBJECT_DIRECTORY",
+  "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+  "GIT_COMMON_DIR",
+  "GIT_NAMESPACE",
+  "GIT_PREFIX",
+];
+
+// git runs in its own process group, so a timeout (or our exit) also ends the helpers it started
+// (git-remote-https, ssh, index-pack), which would otherwise keep a dead clone's connection open.
+const running = new Set<number>();
+let exitHookInstalled = false;
+
+function killGroup(pid: number): void {
+  try {
+    process.kill(-pid, "SIGKILL");
+  } catch {
+    // Already gone.
+  }
+}
+
+function trackProcess(pid: number): void {
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.once("exit", () => running.forEach(killGroup));
+  }
+  running.add(pid);
+}
+
+export class Git {
+  private readonly redactor: Redactor;
+  private readonly log: (msg: string) => void;
+  private readonly hiddenEnv: Record<string, undefined>;
+
+  constructor(opts: GitOptions) {
+    this.redactor = opts.redactor;
+    this.log = opts.log ?? (() => {});
+    this.hiddenEnv = Object.fromEntries([...REPO_LOCATING_ENV, ...(opts.hideEnv ?? [])].map((k) => [k, undefined]));
+  }
+
+  redact(s: string): string {
+    return this.redactor.text(s);
+  }
+
+  /** Run git and return its stdout without the final newline; a non-zero exit throws GitError. */
+  async run(args: string[], opts: GitRunOptions): Promise<string> {
+    const result = await this.exec(args, opts);
+    if (result.exitCode !== 0) throw this.failure(args, result.exitCode, result.stderr, false, result.stdout);
+    return result.stdout;
+  }
+
+  /** Run git and return its exit code instead of throwing on one (for commands whose exit code is the answer). Throws GitError on timeout or when git cannot start. */
+  async exec(args: string[], opts: GitRunOptions): Promise<GitResult> {
+    const started = Date.now();
+    const subprocess = execa("git", args, {
+      cwd: opts.cwd,
+      // LC_ALL=C keeps messages parseable; no prompt may wait for a terminal nobody watches.
+      env: { ...this.hiddenEnv, ...opts.env, GIT_TERMINAL_PROMPT: "0", LC_ALL: "C" },
+      ...(opts.input !== undefined ? { input: opts.input } : { stdin: "ignore" as const }),
+      detached: true,
+      reject: false,
+      stripFinalNewline: true,
+    });
+    const pid = subprocess.pid;
+    let timedOut = false;
+    const timer =
+      opts.timeoutMs !== undefined && pid !== undefined
+        ? setTimeout(() => {
+            timedOut = true;
+            killGroup(pid);
+          }, opts.timeoutMs)
+        : undefined;
+    if (pid !== undefined) trackProcess(pid);
+    let result;
+    try {
+      result = await subprocess;
+    } finally {
+      clearTimeout(timer);
+      if (pid !== undefined) running.delete(pid);
+    }
+    this.log(`git ${this.redact(args.join(" "))} -> ${timedOut ? "timed out" : result.exitCode} in ${Date.now() - started} ms`);
+    const stderr = String(result.stderr ?? "");
+    const stdout = String(result.stdout ?? "");
+    if (timedOut) throw this.failure(args, undefined, stderr, true, stdout, opts.timeoutMs);
+    if (result.exitCode === undefined) throw await this.startFailure(args, opts.cwd, result.code, stderr);
+    return { stdout, stderr, exitCode: result.exitCode };
+  }
+
+  private failure(args: string[], exitCode: number | undefined, stderr: string, timedOut: boolean, stdout: string, timeoutMs?: number): GitError {
+    const what = `git ${args.find((a) => !a.startsWith("-") && !a.includes("=")) ?? ""}`.trim();
+    const cleanStderr = this.redact(stderr).slice(-STDERR_LIMIT);
+    const message = timedOut
+      ? `${what} timed out after ${Math.round((timeoutMs ?? 0) / 1000)} s`
+      : `${what} failed (exit ${exitCode}): ${summarize(cleanStderr) || "no error message"}`;
+    return new GitError(message, args.map((a) => this.redact(a)), exitCode, cleanStderr, timedOut, this.redact(stdout));
+  }
+
+  private async startFailure(args: string[], cwd: string, code: string | undefined, stderr: string): Promise<Error> {
+    const cwdExists = await fs.stat(cwd).then((s) => s.isDirectory(), () => false);
+    if (!cwdExists) return new UserError(`directory ${cwd} does not exist`, "check the workspace path", "not_found");
+    if (code === "ENOENT") return new UserError("git is not installed or not on PATH", "install git (2.39 or newer) and restart coding-mcp", "git_missing");
+    return this.failure(args, undefined, stderr || `git could not run (${code ?? "killed"})`, false, "");
+  }
+}
+
+/** The line of git's stderr that says what went wrong: the last fatal/error line, else the last line. */
+function summarize(stderr: string): string {
+  const lines = stderr.split("\n").map((l) => l.trim()).filter(Boolean);
+  const errors = lines.filter((l) => /^(fatal|error|remote):/i.test(l));
+  return (errors.at(-1) ?? lines.at(-1) ?? "").slice(0, 500);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Names, refs and identity
+// ---------------------------------------------------------------------------------------------
+
+export interface Author {
+  name: string;
+  email: string;
+}
+
+/** Author and committer for one command only; the user's own config is never written. */
+function identityArgs(author: Author): string[] {
+  return ["-c", `user.name=${author.name}`, "-c", `user.email=${author.email}`];
+}
+
+export async function checkBranchName(git: Git, name: string): Promise<void> {
+  const hint = "use letters, digits and / - _ . (no spaces, '..', '~^:?*[\\', '@{', leading '-' or trailing '.lock')";
+  if (!name || name.startsWith("-") || name === "HEAD") {
+    throw new UserError(`branch ${JSON.stringify(name)} is not a valid branch name`, hint, "invalid_branch");
+  }
+  // refs/heads/<name> rather than --branch, which would expand @{-1} to another branch.
+  const result = await git.exec(["check-ref-format", `refs/heads/${name}`], { cwd: os.tmpdir() });
+  if (result.exitCode !== 0) throw new UserError(`branch ${JSON.stringify(name)} is not a valid branch name`, hint, "invalid_branch");
+}
+
+export async function checkRemoteName(git: Git, dir: string, name: string): Promise<void> {
+  const remotes = (await git.run(["remote"], { cwd: dir })).split("\n").filter(Boolean);
+  if (name.startsWith("-") || !remotes.includes(name)) {
+    throw new UserError(
+      `remote ${JSON.stringify(name)} does not exist in ${dir}`,
+      remotes.length ? `use one of: ${remotes.join(", ")}` : "the repository has no remotes; add one with git remote add",
+      "no_such_remote",
+    );
+  }
+}
+
+/** The full hash of a caller-named commit, refusing names git could read as options. */
+export function resolveCommit(git: Git, dir: string, ref: string): Promise<string> {
+  return resolveObject(git, dir, ref, "commit");
+}
+
+async function resolveObject(git: Git, dir: string, ref: string, type: "commit" | "tree"): Promise<string> {
+  const result = ref.startsWith("-") ? undefined : await git.exec(["rev-parse", "--verify", "--quiet", `${ref}^{${type}}`], { cwd: dir });
+  if (!result || result.exitCode !== 0) throw new UserError(`${JSON.stringify(ref)} is not a ${type} in ${dir}`, undefined, "unknown_ref");
+  return result.stdout;
+}
+
+/** HEAD's hash, or undefined in a repository without commits. */
+export async function headCommit(git: Git, dir: string): Promise<string | undefined> {
+  const result = await git.exec(["rev-parse", "--verify", "--quiet", "HEAD^{commit}"], { cwd: dir });
+  return result.exitCode === 0 ? result.stdout : undefined;
+}
+
+/** The checked-out branch, or undefined when HEAD is detached. */
+export async function currentBranch(git: Git, dir: string): Promise<string | undefined> {
+  const result = await git.exec(["symbolic-ref", "--quiet", "--short", "HEAD"], { cwd: dir });
+  return result.exitCode === 0 && result.stdout ? result.stdout : undefined;
+}
+
+export interface CommitInfo {
+  hash: string;
+  subject: string;
+}
+
+/** Commits reachable from `toRef` but not from `fromRef` (none: all of them), newest first, at most 100. */
+export async function commitsBetween(git: Git, dir: string, fromRef: string | undefined, toRef = "HEAD"): Promise<CommitInfo[]> {
+  const to = await resolveCommit(git, dir, toRef);
+  if (fromRef === undefined) return logCommits(git, dir, [to]);
+  return logCommits(git, dir, [`${await resolveCommit(git, dir, fromRef)}..${to}`]);
+}
+
+async function logCommits(git: Git, dir: string, revisions: string[]): Promise<CommitInfo[]> {
+  const out = await git.run(["log", `--max-count=${MAX_COMMITS}`, "--no-show-signature", "--format=%H%x09%s", ...revisions, "--"], { cwd: dir });
+  return out
+    .split("\n")
+    .filter(Boolean)
+    .map((line) => {
+      const tab = line.indexOf("\t");
+      return { hash: line.slice(0, tab), subject: line.slice(tab + 1) };
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Creating workspaces
+// ---------------------------------------------------------------------------------------------
+
+export const INITIAL_COMMIT_MESSAGE = "Initial commit (coding-mcp)";
+
+/** A new repository on branch main with one empty commit, so every workspace has a HEAD to diff against. */
+export async function initRepository(git: Git, dir: string, author: Author): Promise<void> {
+  await fs.mkdir(dir, { recursive: true });
+  await git.run(["init", "--quiet", "-b", "main"], { cwd: dir });
+  await git.run([...identityArgs(author), "commit", "--quiet", "--allow-empty", "--file=-"], { cwd: dir, input: INITIAL_COMMIT_MESSAGE });
+}
+
+export interface CloneOptions {
+  git: Git;
+  /** Already checked by validateRepoUrl. */
+  url: string;
+  dir: string;
+  branch?: string;
+  shallow?: boolean;
+  sparsePaths?: string[];
+  timeoutMs: number;
+  auth?: GitAuth;
+}
+
+export async function cloneRepository(o: CloneOptions): Promise<void> {
+  const { git } = o;
+  if (o.branch !== undefined) await checkBranchName(git, o.branch);
+  const sparse = await sparsePatterns(o.dir, o.sparsePaths ?? []);
+  const existed = await emptyOrMissing(o.dir);
+  await fs.mkdir(path.dirname(o.dir), { recursive: true });
+
+  const deadline = Date.now() + o.timeoutMs;
+  const env = o.auth?.env;
+  const configArgs = o.auth?.configArgs ?? [];
+  // --no-local: a local path goes through the normal transport, so --depth and --filter apply to it
+  // too and nothing is hard-linked from (or followed through symlinks in) the source repository.
+  const args = [...configArgs, "clone", "--no-local"];
+  if (o.branch !== undefined) args.push("--branch", o.branch);
+  if (o.shallow) args.push("--depth", "1");
+  if (sparse) args.push("--sparse", "--filter=blob:none");
+  args.push("--", o.url, o.dir);
+  try {
+    await git.run(args, { cwd: path.dirname(o.dir), timeoutMs: o.timeoutMs, ...(env && { env }) });
+    if (sparse) {
+      // Non-cone patterns read from stdin: exactly the given files and directories, nothing parsed as an option.
+      const sparseArgs = [...configArgs, "sparse-checkout", "set", "--no-cone", "--stdin"];
+      await git.run(sparseArgs, { cwd: o.dir, input: sparse, timeoutMs: Math.max(1, deadline - Date.now()), ...(env && { env }) });
+    }
+  } catch (err) {
+    await removeHalfMade(o.dir, existed);
+    throw cloneError(git, err, o);
+  }
+}
+
+/** sparse_paths as anchored, escaped non-cone patterns (one per line), or undefined for a full checkout. */
+async function sparsePatterns(dir: string, paths: string[]): Promise<string | undefined> {
+  if (paths.length === 0) return undefined;
+  const relative = await Promise.all(paths.map((p) => repoRelativePath(dir, p, "sparse_paths")));
+  if (relative.includes(".")) return undefined;
+  return relative.map((p) => "/" + p.replace(/[\\*?[\]!#\s]/g, "\\$&")).join("\n") + "\n";
+}
+
+/** True when `dir` exists (and is empty); a non-empty directory is refused before git runs, so a failed clone never touches its contents. */
+async function emptyOrMissing(dir: string): Promise<boolean> {
+  const entries = await fs.readdir(dir).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === "ENOENT") return undefined;
+    throw new UserError(`cannot clone into ${dir}: ${err.code === "ENOTDIR" ? "it is a file" : err.message}`);
+  });
+  if (entries?.length) throw new UserError(`cannot clone into ${dir}: the directory is not empty`, "choose a new or empty directory");
+  return entries !== undefined;
+}
+
+async function removeHalfMade(dir: string, existed: boolean): Promise<void> {
+  if (!existed) {
+    await fs.rm(dir, { recursive: true, force: true });
+    return;
+  }
+  // git clone only accepts an empty existing directory: empty it again.
+  const entries = await fs.readdir(dir).catch(() => [] as string[]);
+  await Promise.all(entries.map((e) => fs.rm(path.join(dir, e), { recursive: true, force: true })));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Remote failures
+// ---------------------------------------------------------------------------------------------
+
+type RemoteFailure = "branch" | "access" | "hostkey" | "network" | "other";
+
+const FAILURE_PATTERNS: [RemoteFailure, RegExp][] = [
+  ["branch", /remote branch .* not found|couldn't find remote ref/i],
+  ["hostkey", /host key verification failed/i],
+  [
+    "network",
+    /could not resolve host|could not resolve hostname|failed to connect|couldn't connect|connection refused|connection timed out|network is unreachable|no route to host|name or service not known|temporary failure in name resolution|connection reset|ssl_connect|unable to access/i,
+  ],
+  [
+    "access",
+    /not found|does not exist|authentication failed|could not read (username|password)|terminal prompts disabled|permission denied|invalid username or password|access denied|returned error: 40[134]|not appear to be a git repository|could not read from remote repository/i,
+  ],
+];
+
+function classify(stderr: string): RemoteFailure {
+  return FAILURE_PATTERNS.find(([, re]) => re.test(stderr))?.[0] ?? "other";
+}
+
+function authHint(auth: GitAuth | undefined): string {
+  const variable = auth?.tokenEnv ?? "the variable named by git.token_env";
+  return auth?.hasToken
+    ? `check the URL, and that the token in ${variable} can access this repository`
+    : `check the URL; for a private repository set a token in ${variable} (git.token_env) or git.ssh_key_path for ssh`;
+}
+
+function remoteFailure(git: Git, err: GitError, what: string, url: string, auth: GitAuth | undefined): UserError {
+  const u = git.redact(url);
+  const detail = summarize(err.stderr);
+  switch (classify(err.stderr)) {
+    case "access":
+      return new UserError(`${what}: repository ${u} not found or authentication failed (${detail})`, authHint(auth), "auth_failed");
+    case "hostkey":
+      return new UserError(
+        `${what}: the ssh host key of ${u} could not be verified (${detail})`,
+        "add the host's key to ~/.ssh/known_hosts after checking its fingerprint",
+        "host_key_unknown",
+      );
+    case "network":
+      return new UserError(`${what}: could not connect to the host of ${u} (${detail})`, "check the URL, the network and any proxy settings", "network_error");
+    default:
+      return new UserError(`${what}: ${detail || err.message}`, undefined, "git_failed");
+  }
+}
+
+function cloneError(git: Git, err: unknown, o: CloneOptions): unknown {
+  if (!(err instanceof GitError)) return err;
+  const what = `cloning ${git.redact(o.url)} failed`;
+  if (err.timedOut) {
+    return new UserError(
+      `cloning ${git.redact(o.url)} timed out after ${Math.round(o.timeoutMs / 60_000)} min`,
+      "raise limits.clone_timeout_min, or clone less with shallow: true or sparse_paths",
+      "timeout",
+    );
+  }
+  if (classify(err.stderr) === "branch") {
+    return new UserError(
+      `remote branch ${o.branch} not found in ${git.redact(o.url)}`,
+      "check the branch name, or omit branch to clone the default branch",
+      "branch_not_found",
+    );
+  }
+  return remoteFailure(git, err, what, o.url, o.auth);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Changes, commits and pushes
+// ---------------------------------------------------------------------------------------------
+
+export type FileStatus = "added" | "modified" | "deleted" | "renamed";
+
+export interface ChangedFile {
+  path: string;
+  status: FileStatus;
+  additions?: number;
+  deletions?: number;
+}
+
+interface Numstat {
+  path: string;
+  additions?: number;
+  deletions?: number;
+}
+
+/**
+ * Everything that differs between `sinceRef` (a commit or tree; default: the empty tree) and the working tree: committed,
+ * staged, unstaged and untracked-but-not-ignored. The working tree is staged into a throw-away copy of
+ * the index, so git itself detects renames and counts lines (binary files have no counts) in three git
+ * runs whatever the number of files, and the real index is left alone.
+ */
+export async function changedFiles(git: Git, dir: string, sinceRef?: string): Promise<ChangedFile[]> {
+  const base = sinceRef === undefined ? await emptyTree(git, dir) : await resolveObject(git, dir, sinceRef, "tree");
+  const index = path.resolve(dir, await git.run(["rev-parse", "--git-path", "index"], { cwd: dir }));
+  const scratch = `${index}.coding-mcp-${randomBytes(6).toString("hex")}`;
+  try {
+    await fs.copyFile(index, scratch).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== "ENOENT") throw err; // No index yet: start from an empty one.
+    });
+    const env = { GIT_INDEX_FILE: scratch };
+    await git.run(["add", "--all", "--ignore-errors"], { cwd: dir, env });
+    const out = await git.run(["diff", "--cached", "--raw", "--numstat", "-z", "-M", base, "--"], { cwd: dir, env });
+    return parseRawAndNumstat(out);
+  } finally {
+    await Promise.all([scratch, `${scratch}.lock`].map((f) => fs.rm(f, { force: true })));
+  }
+}
+
+async function emptyTree(git: Git, dir: string): Promise<string> {
+  return git.run(["hash-object", "-t", "tree", "/dev/null"], { cwd: dir });
+}
+
+const STATUS_BY_LETTER: Record<string, FileStatus> = { A: "added", C: "added", D: "deleted", R: "renamed" };
+
+/** `git diff --raw --numstat -z`: raw records (":modes hashes STATUS\0path\0[path\0]") then numstat records. */
+function parseRawAndNumstat(out: string): ChangedFile[] {
+  const tokens = out.split("\0");
+  const changes: ChangedFile[] = [];
+  let i = 0;
+  while (i < tokens.length && tokens[i]!.startsWith(":")) {
+    const letter = tokens[i]!.split(" ")[4]?.[0] ?? "M";
+    const twoPaths = letter === "R" || letter === "C";
+    changes.push({ path: tokens[i + (twoPaths ? 2 : 1)]!, status: STATUS_BY_LETTER[letter] ?? "modified" });
+    i += twoPaths ? 3 : 2;
+  }
+  const counts = new Map(parseNumstat(tokens, i).map((n) => [n.path, n]));
+  return changes.map((c) => {
+    const n = counts.get(c.path);
+    return n?.additions === undefined ? c : { ...c, additions: n.additions, deletions: n.deletions };
+  });
+}
+
+/** `--numstat -z` records from `tokens[start]`: "add\tdel\tpath" or, for a rename, "add\tdel\t" then old and new path. Binary files count "-". */
+function parseNumstat(tokens: string[], start: number): Numstat[] {
+  const result: Numstat[] = [];
+  for (let i = start; i < tokens.length; i++) {
+    const match = /^\n*(\d+|-)\t(\d+|-)\t([\s\S]*)$/.exec(tokens[i]!);
+    if (!match) continue; // The empty token after the final NUL, or a separator line.
+    let file = match[3]!;
+    if (file === "") {
+      file = tokens[i + 2] ?? "";
+      i += 2;
+    }
+    const binary = match[1] === "-";
+    result.push(binary ? { path: file } : { path: file, additions: Number(match[1]), deletions: Number(match[2]) });
+  }
+  return result;
+}
+
+export interface CommitOptions {
+  message: string;
+  /** Stage every change first (default true); ignored when `paths` is given. */
+  addAll?: boolean;
+  /** Stage and commit exactly these paths (relative to the workspace, or absolute inside it). */
+  paths?: string[];
+  author: Author;
+}
+
+export interface CommitResult {
+  committed: boolean;
+  commit_hash?: string;
+  files_changed: number;
+  insertions: number;
+  deletions: number;
+}
+
+export async function commitChanges(git: Git, dir: string, o: CommitOptions): Promise<CommitResult> {
+  if (!o.message.trim()) throw new UserError("the commit message is empty", "give a message that says what changed");
+  // Validated before git runs; literal pathspecs, so ':(glob)' or '*' in a name is just a name.
+  const paths = o.paths?.length ? await Promise.all(o.paths.map((p) => repoRelativePath(dir, p, "paths"))) : undefined;
+  const pathArgs = paths ? ["--", ...paths] : [];
+  const literal = ["--literal-pathspecs"];
+
+  if (paths || (o.addAll ?? true)) await stage(git, dir, [...literal, "add", "--all", ...pathArgs]);
+  const staged = await git.exec([...literal, "diff", "--cached", "--quiet", ...pathArgs], { cwd: dir });
+  if (staged.exitCode === 0) return { committed: false, files_changed: 0, insertions: 0, deletions: 0 };
+  if (staged.exitCode !== 1) throw new UserError(`git diff failed: ${git.redact(summarize(staged.stderr))}`, undefined, "git_failed");
+
+  try {
+    // The message goes through stdin, so one starting with '-' is just a message. Hooks still run.
+    await git.run([...identityArgs(o.author), ...literal, "commit", "--quiet", "--file=-", ...pathArgs], { cwd: dir, input: o.message });
+  } catch (err) {
+    if (!(err instanceof GitError)) throw err;
+    throw new UserError(
+      `git commit failed: ${summarize(err.stderr) || err.message}`,
+      "a pre-commit or commit-msg hook may have refused the commit; fix what it reports and retry",
+      "commit_failed",
+    );
+  }
+  const hash = await git.run(["rev-parse", "HEAD"], { cwd: dir });
+  const stats = parseNumstat((await git.run(["show", "--numstat", "-z", "--format=", "--no-show-signature", hash], { cwd: dir })).split("\0"), 0);
+  return {
+    committed: true,
+    commit_hash: hash,
+    files_changed: stats.length,
+    insertions: stats.reduce((sum, s) => sum + (s.additions ?? 0), 0),
+    deletions: stats.reduce((sum, s) => sum + (s.deletions ?? 0), 0),
+  };
+}
+
+async function stage(git: Git, dir: string, args: string[]): Promise<void> {
+  try {
+    await git.run(args, { cwd: dir });
+  } catch (err) {
+    const unmatched = err instanceof GitError && /pathspec '(.*)' did not match/.exec(err.stderr);
+    if (unmatched) throw new UserError(`paths: ${unmatched[1]} matches no file in the workspace`, "give paths of existing or deleted files");
+    throw err;
+  }
+}
+
+export interface PushOptions {
+  remote: string;
+  branch: string;
+  setUpstream: boolean;
+  timeoutMs: number;
+  auth?: GitAuth;
+}
+
+/**
+ * Push the local branch `branch` (or, when there is none, HEAD) to refs/heads/<branch> on `remote`.
+ * Returns the commits the remote did not have, as far as its remote-tracking refs tell (at most 100).
+ */
+export async function pushBranch(git: Git, dir: string, o: PushOptions): Promise<{ commits: CommitInfo[] }> {
+  await checkRemoteName(git, dir, o.remote);
+  await checkBranchName(git, o.branch);
+  const local = `refs/heads/${o.branch}`;
+  const source = (await git.exec(["rev-parse", "--verify", "--quiet", local], { cwd: dir })).exitCode === 0 ? local : "HEAD";
+  const commits = await unpushedCommits(git, dir, o.remote, o.branch, source);
+
+  const args = [...(o.auth?.configArgs ?? [])];
+  // The token is in this process's environment: no repository hook (which the agent could have written) runs with it.
+  if (o.auth?.hasToken) args.push("-c", "core.hooksPath=/dev/null");
+  args.push("push", "--porcelain", ...(o.setUpstream ? ["--set-upstream"] : []), "--", o.remote, `${source}:refs/heads/${o.branch}`);
+  let result: GitResult;
+  try {
+    result = await git.exec(args, { cwd: dir, timeoutMs: o.timeoutMs, ...(o.auth && { env: o.auth.env }) });
+  } catch (err) {
+    if (err instanceof GitError && err.timedOut) {
+      throw new UserError(
+        `pushing to ${o.remote} timed out after ${Math.round(o.timeoutMs / 60_000)} min`,
+        "raise limits.push_timeout_min, or check the network",
+        "timeout",
+      );
+    }
+    throw err;
+  }
+  if (result.exitCode !== 0) throw await pushError(git, dir, o, result);
+  return { commits };
+}
+
+async function unpushedCommits(git: Git, dir: string, remote: string, branch: string, source: string): Promise<CommitInfo[]> {
+  const tracking = `refs/remotes/${remote}/${branch}`;
+  const known = (await git.exec(["rev-parse", "--verify", "--quiet", `${tracking}^{commit}`], { cwd: dir })).exitCode === 0;
+  return logCommits(git, dir, known ? [`${tracking}..${source}`] : [source, "--not", `--remotes=${remote}`]);
+}
+
+async function pushError(git: Git, dir: string, o: PushOptions, result: GitResult): Promise<UserError> {
+  const where = `${o.remote}/${o.branch}`;
+  // Porcelain status lines: "!\t<src>:<dst>\t[rejected] (non-fast-forward)" or "[remote rejected] (reason)".
+  const refLine = result.stdout.split("\n").find((l) => l.startsWith("!\t")) ?? "";
+  const summary = git.redact(refLine.split("\t")[2] ?? "");
+  if (/^\[rejected\]/.test(summary)) {
+    return new UserError(
+      `push to ${where} was rejected: the remote branch has commits this workspace does not have ${summary.replace("[rejected]", "").trim()}`,
+      "fetch and rebase or merge the remote branch first, or push to a new branch",
+      "push_rejected",
+    );
+  }
+  if (/^\[remote rejected\]/.test(summary)) {
+    return new UserError(`the remote refused the push to ${where}: ${summary}`, "check the remote's branch protection and hooks", "push_rejected");
+  }
+  const url = await git.exec(["remote", "get-url", "--push", "--", o.remote], { cwd: dir }).then((r) => r.stdout || o.remote);
+  const err = new GitError("git push failed", [], result.exitCode, git.redact(result.stderr).slice(-STDERR_LIMIT), false);
+  return remoteFailure(git, err, `pushing to ${where} failed`, url, o.auth);
+}

@@ -1,0 +1,652 @@
+import fs from "node:fs/promises";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { execa } from "execa";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import type { ResolvedConfig } from "../src/config.js";
+import { UserError } from "../src/errors.js";
+import { Redactor } from "../src/redact.js";
+import { authEnv, PASSWORD_VARIABLE } from "../src/workspace/credentials.js";
+import {
+  changedFiles,
+  checkBranchName,
+  cloneRepository,
+  commitChanges,
+  commitsBetween,
+  currentBranch,
+  Git,
+  headCommit,
+  initRepository,
+  INITIAL_COMMIT_MESSAGE,
+  pushBranch,
+} from "../src/workspace/git.js";
+import { isInside, repoRelativePath, resolveInsideRoots } from "../src/workspace/paths.js";
+import { validateRepoUrl } from "../src/workspace/remote-url.js";
+
+// Every test runs against real git in throw-away directories, with a throw-away HOME so neither the
+// user's git config is read nor written.
+const author = { name: "Test Author", email: "author@example.test" };
+const SECRET = "tok_SuperSecretValue_1234567890";
+const redactor = new Redactor([SECRET]);
+const git = new Git({ redactor });
+
+let scratch: string;
+let home: string;
+const savedEnv = { HOME: process.env.HOME, GIT_CONFIG_NOSYSTEM: process.env.GIT_CONFIG_NOSYSTEM, XDG_CONFIG_HOME: process.env.XDG_CONFIG_HOME };
+
+beforeAll(async () => {
+  home = await fs.mkdtemp(path.join(os.tmpdir(), "coding-mcp-home-"));
+  process.env.HOME = home;
+  process.env.GIT_CONFIG_NOSYSTEM = "1";
+  delete process.env.XDG_CONFIG_HOME;
+});
+
+afterAll(async () => {
+  for (const [k, v] of Object.entries(savedEnv)) {
+    if (v === undefined) delete process.env[k];
+    else process.env[k] = v;
+  }
+  await fs.rm(home, { recursive: true, force: true });
+});
+
+beforeEach(async () => {
+  scratch = await fs.mkdtemp(path.join(os.tmpdir(), "coding-mcp-ws-"));
+});
+
+afterEach(async () => {
+  await fs.rm(scratch, { recursive: true, force: true });
+});
+
+/** Plain git, independent of the code under test. */
+async function sh(cwd: string, ...args: string[]): Promise<string> {
+  const env = { GIT_AUTHOR_NAME: "Fixture", GIT_AUTHOR_EMAIL: "f@x", GIT_COMMITTER_NAME: "Fixture", GIT_COMMITTER_EMAIL: "f@x" };
+  return (await execa("git", args, { cwd, env })).stdout;
+}
+
+async function write(dir: string, rel: string, content: string | Buffer): Promise<void> {
+  await fs.mkdir(path.dirname(path.join(dir, rel)), { recursive: true });
+  await fs.writeFile(path.join(dir, rel), content);
+}
+
+async function exists(p: string): Promise<boolean> {
+  return fs.lstat(p).then(() => true, () => false);
+}
+
+/** All files under dir except .git, relative, sorted. */
+async function filesOnDisk(dir: string): Promise<string[]> {
+  const entries = await fs.readdir(dir, { recursive: true, withFileTypes: true });
+  return entries
+    .filter((e) => e.isFile())
+    .map((e) => path.relative(dir, path.join(e.parentPath, e.name)))
+    .filter((p) => !p.startsWith(".git" + path.sep))
+    .sort();
+}
+
+async function expectUserError(promise: Promise<unknown>, code: string, message?: RegExp): Promise<UserError> {
+  const err = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(UserError);
+  const ue = err as UserError;
+  expect(ue.code).toBe(code);
+  if (message) expect(ue.message).toMatch(message);
+  return ue;
+}
+
+/** A working repo with files and a bare copy of it (branches main and feature, three commits on main). */
+async function makeOrigin(): Promise<{ work: string; bare: string }> {
+  const work = path.join(scratch, "origin-work");
+  await fs.mkdir(work);
+  await sh(work, "init", "-q", "-b", "main");
+  await write(work, "root.txt", "root\n");
+  await write(work, "a/b/f.txt", "f\n");
+  await write(work, "a/other.txt", "other\n");
+  await write(work, "c/g.txt", "g\n");
+  await write(work, "c/h.txt", "h\n");
+  await write(work, "st*r.txt", "star\n");
+  await sh(work, "add", "-A");
+  await sh(work, "commit", "-q", "-m", "one");
+  await write(work, "root.txt", "root 2\n");
+  await sh(work, "commit", "-q", "-am", "two");
+  await write(work, "root.txt", "root 3\n");
+  await sh(work, "commit", "-q", "-am", "three");
+  await sh(work, "checkout", "-q", "-b", "feature");
+  await write(work, "feature.txt", "feature\n");
+  await sh(work, "add", "-A");
+  await sh(work, "commit", "-q", "-m", "feature work");
+  await sh(work, "checkout", "-q", "main");
+  const bare = path.join(scratch, "origin.git");
+  await sh(scratch, "clone", "-q", "--bare", work, bare);
+  return { work, bare };
+}
+
+const fileRemotes = { allowInsecureHttp: false, allowFileRemotes: true };
+
+describe("initRepository", () => {
+  it("creates a repository on main with one empty commit by the given author, without touching global config", async () => {
+    const dir = path.join(scratch, "new", "repo");
+    await initRepository(git, dir, author);
+    expect(await sh(dir, "rev-list", "--count", "HEAD")).toBe("1");
+    expect(await sh(dir, "log", "-1", "--format=%an <%ae>|%cn <%ce>|%s")).toBe(
+      `Test Author <author@example.test>|Test Author <author@example.test>|${INITIAL_COMMIT_MESSAGE}`,
+    );
+    expect(await currentBranch(git, dir)).toBe("main");
+    expect(await headCommit(git, dir)).toBe(await sh(dir, "rev-parse", "HEAD"));
+    expect(await sh(dir, "ls-tree", "HEAD")).toBe("");
+    expect(await exists(path.join(home, ".gitconfig"))).toBe(false);
+    expect(await sh(dir, "config", "--local", "--get-regexp", "^user\\.").catch(() => "")).toBe("");
+  });
+
+  it("headCommit is undefined without commits, currentBranch undefined when detached", async () => {
+    const dir = path.join(scratch, "unborn");
+    await fs.mkdir(dir);
+    await sh(dir, "init", "-q", "-b", "main");
+    expect(await headCommit(git, dir)).toBeUndefined();
+    await initRepository(git, path.join(scratch, "r"), author);
+    const r = path.join(scratch, "r");
+    await sh(r, "checkout", "-q", "--detach");
+    expect(await currentBranch(git, r)).toBeUndefined();
+  });
+});
+
+describe("cloneRepository", () => {
+  it("clones a branch and keeps exactly the given URL as origin", async () => {
+    const { bare } = await makeOrigin();
+    const { url } = validateRepoUrl(bare, fileRemotes);
+    const dir = path.join(scratch, "clones", "one");
+    await cloneRepository({ git, url, dir, branch: "feature", timeoutMs: 60_000 });
+    expect(await currentBranch(git, dir)).toBe("feature");
+    expect(await fs.readFile(path.join(dir, "feature.txt"), "utf8")).toBe("feature\n");
+    expect(await sh(dir, "config", "--get", "remote.origin.url")).toBe(url);
+    expect(await sh(dir, "rev-parse", "HEAD")).toBe(await sh(bare, "rev-parse", "feature"));
+  });
+
+  it("shallow clones have one commit", async () => {
+    const { bare } = await makeOrigin();
+    const dir = path.join(scratch, "shallow");
+    await cloneRepository({ git, url: bare, dir, shallow: true, timeoutMs: 60_000 });
+    expect(await sh(dir, "rev-list", "--count", "HEAD")).toBe("1");
+    expect(await fs.readFile(path.join(dir, "root.txt"), "utf8")).toBe("root 3\n");
+  });
+
+  it("sparse clones check out only the given files and directories", async () => {
+    const { bare } = await makeOrigin();
+    const dir = path.join(scratch, "sparse");
+    await cloneRepository({ git, url: bare, dir, sparsePaths: ["a/b", "./c/g.txt", "st*r.txt"], timeoutMs: 60_000 });
+    expect(await filesOnDisk(dir)).toEqual(["a/b/f.txt", "c/g.txt", "st*r.txt"].map((p) => p.split("/").join(path.sep)));
+    // The rest is still in history, and the working tree counts as clean.
+    expect(await sh(dir, "ls-tree", "-r", "--name-only", "HEAD")).toContain("c/h.txt");
+    expect(await sh(dir, "status", "--porcelain")).toBe("");
+    expect(await changedFiles(git, dir, "HEAD")).toEqual([]);
+  });
+
+  it("refuses sparse paths that escape the workspace before cloning", async () => {
+    const { bare } = await makeOrigin();
+    const dir = path.join(scratch, "sparse-bad");
+    await expectUserError(cloneRepository({ git, url: bare, dir, sparsePaths: ["../x"], timeoutMs: 60_000 }), "invalid_input", /outside/);
+    expect(await exists(dir)).toBe(false);
+  });
+
+  it("a missing repository is a clear error and leaves no directory", async () => {
+    const dir = path.join(scratch, "missing");
+    const missing = path.join(scratch, `no-such-repo-${SECRET}.git`);
+    const err = await expectUserError(cloneRepository({ git, url: missing, dir, timeoutMs: 60_000 }), "auth_failed", /not found or authentication failed/);
+    expect(err.message).not.toContain(SECRET);
+    expect(err.hint).toMatch(/git\.token_env/);
+    expect(await exists(dir)).toBe(false);
+  });
+
+  it("a missing branch is a distinct error and leaves no directory", async () => {
+    const { bare } = await makeOrigin();
+    const dir = path.join(scratch, "nobranch");
+    await expectUserError(cloneRepository({ git, url: bare, dir, branch: "nope", timeoutMs: 60_000 }), "branch_not_found", /remote branch nope not found/);
+    expect(await exists(dir)).toBe(false);
+  });
+
+  it("an unreachable host is a network error", async () => {
+    const server = net.createServer();
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const port = (server.address() as net.AddressInfo).port;
+    await new Promise<void>((resolve) => server.close(() => resolve())); // now nothing listens there
+    const dir = path.join(scratch, "refused");
+    await expectUserError(cloneRepository({ git, url: `http://127.0.0.1:${port}/x.git`, dir, timeoutMs: 60_000 }), "network_error", /could not connect/);
+    expect(await exists(dir)).toBe(false);
+  });
+
+  it("a hanging server times out, kills git and its helpers, and leaves no directory", async () => {
+    const sockets: net.Socket[] = [];
+    const server = net.createServer((s) => sockets.push(s)); // accepts, never answers
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const port = (server.address() as net.AddressInfo).port;
+    const dir = path.join(scratch, "hang");
+    try {
+      const started = Date.now();
+      const err = await expectUserError(
+        cloneRepository({ git, url: `http://127.0.0.1:${port}/x.git`, dir, timeoutMs: 1_000 }),
+        "timeout",
+        /timed out/,
+      );
+      expect(err.hint).toMatch(/clone_timeout_min/);
+      expect(Date.now() - started).toBeLessThan(10_000);
+      expect(await exists(dir)).toBe(false);
+      // git-remote-http held the connection; killing the process group closes it.
+      expect(sockets.length).toBeGreaterThan(0);
+      await Promise.all(sockets.map((s) => (s.closed ? undefined : new Promise((resolve) => s.once("close", resolve)))));
+    } finally {
+      sockets.forEach((s) => s.destroy());
+      server.close();
+    }
+  });
+
+  it("refuses a non-empty destination without touching it", async () => {
+    const { bare } = await makeOrigin();
+    const dir = path.join(scratch, "occupied");
+    await write(dir, "keep.txt", "mine\n");
+    await expectUserError(cloneRepository({ git, url: bare, dir, timeoutMs: 60_000 }), "invalid_input", /not empty/);
+    expect(await fs.readFile(path.join(dir, "keep.txt"), "utf8")).toBe("mine\n");
+  });
+});
+
+describe("changedFiles", () => {
+  async function fixture(): Promise<{ dir: string; base: string }> {
+    const dir = path.join(scratch, "changes");
+    await initRepository(git, dir, author);
+    await write(dir, ".gitignore", "ignored.log\n");
+    await write(dir, "modified.txt", "one\ntwo\nthree\n");
+    await write(dir, "deleted.txt", "gone\n");
+    await write(dir, "rename-me.txt", Array.from({ length: 20 }, (_, i) => `line ${i}\n`).join(""));
+    await write(dir, "image.bin", Buffer.from([0, 1, 2, 3, 0, 255]));
+    await sh(dir, "add", "-A");
+    await sh(dir, "commit", "-q", "-m", "base");
+    return { dir, base: await sh(dir, "rev-parse", "HEAD") };
+  }
+
+  it("reports committed, staged, unstaged and untracked changes with git's counts", async () => {
+    const { dir, base } = await fixture();
+    await write(dir, "committed.txt", "a\nb\n");
+    await sh(dir, "add", "committed.txt");
+    await sh(dir, "commit", "-q", "-m", "after base");
+    await write(dir, "modified.txt", "one\n2\nthree\nfour\n"); // unstaged: +2 -1
+    await fs.rm(path.join(dir, "deleted.txt"));
+    await sh(dir, "mv", "rename-me.txt", "renamed.txt"); // staged rename
+    await write(dir, "image.bin", Buffer.from([0, 9, 9, 9, 0, 255])); // binary change
+    await write(dir, "new file.txt", "x\ny\nz"); // untracked, no final newline
+    await write(dir, "ünï cödé/tab\there.txt", "u\n");
+    await write(dir, "new.bin", Buffer.from([0, 0, 0]));
+    await write(dir, "ignored.log", "noise\n");
+    const indexBefore = await sh(dir, "diff", "--cached", "--name-status");
+
+    const changes = await changedFiles(git, dir, base);
+    const byPath = Object.fromEntries(changes.map((c) => [c.path, c]));
+    expect(Object.keys(byPath).sort()).toEqual(
+      ["committed.txt", "deleted.txt", "image.bin", "modified.txt", "new file.txt", "new.bin", "renamed.txt", "ünï cödé/tab\there.txt"].sort(),
+    );
+    expect(byPath["committed.txt"]).toEqual({ path: "committed.txt", status: "added", additions: 2, deletions: 0 });
+    expect(byPath["modified.txt"]).toEqual({ path: "modified.txt", status: "modified", additions: 2, deletions: 1 });
+    expect(byPath["deleted.txt"]).toEqual({ path: "deleted.txt", status: "deleted", additions: 0, deletions: 1 });
+    expect(byPath["renamed.txt"]).toEqual({ path: "renamed.txt", status: "renamed", additions: 0, deletions: 0 });
+    expect(byPath["image.bin"]).toEqual({ path: "image.bin", status: "modified" });
+    expect(byPath["new file.txt"]).toEqual({ path: "new file.txt", status: "added", additions: 3, deletions: 0 });
+    expect(byPath["ünï cödé/tab\there.txt"]).toEqual({ path: "ünï cödé/tab\there.txt", status: "added", additions: 1, deletions: 0 });
+    expect(byPath["new.bin"]).toEqual({ path: "new.bin", status: "added" });
+
+    // The real index is untouched and no scratch index is left behind.
+    expect(await sh(dir, "diff", "--cached", "--name-status")).toBe(indexBefore);
+    expect((await fs.readdir(path.join(dir, ".git"))).filter((f) => f.includes("coding-mcp"))).toEqual([]);
+    expect(await changedFiles(git, dir, "HEAD").then((c) => c.map((x) => x.path))).not.toContain("committed.txt");
+  });
+
+  it("is empty for a clean tree and accepts the empty tree as base", async () => {
+    const { dir } = await fixture();
+    expect(await changedFiles(git, dir, "HEAD")).toEqual([]);
+    const all = await changedFiles(git, dir, "4b825dc642cb6eb9a060e54bf8d69288fbee4904");
+    expect(all.map((c) => c.path).sort()).toEqual([".gitignore", "deleted.txt", "image.bin", "modified.txt", "rename-me.txt"]);
+    await expectUserError(changedFiles(git, dir, "--output=/tmp/x"), "unknown_ref");
+  });
+
+  it("is fast on 20,000 files with 2,000 changed", async () => {
+    const dir = path.join(scratch, "big");
+    await initRepository(git, dir, author);
+    const names = Array.from({ length: 20_000 }, (_, i) => `d${i % 100}/file-${i}.txt`);
+    for (let i = 0; i < 100; i++) await fs.mkdir(path.join(dir, `d${i}`));
+    await Promise.all(names.map((n) => fs.writeFile(path.join(dir, n), `content ${n}\n`)));
+    await sh(dir, "add", "-A");
+    await sh(dir, "commit", "-q", "-m", "big");
+    const base = await sh(dir, "rev-parse", "HEAD");
+    await Promise.all(names.slice(0, 1_500).map((n) => fs.appendFile(path.join(dir, n), "more\n")));
+    await Promise.all(names.slice(1_500, 2_000).map((n) => fs.rm(path.join(dir, n))));
+    const started = Date.now();
+    const changes = await changedFiles(git, dir, base);
+    const elapsed = Date.now() - started;
+    expect(changes).toHaveLength(2_000);
+    expect(changes.filter((c) => c.status === "deleted")).toHaveLength(500);
+    expect(elapsed).toBeLessThan(10_000);
+  });
+});
+
+describe("commitChanges", () => {
+  /** Files, insertions and deletions as `git show --numstat` reports them, parsed independently. */
+  async function showStats(dir: string, hash: string) {
+    const lines = (await sh(dir, "show", "--numstat", "--format=", hash)).split("\n").filter(Boolean);
+    let insertions = 0;
+    let deletions = 0;
+    for (const line of lines) {
+      const [a, d] = line.split("\t");
+      insertions += a === "-" ? 0 : Number(a);
+      deletions += d === "-" ? 0 : Number(d);
+    }
+    return { files_changed: lines.length, insertions, deletions };
+  }
+
+  async function repo(): Promise<string> {
+    const dir = path.join(scratch, "commit");
+    await initRepository(git, dir, author);
+    await write(dir, "keep.txt", "1\n2\n3\n");
+    await write(dir, "drop.txt", "x\n");
+    await sh(dir, "add", "-A");
+    await sh(dir, "commit", "-q", "-m", "base");
+    return dir;
+  }
+
+  it("stages everything and reports git show's stats, binary files included", async () => {
+    const dir = await repo();
+    await write(dir, "keep.txt", "1\ntwo\n3\n4\n");
+    await fs.rm(path.join(dir, "drop.txt"));
+    await write(dir, "sub dir/new.txt", "a\nb\nc\n");
+    await write(dir, "blob.bin", Buffer.from([0, 1, 0, 2]));
+    const result = await commitChanges(git, dir, { message: "-m looks like an option\n\nbody", author });
+    expect(result.committed).toBe(true);
+    expect(result.commit_hash).toBe(await sh(dir, "rev-parse", "HEAD"));
+    const { committed: _, commit_hash: __, ...stats } = result;
+    expect(stats).toEqual(await showStats(dir, result.commit_hash!));
+    expect(stats).toEqual({ files_changed: 4, insertions: 5, deletions: 2 });
+    expect(await sh(dir, "log", "-1", "--format=%B")).toBe("-m looks like an option\n\nbody");
+    expect(await sh(dir, "log", "-1", "--format=%an <%ae>|%cn <%ce>")).toBe("Test Author <author@example.test>|Test Author <author@example.test>");
+    expect(await sh(dir, "status", "--porcelain")).toBe("");
+  });
+
+  it("commits exactly the given paths and leaves the rest uncommitted", async () => {
+    const dir = await repo();
+    await write(dir, "keep.txt", "changed\n");
+    await write(dir, "a.txt", "a\n");
+    await write(dir, "b.txt", "b\n");
+    await sh(dir, "add", "b.txt"); // staged beforehand, but not named: must stay out of the commit
+    const result = await commitChanges(git, dir, { message: "only a and drop", paths: ["a.txt", path.join(dir, "drop.txt")], author, addAll: true });
+    // drop.txt exists unchanged: nothing to stage for it; only a.txt is new.
+    expect(await sh(dir, "show", "--name-status", "--format=", "HEAD")).toBe("A\ta.txt");
+    expect(result).toMatchObject({ committed: true, files_changed: 1, insertions: 1, deletions: 0 });
+    expect((await sh(dir, "status", "--porcelain")).split("\n").sort()).toEqual(["A  b.txt", " M keep.txt"].sort());
+  });
+
+  it("returns committed:false when there is nothing to commit", async () => {
+    const dir = await repo();
+    const head = await sh(dir, "rev-parse", "HEAD");
+    expect(await commitChanges(git, dir, { message: "nothing", author })).toEqual({ committed: false, files_changed: 0, insertions: 0, deletions: 0 });
+    await write(dir, "untracked.txt", "u\n");
+    expect((await commitChanges(git, dir, { message: "nothing staged", addAll: false, author })).committed).toBe(false);
+    expect(await sh(dir, "rev-parse", "HEAD")).toBe(head);
+  });
+
+  it("refuses escaping paths, option-like paths and empty messages before anything is staged", async () => {
+    const dir = await repo();
+    await write(dir, "keep.txt", "changed\n");
+    const head = await sh(dir, "rev-parse", "HEAD");
+    for (const p of ["../outside.txt", "/etc/passwd", "-f", "a/../../x"]) {
+      await expectUserError(commitChanges(git, dir, { message: "m", paths: ["keep.txt", p], author }), "invalid_input");
+    }
+    await expectUserError(commitChanges(git, dir, { message: "  \n", author }), "invalid_input", /empty/);
+    await expectUserError(commitChanges(git, dir, { message: "m", paths: ["nope.txt"], author }), "invalid_input", /matches no file/);
+    expect(await sh(dir, "diff", "--cached", "--name-only")).toBe("");
+    expect(await sh(dir, "rev-parse", "HEAD")).toBe(head);
+  });
+
+  it("respects hooks: a failing pre-commit hook is a clear error", async () => {
+    const dir = await repo();
+    await write(dir, ".git/hooks/pre-commit", "#!/bin/sh\necho 'lint failed: fix foo' >&2\nexit 1\n");
+    await fs.chmod(path.join(dir, ".git/hooks/pre-commit"), 0o755);
+    await write(dir, "keep.txt", "changed\n");
+    await expectUserError(commitChanges(git, dir, { message: "m", author }), "commit_failed", /lint failed/);
+  });
+
+  it("repoRelativePath normalises paths inside the root", async () => {
+    expect(await repoRelativePath(scratch, "./a//b/", "paths")).toBe("a/b");
+    expect(await repoRelativePath(scratch, path.join(scratch, "x"), "paths")).toBe("x");
+    expect(await repoRelativePath(scratch, ".", "paths")).toBe(".");
+  });
+});
+
+describe("pushBranch", () => {
+  async function setup() {
+    const { bare } = await makeOrigin();
+    const dir = path.join(scratch, "pusher");
+    await cloneRepository({ git, url: bare, dir, timeoutMs: 60_000 });
+    return { bare, dir };
+  }
+  const push = { remote: "origin", setUpstream: true, timeoutMs: 60_000 };
+
+  it("pushes new commits, reports them and sets the upstream", async () => {
+    const { bare, dir } = await setup();
+    await write(dir, "pushed.txt", "p\n");
+    const { commit_hash } = await commitChanges(git, dir, { message: "to push", author });
+    const result = await pushBranch(git, dir, { ...push, branch: "main" });
+    expect(result.commits).toEqual([{ hash: commit_hash, subject: "to push" }]);
+    expect(await sh(scratch, `--git-dir=${bare}`, "log", "-1", "--format=%H %s", "main")).toBe(`${commit_hash} to push`);
+    expect(await sh(dir, "rev-parse", "--abbrev-ref", "main@{upstream}")).toBe("origin/main");
+    expect(await commitsBetween(git, dir, "origin/main")).toEqual([]);
+  });
+
+  it("pushes HEAD to a new remote branch", async () => {
+    const { bare, dir } = await setup();
+    await write(dir, "x.txt", "x\n");
+    const { commit_hash } = await commitChanges(git, dir, { message: "new branch work", author });
+    const result = await pushBranch(git, dir, { ...push, branch: "coding-mcp/task-1", setUpstream: false });
+    expect(result.commits.map((c) => c.hash)).toEqual([commit_hash]);
+    expect(await sh(scratch, `--git-dir=${bare}`, "rev-parse", "refs/heads/coding-mcp/task-1")).toBe(commit_hash);
+  });
+
+  it("rejects a non-fast-forward push with a distinct error", async () => {
+    const { bare, dir } = await setup();
+    const other = path.join(scratch, "other");
+    await cloneRepository({ git, url: bare, dir: other, timeoutMs: 60_000 });
+    await write(other, "theirs.txt", "t\n");
+    await commitChanges(git, other, { message: "theirs", author });
+    await pushBranch(git, other, { ...push, branch: "main" });
+    const remoteHead = await sh(scratch, `--git-dir=${bare}`, "rev-parse", "main");
+
+    await write(dir, "mine.txt", "m\n");
+    await commitChanges(git, dir, { message: "mine", author });
+    const err = await expectUserError(pushBranch(git, dir, { ...push, branch: "main" }), "push_rejected", /rejected/);
+    expect(err.hint).toMatch(/rebase|new branch/);
+    expect(await sh(scratch, `--git-dir=${bare}`, "rev-parse", "main")).toBe(remoteHead);
+  });
+
+  it("refuses bad branch and remote names before pushing", async () => {
+    const { bare, dir } = await setup();
+    await write(dir, "x.txt", "x\n");
+    await commitChanges(git, dir, { message: "x", author });
+    const refsBefore = await sh(scratch, `--git-dir=${bare}`, "for-each-ref");
+    for (const branch of ["-f", "a..b", "--upload-pack=x", "HEAD", "has space", "@{-1}", ""]) {
+      await expectUserError(pushBranch(git, dir, { ...push, branch }), "invalid_branch");
+      await expectUserError(checkBranchName(git, branch), "invalid_branch");
+    }
+    for (const remote of ["nope", "--upload-pack=touch /tmp/x", "-v"]) {
+      await expectUserError(pushBranch(git, dir, { ...push, remote, branch: "main" }), "no_such_remote");
+    }
+    expect(await sh(scratch, `--git-dir=${bare}`, "for-each-ref")).toBe(refsBefore);
+  });
+
+  it("an unreachable remote is a network error", async () => {
+    const { dir } = await setup();
+    await sh(dir, "remote", "add", "dead", "http://127.0.0.1:9/x.git");
+    await expectUserError(pushBranch(git, dir, { ...push, remote: "dead", branch: "main" }), "network_error");
+  });
+
+  it("with a token, pushes without running repository hooks (which would see the token)", async () => {
+    const { bare, dir } = await setup();
+    const marker = path.join(scratch, "hook-ran");
+    await write(dir, ".git/hooks/pre-push", `#!/bin/sh\nenv > '${marker}'\n`);
+    await fs.chmod(path.join(dir, ".git/hooks/pre-push"), 0o755);
+    await write(dir, "x.txt", "x\n");
+    const { commit_hash } = await commitChanges(git, dir, { message: "x", author });
+    const auth = await authEnv(authConfig({ token: SECRET }), path.join(scratch, "state"));
+    await pushBranch(git, dir, { ...push, branch: "main", auth });
+    expect(await sh(scratch, `--git-dir=${bare}`, "rev-parse", "main")).toBe(commit_hash);
+    expect(await exists(marker)).toBe(false);
+  });
+});
+
+function authConfig(o: { token?: string; sshKey?: string }): Pick<ResolvedConfig, "git" | "secrets"> {
+  return {
+    git: {
+      token_env: "GITHUB_TOKEN",
+      username: "x-access-token",
+      allow_insecure_http: false,
+      allow_file_remotes: false,
+      user_name: "coding-mcp",
+      user_email: "coding-mcp@localhost",
+      ...(o.sshKey ? { ssh_key_path: o.sshKey } : {}),
+    },
+    secrets: o.token ? { gitToken: o.token } : {},
+  };
+}
+
+describe("authEnv", () => {
+  it("hands git the token through GIT_ASKPASS only, overriding the user's credential helper", async () => {
+    const stateDir = path.join(scratch, "state dir"); // a space, to prove git runs the helper without a shell
+    const auth = await authEnv(authConfig({ token: SECRET }), stateDir);
+    expect(auth.configArgs).toEqual(["-c", "credential.helper="]);
+    expect(auth.env[PASSWORD_VARIABLE]).toBe(SECRET);
+    const script = auth.env.GIT_ASKPASS!;
+    expect(isInside(script, stateDir)).toBe(true);
+    expect((await fs.stat(script)).mode & 0o777).toBe(0o700);
+    expect(await fs.readFile(script, "utf8")).not.toContain(SECRET);
+
+    // A repository whose own helper would answer with something else.
+    const dir = path.join(scratch, "cred");
+    await initRepository(git, dir, author);
+    await sh(dir, "config", "credential.helper", "!f() { echo username=wrong; echo password=wrong; }; f");
+    const out = await execa("git", [...auth.configArgs, "credential", "fill"], {
+      cwd: dir,
+      env: { ...auth.env, GIT_TERMINAL_PROMPT: "0" },
+      input: "protocol=https\nhost=example.com\n\n",
+    });
+    expect(out.stdout).toContain("username=x-access-token");
+    expect(out.stdout).toContain(`password=${SECRET}`);
+  });
+
+  it("uses the ssh key with host keys still checked, and nothing without credentials", async () => {
+    const withKey = await authEnv(authConfig({ sshKey: "/keys/it's key" }), path.join(scratch, "s"));
+    expect(withKey.env).toEqual({ GIT_SSH_COMMAND: "ssh -i '/keys/it'\\''s key' -o IdentitiesOnly=yes -o BatchMode=yes" });
+    expect(withKey.env.GIT_SSH_COMMAND).not.toMatch(/StrictHostKeyChecking/);
+    const none = await authEnv(authConfig({}), path.join(scratch, "s2"));
+    expect(none.env).toEqual({});
+    expect(none.configArgs).toEqual([]);
+    expect(await exists(path.join(scratch, "s2"))).toBe(false);
+  });
+});
+
+describe("validateRepoUrl", () => {
+  const strict = { allowInsecureHttp: false, allowFileRemotes: false };
+  const accepted: [string, string][] = [
+    ["https://github.com/o/r.git", "https"],
+    ["https://github.com:443/o/r", "https"],
+    ["ssh://git@github.com/o/r.git", "ssh"],
+    ["ssh://git@[::1]:2222/o/r.git", "ssh"],
+    ["git@github.com:o/r.git", "scp"],
+    ["github.com:o/r.git", "scp"],
+    ["http://127.0.0.1:8080/x.git", "http"],
+    ["http://127.5.6.7/x.git", "http"],
+    ["http://localhost/x.git", "http"],
+    ["http://[::1]:3000/x.git", "http"],
+  ];
+  it.each(accepted)("accepts %s", (url, kind) => {
+    expect(validateRepoUrl(url, strict)).toEqual({ kind, url });
+  });
+
+  const refused: [string, RegExp][] = [
+    ["ext::sh -c touch% /tmp/pwned", /whitespace/],
+    ["ext::sh", /remote helper/],
+    ["fd::17", /remote helper/],
+    ["foo::bar", /remote helper/],
+    ["-oProxyCommand=x", /starts with '-'/],
+    ["--upload-pack=touch", /starts with '-'/],
+    ["ssh://-oProxyCommand=x/r", /host/],
+    ["http://example.com/x.git", /plain http/],
+    ["git://example.com/x.git", /git:\/\//],
+    ["file:///tmp/x", /file:\/\//],
+    ["/tmp/x", /local path/],
+    ["./x", /local path/],
+    ["ftp://example.com/x", /unsupported scheme/],
+    ["https://github.com/o/r.git\n", /control/],
+    ["https://github.com/o r.git", /whitespace/],
+    ["", /empty/],
+    ["file:/tmp/x", /:\/\//],
+    ["https:github.com/x", /:\/\//],
+  ];
+  it.each(refused)("refuses %j", (url, message) => {
+    const call = () => validateRepoUrl(url, strict);
+    expect(call).toThrow(UserError);
+    expect(call).toThrow(message);
+  });
+
+  it.each([
+    `https://user:${SECRET}@github.com/o/r.git`,
+    `https://${SECRET}@github.com/o/r.git`,
+    `ssh://git:${SECRET}@github.com/o/r.git`,
+    `git:${SECRET}@github.com:o/r.git`,
+  ])("refuses credentials in %s without echoing them", (url) => {
+    let err: unknown;
+    try {
+      validateRepoUrl(url, strict);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(UserError);
+    expect((err as UserError).message).toMatch(/credentials/);
+    expect(`${(err as UserError).message} ${(err as UserError).hint}`).not.toContain(SECRET);
+  });
+
+  it("allows insecure transports and local repositories only when configured", () => {
+    expect(validateRepoUrl("http://example.com/x.git", { allowInsecureHttp: true, allowFileRemotes: false }).kind).toBe("http");
+    expect(validateRepoUrl("git://example.com/x.git", { allowInsecureHttp: true, allowFileRemotes: false }).kind).toBe("git");
+    expect(validateRepoUrl("file:///tmp/x", fileRemotes)).toEqual({ kind: "file", url: "file:///tmp/x" });
+    expect(validateRepoUrl("/tmp/x", fileRemotes)).toEqual({ kind: "file", url: "/tmp/x" });
+    expect(validateRepoUrl("rel/repo", fileRemotes)).toEqual({ kind: "file", url: path.resolve("rel/repo") });
+    expect(() => validateRepoUrl("ext::sh", { allowInsecureHttp: true, allowFileRemotes: true })).toThrow(UserError);
+  });
+});
+
+describe("paths", () => {
+  it("isInside compares path segments", () => {
+    expect(isInside("/a/b", "/a/b")).toBe(true);
+    expect(isInside("/a/b/c", "/a/b")).toBe(true);
+    expect(isInside("/a/bc", "/a/b")).toBe(false);
+    expect(isInside("/a", "/a/b")).toBe(false);
+    expect(isInside("/a/b/../c", "/a/b")).toBe(false);
+    expect(isInside("/a/b/..foo", "/a/b")).toBe(true);
+  });
+
+  it("resolveInsideRoots accepts directories inside a root and refuses the rest", async () => {
+    const root = path.join(scratch, "root");
+    const sibling = path.join(scratch, "root2"); // shares the prefix, is not inside
+    await fs.mkdir(path.join(root, "proj"), { recursive: true });
+    await fs.mkdir(sibling);
+    await fs.writeFile(path.join(root, "file.txt"), "");
+    await fs.symlink(sibling, path.join(root, "escape"));
+    await fs.symlink(path.join(root, "proj"), path.join(scratch, "link-in"));
+    const realRoot = await fs.realpath(root);
+
+    expect(await resolveInsideRoots(path.join(root, "proj"), [root])).toBe(path.join(realRoot, "proj"));
+    expect(await resolveInsideRoots(root, [root])).toBe(realRoot);
+    expect(await resolveInsideRoots(path.join(scratch, "link-in"), [root])).toBe(path.join(realRoot, "proj"));
+    const outside = await expectUserError(resolveInsideRoots(sibling, [root]), "path_not_allowed", /outside the allowed roots/);
+    expect(outside.hint).toMatch(/workspace\.allowed_roots/);
+    await expectUserError(resolveInsideRoots(path.join(root, "escape"), [root]), "path_not_allowed");
+    await expectUserError(resolveInsideRoots(path.join(root, "missing"), [root]), "not_found", /does not exist/);
+    await expectUserError(resolveInsideRoots(path.join(root, "file.txt"), [root]), "invalid_input", /not a directory/);
+    await expectUserError(resolveInsideRoots("relative/dir", [root]), "invalid_input", /absolute/);
+    await expectUserError(resolveInsideRoots(root, [path.join(scratch, "no-such-root")]), "path_not_allowed");
+  });
+});
