@@ -39,7 +39,8 @@ export async function createApp(config: ResolvedConfig, options: { log?: Logger;
   const log = options.log ?? createLogger(redactor, config.log_level);
   await fs.mkdir(config.workspace.base_path, { recursive: true });
   const registry = await Registry.open(config.stateDir);
-  const git = new Git({ redactor, log: (m: string) => log.debug(m) });
+  // git and the hooks it runs never see the token variable; clone and push get the token through askpass only.
+  const git = new Git({ redactor, log: (m: string) => log.debug(m), hideEnv: [config.git.token_env, config.opencode.password_env, "CODING_MCP_TOKEN"] });
   const workspaces = new WorkspaceManager(config, git, log);
 
   const managed = !config.opencode.url;

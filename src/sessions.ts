@@ -5,7 +5,7 @@ import { UserError, errorMessage } from "./errors.js";
 import type { Logger } from "./log.js";
 import { newId, type Registry, type SessionRecord, type Totals, type WorkspaceRecord } from "./registry.js";
 import { buildTaskPrompt } from "./task-prompt.js";
-import { changedFiles, commitsBetween, currentBranch, headCommit, type ChangedFile, type Git } from "./workspace/git.js";
+import { changedFiles, commitsBetween, currentBranch, headCommit, snapshotWorkingTree, type ChangedFile, type Git } from "./workspace/git.js";
 import type { WorkspaceManager } from "./workspace/manager.js";
 import { repoRelativePath } from "./workspace/paths.js";
 
@@ -194,6 +194,7 @@ export class SessionManager {
     this.running.add(session.id);
     try {
       const headBefore = (await headCommit(this.git, workspace.path)) ?? EMPTY_TREE;
+      const treeBefore = await snapshotWorkingTree(this.git, workspace.path);
       const startedAt = new Date();
       const model = input.model ?? session.model ?? this.config.opencode.model;
       const agent = input.agent ?? this.config.opencode.agent;
@@ -208,7 +209,7 @@ export class SessionManager {
         ...(options.signal ? { signal: options.signal } : {}),
         ...(options.onEvent ? { onEvent: options.onEvent } : {}),
       });
-      const filesChanged = await changedFiles(this.git, workspace.path, headBefore);
+      const filesChanged = await changedFiles(this.git, workspace.path, treeBefore);
       const headAfter = await headCommit(this.git, workspace.path);
       const commits = headAfter && headAfter !== headBefore ? await commitsBetween(this.git, workspace.path, headBefore === EMPTY_TREE ? undefined : headBefore, headAfter) : [];
 

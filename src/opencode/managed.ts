@@ -77,6 +77,7 @@ export class ManagedOpencode {
   private child?: ChildProcess;
   private running?: RunningOpencode;
   private starting?: Promise<RunningOpencode>;
+  private stopping = false;
   private readonly killOnExit = () => this.killGroup("SIGKILL");
 
   constructor(private readonly options: ManagedOpencodeOptions) {}
@@ -137,7 +138,8 @@ export class ManagedOpencode {
       process.removeListener("exit", this.killOnExit);
       if (this.child === child) {
         this.running = undefined;
-        log.warn(`managed OpenCode exited (${signal ?? `code ${code}`})`);
+        if (this.stopping) log.info(`managed OpenCode stopped`);
+        else log.warn(`managed OpenCode exited unexpectedly (${signal ?? `code ${code}`}); it is restarted on the next call`);
       }
     });
 
@@ -172,6 +174,7 @@ export class ManagedOpencode {
     const child = this.child;
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+    this.stopping = true;
     this.killGroup("SIGTERM");
     const timer = setTimeout(() => this.killGroup("SIGKILL"), STOP_GRACE_MS);
     await exited;

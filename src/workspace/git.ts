@@ -344,7 +344,7 @@ const FAILURE_PATTERNS: [RemoteFailure, RegExp][] = [
   ["hostkey", /host key verification failed/i],
   [
     "network",
-    /could not resolve host|could not resolve hostname|failed to connect|couldn't connect|connection refused|connection timed out|network is unreachable|no route to host|name or service not known|temporary failure in name resolution|connection reset|ssl_connect|unable to access/i,
+    /could not resolve host|could not resolve hostname|failed to connect|couldn't connect|connection refused|connection timed out|network is unreachable|no route to host|name or service not known|temporary failure in name resolution|connection reset|ssl_connect/i,
   ],
   [
     "access",
@@ -423,12 +423,26 @@ interface Numstat {
 
 /**
  * Everything that differs between `sinceRef` (a commit or tree; default: the empty tree) and the working tree: committed,
- * staged, unstaged and untracked-but-not-ignored. The working tree is staged into a throw-away copy of
- * the index, so git itself detects renames and counts lines (binary files have no counts) in three git
- * runs whatever the number of files, and the real index is left alone.
+ * staged, unstaged and untracked-but-not-ignored. Git itself detects renames and counts lines (binary
+ * files have no counts) in a few git runs whatever the number of files, and the real index is left alone.
  */
 export async function changedFiles(git: Git, dir: string, sinceRef?: string): Promise<ChangedFile[]> {
   const base = sinceRef === undefined ? await emptyTree(git, dir) : await resolveObject(git, dir, sinceRef, "tree");
+  return withWorkingTreeIndex(git, dir, async (env) =>
+    parseRawAndNumstat(await git.run(["diff", "--cached", "--raw", "--numstat", "-z", "-M", base, "--"], { cwd: dir, env })),
+  );
+}
+
+/**
+ * The working tree as it is now (untracked files included, ignored ones not), as a tree object. Taken
+ * before and after a task, the two trees tell what the task changed, apart from work left from before.
+ */
+export function snapshotWorkingTree(git: Git, dir: string): Promise<string> {
+  return withWorkingTreeIndex(git, dir, (env) => git.run(["write-tree"], { cwd: dir, env }));
+}
+
+/** Stage the whole working tree into a throw-away copy of the index and run `fn` with that index. */
+async function withWorkingTreeIndex<T>(git: Git, dir: string, fn: (env: Record<string, string>) => Promise<T>): Promise<T> {
   const index = path.resolve(dir, await git.run(["rev-parse", "--git-path", "index"], { cwd: dir }));
   const scratch = `${index}.coding-mcp-${randomBytes(6).toString("hex")}`;
   try {
@@ -437,8 +451,7 @@ export async function changedFiles(git: Git, dir: string, sinceRef?: string): Pr
     });
     const env = { GIT_INDEX_FILE: scratch };
     await git.run(["add", "--all", "--ignore-errors"], { cwd: dir, env });
-    const out = await git.run(["diff", "--cached", "--raw", "--numstat", "-z", "-M", base, "--"], { cwd: dir, env });
-    return parseRawAndNumstat(out);
+    return await fn(env);
   } finally {
     await Promise.all([scratch, `${scratch}.lock`].map((f) => fs.rm(f, { force: true })));
   }

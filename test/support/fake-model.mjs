@@ -27,7 +27,7 @@ function textOf(content) {
   return "";
 }
 
-/** The working directory OpenCode states in its system prompt. */
+/** The working directory OpenCode states in its system prompt. @param {any[]} messages */
 function directoryOf(messages) {
   for (const m of messages) {
     if (m.role !== "system") continue;
@@ -39,9 +39,10 @@ function directoryOf(messages) {
 
 /** @param {any} request @returns {StepContext} */
 export function contextOf(request) {
+  /** @type {any[]} */
   const messages = request.messages ?? [];
   let lastUser = -1;
-  messages.forEach((m, i) => {
+  messages.forEach((/** @type {any} */ m, /** @type {number} */ i) => {
     if (m.role === "user") lastUser = i;
   });
   const after = messages.slice(lastUser + 1);

@@ -1,0 +1,62 @@
+import fs from "node:fs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startHarness, structured, type Harness } from "./support/harness.js";
+
+// Cleanup policy on_success, and the managed OpenCode's lifetime, with the built server over stdio.
+
+let h: Harness;
+beforeAll(async () => {
+  h = await startHarness({ config: { workspace: { cleanup_policy: "on_success" } } });
+});
+afterAll(async () => {
+  await h?.close();
+});
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function managedPids(): number[] {
+  return h.stderr.flatMap((line) => {
+    const m = /managed OpenCode ready at \S+ \(pid (\d+)\)/.exec(line);
+    return m ? [Number(m[1])] : [];
+  });
+}
+
+describe("cleanup_policy on_success", () => {
+  it("keeps the workspace of a session closed with success: false", async () => {
+    const opened = structured(await h.call("coding_open", {}));
+    const closed = structured(await h.call("coding_close", { session_id: opened.session_id, success: false }));
+    expect(closed.cleaned_up).toBe(false);
+    expect(fs.existsSync(opened.workspace_path)).toBe(true);
+  });
+
+  it("removes it when the session succeeded", async () => {
+    const opened = structured(await h.call("coding_open", {}));
+    const closed = structured(await h.call("coding_close", { session_id: opened.session_id, success: true }));
+    expect(closed.cleaned_up).toBe(true);
+    expect(fs.existsSync(opened.workspace_path)).toBe(false);
+  });
+});
+
+describe("the managed OpenCode", () => {
+  it("is stopped with coding-mcp, whole process group, and a restart starts a new one", async () => {
+    structured(await h.call("coding_open", {}));
+    const [first] = managedPids();
+    expect(first).toBeDefined();
+    expect(alive(first!)).toBe(true);
+    await h.restart();
+    structured(await h.call("coding_open", {}));
+    const pids = managedPids();
+    expect(pids).toHaveLength(2);
+    expect(alive(first!)).toBe(false);
+    expect(alive(pids[1]!)).toBe(true);
+    // Its log went to coding-mcp's stderr, not to the MCP stream (the client would have failed to parse it).
+    expect(h.stderr.some((l) => l.includes("opencode: "))).toBe(true);
+  });
+});
