@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { git, makeBareRemote, startHarness, structured, textOf, type Harness } from "./support/harness.js";
+import { git, gitShowStats, makeBareRemote, startHarness, structured, textOf, type Harness } from "./support/harness.js";
 
 // The five tools end to end: the SDK's real Client drives the built coding-mcp over stdio; coding-mcp
 // runs the real `opencode serve`, which calls the scripted fake model; git is real throughout.
@@ -15,19 +15,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await h?.close();
 });
-
-/** What `git show --numstat` says of a commit: files, insertions, deletions. */
-function numstat(cwd: string, ref: string) {
-  const lines = git(cwd, "show", "--numstat", "--format=", ref).split("\n").filter(Boolean);
-  let insertions = 0;
-  let deletions = 0;
-  for (const line of lines) {
-    const [a, d] = line.split("\t");
-    insertions += a === "-" ? 0 : Number(a);
-    deletions += d === "-" ? 0 : Number(d);
-  }
-  return { files_changed: lines.length, insertions, deletions };
-}
 
 describe("coding-mcp over stdio", () => {
   it("lists the five tools with schemas and annotations", async () => {
@@ -85,7 +72,7 @@ describe("coding-mcp over stdio", () => {
     const commit = structured(await h.call("coding_commit", { session_id: opened.session_id, message: "Add fizzbuzz" }));
     expect(commit.committed).toBe(true);
     expect(commit.commit_hash).toBe(git(ws, "rev-parse", "HEAD"));
-    expect({ files_changed: commit.files_changed, insertions: commit.insertions, deletions: commit.deletions }).toEqual(numstat(ws, "HEAD"));
+    expect({ files_changed: commit.files_changed, insertions: commit.insertions, deletions: commit.deletions }).toEqual(gitShowStats(ws, "HEAD"));
     expect(git(ws, "log", "-1", "--format=%an <%ae>|%s")).toBe("Test Bot <bot@example.test>|Add fizzbuzz");
 
     const again = structured(await h.call("coding_commit", { session_id: opened.session_id, message: "nothing" }));

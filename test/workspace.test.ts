@@ -8,6 +8,7 @@ import type { ResolvedConfig } from "../src/config.js";
 import { UserError } from "../src/errors.js";
 import { Redactor } from "../src/redact.js";
 import { authEnv, PASSWORD_VARIABLE } from "../src/workspace/credentials.js";
+import { gitShowStats } from "./support/git.js";
 import {
   changedFiles,
   checkBranchName,
@@ -311,19 +312,6 @@ describe("changedFiles", () => {
 });
 
 describe("commitChanges", () => {
-  /** Files, insertions and deletions as `git show --numstat` reports them, parsed independently. */
-  async function showStats(dir: string, hash: string) {
-    const lines = (await sh(dir, "show", "--numstat", "--format=", hash)).split("\n").filter(Boolean);
-    let insertions = 0;
-    let deletions = 0;
-    for (const line of lines) {
-      const [a, d] = line.split("\t");
-      insertions += a === "-" ? 0 : Number(a);
-      deletions += d === "-" ? 0 : Number(d);
-    }
-    return { files_changed: lines.length, insertions, deletions };
-  }
-
   async function repo(): Promise<string> {
     const dir = path.join(scratch, "commit");
     await initRepository(git, dir, author);
@@ -344,7 +332,7 @@ describe("commitChanges", () => {
     expect(result.committed).toBe(true);
     expect(result.commit_hash).toBe(await sh(dir, "rev-parse", "HEAD"));
     const { committed: _, commit_hash: __, ...stats } = result;
-    expect(stats).toEqual(await showStats(dir, result.commit_hash!));
+    expect(stats).toEqual(gitShowStats(dir, result.commit_hash!));
     expect(stats).toEqual({ files_changed: 4, insertions: 5, deletions: 2 });
     expect(await sh(dir, "log", "-1", "--format=%B")).toBe("-m looks like an option\n\nbody\n");
     expect(await sh(dir, "log", "-1", "--format=%an <%ae>|%cn <%ce>")).toBe("Test Author <author@example.test>|Test Author <author@example.test>");

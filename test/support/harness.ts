@@ -1,4 +1,3 @@
-import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -8,6 +7,8 @@ import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { stringify } from "yaml";
 import { hermeticOpencodeEnv, opencodeConfigFor, startFakeModel } from "./fake-model.mjs";
+
+export { git, gitShowStats, makeBareRemote } from "./git.js";
 
 /**
  * Starts what an end-to-end test needs: the scripted fake model, and the BUILT coding-mcp (dist/cli.js)
@@ -103,25 +104,6 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     },
   };
   return harness;
-}
-
-/** Run git and return its trimmed stdout. */
-export function git(cwd: string, ...args: string[]): string {
-  return execFileSync("git", args, { cwd, encoding: "utf8", env: { ...process.env, GIT_TERMINAL_PROMPT: "0" } }).trim();
-}
-
-/** A bare repository with one commit on main (README.md), to clone from and push to. */
-export function makeBareRemote(dir: string, name = "remote.git"): string {
-  const bare = path.join(dir, name);
-  const seed = path.join(dir, `${name}-seed`);
-  git(dir, "init", "-q", "--bare", "-b", "main", bare);
-  git(dir, "init", "-q", "-b", "main", seed);
-  fs.writeFileSync(path.join(seed, "README.md"), "# demo\n");
-  git(seed, "add", "-A");
-  git(seed, "-c", "user.name=Seed", "-c", "user.email=seed@example.test", "commit", "-q", "-m", "seed");
-  git(seed, "push", "-q", bare, "main");
-  fs.rmSync(seed, { recursive: true, force: true });
-  return bare;
 }
 
 /** The text of a tool result (its first text content). */

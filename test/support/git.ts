@@ -1,0 +1,37 @@
+import { execFileSync } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+
+/** Plain git for test assertions: what a user would run to check coding-mcp's work. */
+
+/** Run git and return its trimmed stdout. */
+export function git(cwd: string, ...args: string[]): string {
+  return execFileSync("git", args, { cwd, encoding: "utf8", env: { ...process.env, GIT_TERMINAL_PROMPT: "0" } }).trim();
+}
+
+/** A bare repository with one commit on main (README.md), to clone from and push to. */
+export function makeBareRemote(dir: string, name = "remote.git"): string {
+  const bare = path.join(dir, name);
+  const seed = path.join(dir, `${name}-seed`);
+  git(dir, "init", "-q", "--bare", "-b", "main", bare);
+  git(dir, "init", "-q", "-b", "main", seed);
+  fs.writeFileSync(path.join(seed, "README.md"), "# demo\n");
+  git(seed, "add", "-A");
+  git(seed, "-c", "user.name=Seed", "-c", "user.email=seed@example.test", "commit", "-q", "-m", "seed");
+  git(seed, "push", "-q", bare, "main");
+  fs.rmSync(seed, { recursive: true, force: true });
+  return bare;
+}
+
+/** Files, insertions and deletions of a commit as `git show --numstat` reports them. */
+export function gitShowStats(cwd: string, ref: string): { files_changed: number; insertions: number; deletions: number } {
+  const lines = git(cwd, "show", "--numstat", "--format=", ref).split("\n").filter(Boolean);
+  let insertions = 0;
+  let deletions = 0;
+  for (const line of lines) {
+    const [a, d] = line.split("\t");
+    insertions += a === "-" ? 0 : Number(a);
+    deletions += d === "-" ? 0 : Number(d);
+  }
+  return { files_changed: lines.length, insertions, deletions };
+}
