@@ -38,6 +38,8 @@ const GitSection = z.strictObject({
   /** Discouraged: prefer token_env. */
   token: z.string().min(1).optional(),
   username: z.string().min(1).default("x-access-token"),
+  /** Hosts the token may be sent to (https only); "*" for any. A repo_url elsewhere is cloned without it. */
+  token_hosts: z.array(z.string().min(1)).default(["github.com"]),
   ssh_key_path: z.string().min(1).optional(),
   allow_insecure_http: z.boolean().default(false),
   allow_file_remotes: z.boolean().default(false),

@@ -462,7 +462,9 @@ describe("pushBranch", () => {
     await fs.chmod(path.join(dir, ".git/hooks/pre-push"), 0o755);
     await write(dir, "x.txt", "x\n");
     const { commit_hash } = await commitChanges(git, dir, { message: "x", author });
-    const auth = await authEnv(authConfig({ token: SECRET }), path.join(scratch, "state"));
+    // The auth a push to a token host gets (the push itself goes to the local bare repository).
+    const auth = await authEnv(authConfig({ token: SECRET }), path.join(scratch, "state"), "https://github.com/o/r.git");
+    expect(auth.hasToken).toBe(true);
     await pushBranch(git, dir, { ...push, branch: "main", auth });
     expect(await sh(scratch, `--git-dir=${bare}`, "rev-parse", "main")).toBe(commit_hash);
     expect(await exists(marker)).toBe(false);
@@ -474,6 +476,7 @@ function authConfig(o: { token?: string; sshKey?: string }): Pick<ResolvedConfig
     git: {
       token_env: "GITHUB_TOKEN",
       username: "x-access-token",
+      token_hosts: ["github.com"],
       allow_insecure_http: false,
       allow_file_remotes: false,
       user_name: "coding-mcp",
@@ -487,7 +490,7 @@ function authConfig(o: { token?: string; sshKey?: string }): Pick<ResolvedConfig
 describe("authEnv", () => {
   it("hands git the token through GIT_ASKPASS only, overriding the user's credential helper", async () => {
     const stateDir = path.join(scratch, "state dir"); // a space, to prove git runs the helper without a shell
-    const auth = await authEnv(authConfig({ token: SECRET }), stateDir);
+    const auth = await authEnv(authConfig({ token: SECRET }), stateDir, "https://github.com/o/r.git");
     expect(auth.configArgs).toEqual(["-c", "credential.helper="]);
     expect(auth.env[PASSWORD_VARIABLE]).toBe(SECRET);
     const script = auth.env.GIT_ASKPASS!;
@@ -509,11 +512,23 @@ describe("authEnv", () => {
     expect(out.stdout).toContain(`password=${SECRET}`);
   });
 
+  it("withholds the token from hosts outside git.token_hosts", async () => {
+    for (const url of ["https://evil.example/o/r.git", "https://github.com.evil.example/o/r.git", "http://127.0.0.1:8080/r.git"]) {
+      const auth = await authEnv(authConfig({ token: SECRET }), path.join(scratch, "s3"), url);
+      expect(auth.hasToken, url).toBe(false);
+      expect(JSON.stringify(auth), url).not.toContain(SECRET);
+      expect(auth.withheldFrom, url).toBe(new URL(url).hostname);
+    }
+    const ssh = await authEnv(authConfig({ token: SECRET }), path.join(scratch, "s3"), "git@github.com:o/r.git");
+    expect(ssh.hasToken).toBe(false);
+    expect(JSON.stringify(ssh)).not.toContain(SECRET);
+  });
+
   it("uses the ssh key with host keys still checked, and nothing without credentials", async () => {
-    const withKey = await authEnv(authConfig({ sshKey: "/keys/it's key" }), path.join(scratch, "s"));
+    const withKey = await authEnv(authConfig({ sshKey: "/keys/it's key" }), path.join(scratch, "s"), "git@github.com:o/r.git");
     expect(withKey.env).toEqual({ GIT_SSH_COMMAND: "ssh -i '/keys/it'\\''s key' -o IdentitiesOnly=yes -o BatchMode=yes" });
     expect(withKey.env.GIT_SSH_COMMAND).not.toMatch(/StrictHostKeyChecking/);
-    const none = await authEnv(authConfig({}), path.join(scratch, "s2"));
+    const none = await authEnv(authConfig({}), path.join(scratch, "s2"), "https://github.com/o/r.git");
     expect(none.env).toEqual({});
     expect(none.configArgs).toEqual([]);
     expect(await exists(path.join(scratch, "s2"))).toBe(false);

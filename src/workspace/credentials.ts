@@ -15,6 +15,8 @@ export interface GitAuth {
   /** For error hints only; never the secret itself. */
   tokenEnv: string;
   hasToken: boolean;
+  /** The host a configured token was withheld from because it is not in git.token_hosts. */
+  withheldFrom?: string;
 }
 
 export const PASSWORD_VARIABLE = "CODING_MCP_GIT_PASSWORD";
@@ -31,10 +33,31 @@ esac
 
 type AuthConfig = Pick<ResolvedConfig, "git" | "secrets">;
 
-export async function authEnv(config: AuthConfig, stateDir: string): Promise<GitAuth> {
+/**
+ * The host of an http(s) remote when the token may go there, else undefined with the reason. The
+ * token goes only to the hosts in git.token_hosts, so a caller (or an agent rewriting .git/config)
+ * cannot have coding-mcp send it to a server of their choosing.
+ */
+export function tokenAllowedFor(url: string, tokenHosts: string[]): { allowed: boolean; host?: string } {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return { allowed: false }; // ssh, scp-like or a path: the token is for https only
+  }
+  if (parsed.protocol !== "https:" && parsed.protocol !== "http:") return { allowed: false };
+  const host = parsed.hostname.toLowerCase();
+  const allowed = tokenHosts.some((h) => h === "*" || h.toLowerCase() === host || h.toLowerCase() === parsed.host.toLowerCase());
+  return { allowed, host };
+}
+
+/** The authentication for one clone or push of `url` (the remote's URL as git will use it). */
+export async function authEnv(config: AuthConfig, stateDir: string, url: string): Promise<GitAuth> {
   const auth: GitAuth = { env: {}, configArgs: [], tokenEnv: config.git.token_env, hasToken: false };
   const token = config.secrets.gitToken;
-  if (token) {
+  const target = tokenAllowedFor(url, config.git.token_hosts);
+  if (token && !target.allowed && target.host) auth.withheldFrom = target.host;
+  if (token && target.allowed) {
     auth.hasToken = true;
     auth.env.GIT_ASKPASS = await writeAskpass(stateDir);
     auth.env[USERNAME_VARIABLE] = config.git.username;

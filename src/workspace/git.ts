@@ -358,6 +358,9 @@ function classify(stderr: string): RemoteFailure {
 
 function authHint(auth: GitAuth | undefined): string {
   const variable = auth?.tokenEnv ?? "the variable named by git.token_env";
+  if (auth?.withheldFrom) {
+    return `the token in ${variable} is sent only to the hosts in git.token_hosts, and ${auth.withheldFrom} is not one of them; add it there if you trust it with the token`;
+  }
   return auth?.hasToken
     ? `check the URL, and that the token in ${variable} can access this repository`
     : `check the URL; for a private repository set a token in ${variable} (git.token_env) or git.ssh_key_path for ssh`;
@@ -446,9 +449,15 @@ async function withWorkingTreeIndex<T>(git: Git, dir: string, fn: (env: Record<s
   const index = path.resolve(dir, await git.run(["rev-parse", "--git-path", "index"], { cwd: dir }));
   const scratch = `${index}.coding-mcp-${randomBytes(6).toString("hex")}`;
   try {
-    await fs.copyFile(index, scratch).catch((err: NodeJS.ErrnoException) => {
-      if (err.code !== "ENOENT") throw err; // No index yet: start from an empty one.
-    });
+    try {
+      await fs.copyFile(index, scratch);
+      // Keep the index's mtime: git re-reads files changed in the same second as the index was written
+      // ("racily clean" entries) only when it can compare against the index's real time.
+      const { atime, mtime } = await fs.stat(index);
+      await fs.utimes(scratch, atime, mtime);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err; // No index yet: start from an empty one.
+    }
     const env = { GIT_INDEX_FILE: scratch };
     await git.run(["add", "--all", "--ignore-errors"], { cwd: dir, env });
     return await fn(env);

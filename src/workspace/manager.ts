@@ -5,7 +5,7 @@ import { UserError } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { WorkspaceRecord } from "../registry.js";
 import { authEnv } from "./credentials.js";
-import { cloneRepository, commitChanges, initRepository, pushBranch, type Git } from "./git.js";
+import { checkRemoteName, cloneRepository, commitChanges, initRepository, pushBranch, type Git } from "./git.js";
 import { isInside, resolveInsideRoots } from "./paths.js";
 import { validateRepoUrl } from "./remote-url.js";
 
@@ -54,7 +54,7 @@ export class WorkspaceManager {
       url,
       dir,
       timeoutMs: this.config.limits.clone_timeout_min * 60_000,
-      auth: await authEnv(this.config, this.config.stateDir),
+      auth: await authEnv(this.config, this.config.stateDir, url),
       ...(options.branch ? { branch: options.branch } : {}),
       ...(options.shallow ? { shallow: true } : {}),
       ...(options.sparsePaths ? { sparsePaths: options.sparsePaths } : {}),
@@ -82,10 +82,13 @@ export class WorkspaceManager {
   }
 
   async push(dir: string, options: { remote: string; branch: string; setUpstream: boolean }) {
+    await checkRemoteName(this.git, dir, options.remote);
+    // The URL git will really push to (insteadOf applied), read now: the agent may have edited .git/config.
+    const url = await this.git.run(["remote", "get-url", "--push", options.remote], { cwd: dir });
     return pushBranch(this.git, dir, {
       ...options,
       timeoutMs: this.config.limits.push_timeout_min * 60_000,
-      auth: await authEnv(this.config, this.config.stateDir),
+      auth: await authEnv(this.config, this.config.stateDir, url),
     });
   }
 
