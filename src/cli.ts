@@ -1,26 +1,33 @@
 #!/usr/bin/env node
 import { parseArgs } from "node:util";
-import { createApp } from "./app.js";
-import { ConfigError, loadConfig } from "./config.js";
+import { createApp, type App } from "./app.js";
+import { ConfigError, loadConfig, type ResolvedConfig } from "./config.js";
 import { createServer } from "./server.js";
+import { isLoopbackHost, serveHttp, type HttpOptions, type HttpService } from "./transports/http.js";
 import { serveStdio } from "./transports/stdio.js";
 import { VERSION } from "./version.js";
+
+const MIN_TOKEN_LENGTH = 16;
 
 const HELP = `coding-mcp ${VERSION}: an MCP server that delegates coding tasks to OpenCode in git workspaces
 
 Usage:
   coding-mcp [--config FILE]          serve MCP over stdio (what MCP clients start)
+  coding-mcp --transport http [--host H] [--port P] [--config FILE]
+                                      serve Streamable HTTP at /mcp and legacy SSE at /sse on one port
   coding-mcp --help | --version
 
 Options:
   --config FILE   YAML config (default: $CODING_MCP_CONFIG, else ~/.config/coding-mcp/config.yaml if present)
-  --transport T   stdio (default); http is planned
-  --host H, --port P   for --transport http
+  --transport T   stdio (default) or http
+  --host H        address to bind for http (default http.host, 127.0.0.1); anything but loopback needs a token
+  --port P        port for http (default http.port, 8765); 0 picks a free one (the log names it)
 
 Environment:
   OPENCODE_URL                 use this OpenCode server instead of starting one
   OPENCODE_SERVER_PASSWORD     its password (variable name set by opencode.password_env)
   GITHUB_TOKEN                 token for clone and push (variable name set by git.token_env)
+  CODING_MCP_TOKEN             bearer token HTTP clients must send (required off loopback; 16+ characters)
   CODING_MCP_<SECTION>_<KEY>   override one config key, e.g. CODING_MCP_LIMITS_TASK_TIMEOUT_MIN=30
   CODING_MCP_LOG_LEVEL         debug | info | warn | error (logs go to stderr)
 `;
@@ -56,8 +63,11 @@ async function main(): Promise<void> {
     process.stdout.write(`${VERSION}\n`);
     return;
   }
-  if (values.transport !== "stdio") {
-    fail(`--transport ${values.transport} is not available in this version; use stdio (the default)`);
+  if (values.transport !== "stdio" && values.transport !== "http") {
+    fail(`--transport ${values.transport} is not known; use stdio (the default) or http`);
+  }
+  if (values.transport === "stdio" && (values.host !== undefined || values.port !== undefined)) {
+    fail("--host and --port apply to --transport http only");
   }
 
   let config;
@@ -67,9 +77,44 @@ async function main(): Promise<void> {
     if (err instanceof ConfigError) fail(err.message);
     throw err;
   }
+  // Checked before anything starts, so a refused start leaves nothing behind.
+  const http = values.transport === "http" ? httpOptions(config, values.host, values.port) : undefined;
+
   const app = await createApp(config);
   app.log.info(`coding-mcp ${VERSION} starting (config from ${config.source}; workspaces under ${config.workspace.base_path})`);
+  if (http) await runHttp(app, http);
+  else await runStdio(app);
+}
 
+/** The HTTP settings: flags over config; a token is required off loopback and must not be trivially guessable. */
+function httpOptions(config: ResolvedConfig, hostFlag: string | undefined, portFlag: string | undefined): HttpOptions {
+  const host = hostFlag ?? config.http.host;
+  let port = config.http.port;
+  if (portFlag !== undefined) {
+    port = Number(portFlag);
+    if (!/^\d+$/.test(portFlag) || port > 65535) fail(`--port ${portFlag}: expected a port number from 0 to 65535`);
+  }
+  const token = config.secrets.httpToken;
+  if (token !== undefined && token.length < MIN_TOKEN_LENGTH) {
+    fail(`the HTTP token (CODING_MCP_TOKEN or http.token) is too short: use at least ${MIN_TOKEN_LENGTH} random characters, e.g. from openssl rand -hex 32`);
+  }
+  if (token === undefined && !isLoopbackHost(host)) {
+    fail(`refusing to serve on ${host} without a token: set CODING_MCP_TOKEN (e.g. to the output of openssl rand -hex 32), or bind a loopback address such as 127.0.0.1`);
+  }
+  return {
+    host,
+    port,
+    ...(token !== undefined ? { token } : {}),
+    allowedHosts: config.http.allowed_hosts,
+    allowedOrigins: config.http.allowed_origins,
+    maxBodyBytes: config.http.max_body_bytes,
+    maxSessions: config.http.max_sessions,
+    sessionIdleMs: config.http.session_idle_min * 60_000,
+  };
+}
+
+/** One client on stdin/stdout; shuts down when it goes away or on a signal. */
+async function runStdio(app: App): Promise<void> {
   let stopping: Promise<void> | undefined;
   const shutdown = (why: string) => {
     stopping ??= (async () => {
@@ -87,6 +132,41 @@ async function main(): Promise<void> {
   await serveStdio(createServer(app));
   await shutdown("client disconnected");
   process.exit(0);
+}
+
+/**
+ * Many clients over HTTP until a signal: then stop taking requests, let running calls answer within
+ * http.shutdown_timeout_sec (a second signal cuts that short), flush the registry, stop a managed OpenCode.
+ */
+async function runHttp(app: App, options: HttpOptions): Promise<void> {
+  // CODING_MCP_TOKEN is redacted already; a token from the config file is not yet.
+  if (options.token) app.redactor.addSecret(options.token);
+  else app.log.warn("no CODING_MCP_TOKEN: every local user and process can use this server; set one to require it");
+  let service: HttpService;
+  try {
+    service = await serveHttp(() => createServer(app), app.log, options);
+  } catch (err) {
+    app.log.error(`cannot listen on ${options.host}:${options.port}: ${(err as Error).message}`);
+    await app.stop().catch(() => undefined);
+    process.exit(1);
+  }
+  const hurry = new AbortController();
+  let stopping = false;
+  const shutdown = async (why: string) => {
+    if (stopping) {
+      app.log.warn(`${why} again: not waiting for running calls any longer`);
+      hurry.abort();
+      return;
+    }
+    stopping = true;
+    app.log.info(`shutting down (${why})`);
+    await service.close(app.config.http.shutdown_timeout_sec * 1000, hurry.signal).catch((err) => app.log.error(`shutdown: ${(err as Error).message}`));
+    await app.stop().catch((err) => app.log.error(`shutdown: ${(err as Error).message}`));
+    app.log.info("stopped");
+    process.exit(0);
+  };
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(signal, () => void shutdown(signal));
+  app.backend.start().catch((err) => app.log.error(`OpenCode is not available yet: ${(err as Error).message}`));
 }
 
 main().catch((err) => {

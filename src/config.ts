@@ -24,6 +24,8 @@ const OpencodeSection = z.strictObject({
     .optional(),
   agent: z.string().min(1).optional(),
   path_map: z.record(z.string().min(1), z.string().min(1)).default({}),
+  /** Answers to the agent's permission requests, by kind (bash, edit, external_directory, ...); "*" is the default. */
+  permissions: z.record(z.string().min(1), z.enum(["allow", "deny"])).default({ "*": "allow" }),
   startup_timeout_sec: positiveInt("seconds").default(60),
 });
 
@@ -54,11 +56,30 @@ const LimitsSection = z.strictObject({
   push_timeout_min: positiveInt("minutes").default(5),
 });
 
+/** `--transport http` only; `--host` and `--port` override host and port. */
+const HttpSection = z.strictObject({
+  host: z.string().min(1).default("127.0.0.1"),
+  port: z.number({ error: "expected a port number" }).int().min(0).max(65535).default(8765),
+  /** Discouraged: prefer CODING_MCP_TOKEN. */
+  token: z.string().min(1).optional(),
+  /** Host header values accepted besides the loopback names and the bound address: "name" (any port), "name:port", or "*". */
+  allowed_hosts: z.array(z.string().min(1)).default([]),
+  /** Origins accepted besides those of an allowed host, e.g. https://app.example.com; "*" for any. */
+  allowed_origins: z.array(z.string().min(1)).default([]),
+  max_body_bytes: positiveInt("bytes").default(4 * 1024 * 1024),
+  max_sessions: positiveInt("sessions").default(100),
+  /** An MCP session with no request, no open stream and no running call for this long is closed. */
+  session_idle_min: positiveInt("minutes").default(60),
+  /** On SIGTERM/SIGINT, how long running calls may take to answer before they are stopped. */
+  shutdown_timeout_sec: positiveInt("seconds").default(10),
+});
+
 export const ConfigSchema = z.strictObject({
   opencode: OpencodeSection.prefault({}),
   workspace: WorkspaceSection.prefault({}),
   git: GitSection.prefault({}),
   limits: LimitsSection.prefault({}),
+  http: HttpSection.prefault({}),
   log_level: z.enum(["debug", "info", "warn", "error"]).default("info"),
 });
 
@@ -70,7 +91,8 @@ export interface ResolvedConfig extends Config {
   source: string;
   /** Directory for coding-mcp's own state (registry, askpass helper), inside base_path. */
   stateDir: string;
-  secrets: { opencodePassword?: string; gitToken?: string };
+  /** httpToken: the bearer token HTTP clients must send (CODING_MCP_TOKEN, else http.token). */
+  secrets: { opencodePassword?: string; gitToken?: string; httpToken?: string };
 }
 
 export class ConfigError extends Error {
@@ -82,7 +104,11 @@ const SECTIONS = {
   workspace: WorkspaceSection,
   git: GitSection,
   limits: LimitsSection,
+  http: HttpSection,
 } as const;
+
+/** List variables split on commas rather than the path delimiter. */
+const COMMA_LISTS = new Set(["CODING_MCP_HTTP_ALLOWED_HOSTS", "CODING_MCP_HTTP_ALLOWED_ORIGINS"]);
 
 /** Environment variables that are not CODING_MCP_<SECTION>_<KEY> overrides but are still ours. */
 const OWN_VARIABLES = new Set(["CODING_MCP_CONFIG", "CODING_MCP_TOKEN", "CODING_MCP_LOG_LEVEL"]);
@@ -113,7 +139,11 @@ function envValue(schema: z.ZodType, raw: string, name: string): unknown {
     if (/^(0|false|no|off)$/i.test(raw)) return false;
     throw new ConfigError(`${name}=${JSON.stringify(raw)}: expected true or false`);
   }
-  if (inner instanceof z.ZodArray) return raw.split(path.delimiter).filter(Boolean);
+  if (inner instanceof z.ZodArray) {
+    // Host and origin entries contain ":" themselves, so those lists are comma-separated.
+    if (COMMA_LISTS.has(name)) return raw.split(",").map((v) => v.trim()).filter(Boolean);
+    return raw.split(path.delimiter).filter(Boolean);
+  }
   if (inner instanceof z.ZodRecord) {
     try {
       return JSON.parse(raw);
@@ -188,7 +218,7 @@ export function loadConfig(options: { configPath?: string; env?: NodeJS.ProcessE
       throw new ConfigError(`config file ${file} is not valid YAML: ${(err as Error).message}`);
     }
     if (parsed !== null && parsed !== undefined && (typeof parsed !== "object" || Array.isArray(parsed))) {
-      throw new ConfigError(`config file ${file} must be a YAML mapping with the sections opencode, workspace, git, limits`);
+      throw new ConfigError(`config file ${file} must be a YAML mapping with the sections opencode, workspace, git, limits, http`);
     }
     raw = (parsed as Record<string, any>) ?? {};
   }
@@ -214,6 +244,7 @@ export function loadConfig(options: { configPath?: string; env?: NodeJS.ProcessE
     secrets: {
       opencodePassword: config.opencode.password ?? (env[config.opencode.password_env] || undefined),
       gitToken: config.git.token ?? (env[config.git.token_env] || undefined),
+      httpToken: env.CODING_MCP_TOKEN || config.http.token || undefined,
     },
   };
 }
