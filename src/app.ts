@@ -21,26 +21,32 @@ export interface App extends ToolContext {
   stop(): Promise<void>;
 }
 
-/** Variables a managed OpenCode must never see: our own secrets, and any variable holding one of their values. */
-export function opencodeEnvironment(config: ResolvedConfig, env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  const hidden = new Set([config.git.token_env, config.opencode.password_env, "CODING_MCP_TOKEN"]);
+/**
+ * Names of the variables that hold a secret: those the config names, and any other variable whose
+ * value is one of the configured secrets (e.g. a CODING_MCP_GIT_TOKEN override). Neither OpenCode
+ * nor git (nor the hooks git runs) gets them.
+ */
+export function secretVariables(config: ResolvedConfig, env: NodeJS.ProcessEnv): string[] {
+  const names = new Set([config.git.token_env, config.opencode.password_env, "CODING_MCP_TOKEN"]);
   const secretValues = new Set(Object.values(config.secrets).filter((v): v is string => Boolean(v)));
-  const out: NodeJS.ProcessEnv = {};
-  for (const [name, value] of Object.entries(env)) {
-    if (hidden.has(name) || (value && secretValues.has(value))) continue;
-    out[name] = value;
-  }
-  return out;
+  for (const [name, value] of Object.entries(env)) if (value && secretValues.has(value)) names.add(name);
+  return [...names];
+}
+
+/** The environment of a managed OpenCode: ours, less every secret variable. */
+export function opencodeEnvironment(config: ResolvedConfig, env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const hidden = new Set(secretVariables(config, env));
+  return Object.fromEntries(Object.entries(env).filter(([name]) => !hidden.has(name)));
 }
 
 export async function createApp(config: ResolvedConfig, options: { log?: Logger; env?: NodeJS.ProcessEnv } = {}): Promise<App> {
   const env = options.env ?? process.env;
-  const redactor = new Redactor([config.secrets.gitToken, config.secrets.opencodePassword, env.CODING_MCP_TOKEN]);
+  const redactor = new Redactor(Object.values(config.secrets));
   const log = options.log ?? createLogger(redactor, config.log_level);
   await fs.mkdir(config.workspace.base_path, { recursive: true });
   const registry = await Registry.open(config.stateDir);
   // git and the hooks it runs never see the token variable; clone and push get the token through askpass only.
-  const git = new Git({ redactor, log: (m: string) => log.debug(m), hideEnv: [config.git.token_env, config.opencode.password_env, "CODING_MCP_TOKEN"] });
+  const git = new Git({ redactor, log: (m: string) => log.debug(m), hideEnv: secretVariables(config, env) });
   const workspaces = new WorkspaceManager(config, git, log);
 
   const managed = !config.opencode.url;
@@ -49,6 +55,7 @@ export async function createApp(config: ResolvedConfig, options: { log?: Logger;
     username: config.opencode.username,
     ...(config.secrets.opencodePassword ? { password: config.secrets.opencodePassword } : {}),
     pathMap: config.opencode.path_map,
+    permissions: config.opencode.permissions,
     log,
     ...(managed
       ? { managed: { env: opencodeEnvironment(config, env), cwd: config.workspace.base_path, startupTimeoutMs: config.opencode.startup_timeout_sec * 1000,

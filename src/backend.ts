@@ -26,6 +26,13 @@ export interface ToolCallTrace {
   ended_at?: number;
 }
 
+/** A permission request the agent made mid-task, and how coding-mcp's policy answered it. */
+export interface PermissionDecision {
+  permission: string;
+  patterns: string[];
+  reply: "once" | "reject";
+}
+
 export interface TaskTrace {
   model: string;
   provider: string;
@@ -37,6 +44,7 @@ export interface TaskTrace {
   /** How many tool calls were left out of `tool_calls` to keep the answer small. */
   tool_calls_omitted?: number;
   reasoning: string[];
+  permissions?: PermissionDecision[];
 }
 
 export interface TaskResult {
@@ -46,12 +54,18 @@ export interface TaskResult {
   error?: string;
   /** Why the task ended without success, for callers that branch on it. */
   failure?: "timeout" | "cancelled" | "agent_error" | "backend_unavailable";
+  /** The backend says repeating the task may succeed (e.g. a provider's transient error). */
+  retryable?: boolean;
+  /** How many attempts the task took (more than 1 after retries). */
+  attempts?: number;
 }
 
 /** A step of a running task, reported as it happens (progress notifications, spans). */
 export type TaskEvent =
-  | { type: "started" }
-  | { type: "tool"; call: ToolCallTrace }
+  | { type: "started"; directory: string }
+  | { type: "tool"; phase: "started" | "ended"; call: ToolCallTrace }
+  | { type: "permission"; decision: PermissionDecision }
+  | { type: "retry"; attempt: number; error: string; delayMs: number }
   | { type: "finished"; result: TaskResult };
 
 export interface RunTaskRequest {

@@ -1,5 +1,6 @@
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
-import { registerTool, type ToolContext } from "./tools/define.js";
+import { SetLevelRequestSchema } from "@modelcontextprotocol/sdk/types.js";
+import { registerTool, type ConnectionState, type ToolContext } from "./tools/define.js";
 import { allTools } from "./tools/index.js";
 import { VERSION } from "./version.js";
 
@@ -13,6 +14,12 @@ export function createServer(ctx: ToolContext): McpServer {
     { name: "coding-mcp", title: "coding-mcp", version: VERSION },
     { capabilities: { tools: {}, logging: {} }, instructions: INSTRUCTIONS },
   );
-  for (const tool of allTools) registerTool(server, tool, ctx);
+  const connection: ConnectionState = {};
+  // Remember the client's level ourselves: task progress goes out as log messages only once it asked.
+  server.server.setRequestHandler(SetLevelRequestSchema, async (request) => {
+    connection.logLevel = request.params.level;
+    return {};
+  });
+  for (const tool of allTools) registerTool(server, tool, { ...ctx, connection });
   return server;
 }

@@ -68,8 +68,8 @@ export function emptyTotals(): Totals {
 }
 
 export class SessionManager {
-  /** Sessions with a task running in this process: a second task on one session is refused, never interleaved. */
-  private readonly running = new Set<string>();
+  /** Tasks running in this process, by session: a second task on one session is refused, never interleaved. */
+  private readonly running = new Map<string, { done: Promise<unknown>; cancelled: () => boolean }>();
 
   constructor(
     private readonly config: ResolvedConfig,
@@ -188,53 +188,76 @@ export class SessionManager {
     if (!input.task.trim()) throw new UserError("task is empty", "Describe the coding task in task, e.g. \"Add a --verbose flag to cli.py and a test for it\".");
     const { session, workspace } = await this.requireOpen(input.session_id);
     const files = await Promise.all((input.files ?? []).map((f) => repoRelativePath(workspace.path, f, "files")));
+    await this.settleCancelled(session.id);
     if (this.running.has(session.id)) {
       throw new UserError(`session ${session.id} is already running a task`, "Wait for it to finish (or cancel it), or open another session for parallel work.", "session_busy");
     }
-    this.running.add(session.id);
+    const task = this.runTask(input, session, workspace, files, options);
+    this.running.set(session.id, { done: task, cancelled: () => options.signal?.aborted ?? false });
     try {
-      const headBefore = (await headCommit(this.git, workspace.path)) ?? EMPTY_TREE;
-      const treeBefore = await snapshotWorkingTree(this.git, workspace.path);
-      const startedAt = new Date();
-      const model = input.model ?? session.model ?? this.config.opencode.model;
-      const agent = input.agent ?? this.config.opencode.agent;
-      const timeoutMs = (input.timeout_sec ?? this.config.limits.task_timeout_min * 60) * 1000;
-      const result = await this.backend.runTask({
-        sessionId: session.backend_session_id,
-        directory: workspace.path,
-        prompt: buildTaskPrompt({ task: input.task, ...(input.context ? { context: input.context } : {}), files }),
-        timeoutMs,
-        ...(model ? { model } : {}),
-        ...(agent ? { agent } : {}),
-        ...(options.signal ? { signal: options.signal } : {}),
-        ...(options.onEvent ? { onEvent: options.onEvent } : {}),
-      });
-      const filesChanged = await changedFiles(this.git, workspace.path, treeBefore);
-      const headAfter = await headCommit(this.git, workspace.path);
-      const commits = headAfter && headAfter !== headBefore ? await commitsBetween(this.git, workspace.path, headBefore === EMPTY_TREE ? undefined : headBefore, headAfter) : [];
-
-      session.totals = addToTotals(session.totals, result);
-      session.last_task = {
-        started_at: startedAt.toISOString(),
-        finished_at: new Date().toISOString(),
-        task: input.task.slice(0, 500),
-        success: result.success,
-        summary: result.summary.slice(0, 1000),
-        cost: result.trace.cost,
-        duration_ms: result.trace.duration_ms,
-        tool_calls: result.trace.tool_calls.length + (result.trace.tool_calls_omitted ?? 0),
-        ...(result.error ? { error: result.error } : {}),
-      };
-      await this.registry.saveSession(session);
-      return { ...result, files_changed: filesChanged, ...(commits.length ? { commits } : {}) };
+      return await task;
     } finally {
       this.running.delete(session.id);
     }
   }
 
+  private async runTask(
+    input: CodeInput,
+    session: SessionRecord,
+    workspace: WorkspaceRecord,
+    files: string[],
+    options: { signal?: AbortSignal; onEvent?: (event: TaskEvent) => void },
+  ): Promise<CodeResult> {
+    const headBefore = (await headCommit(this.git, workspace.path)) ?? EMPTY_TREE;
+    const treeBefore = await snapshotWorkingTree(this.git, workspace.path);
+    const startedAt = new Date();
+    const model = input.model ?? session.model ?? this.config.opencode.model;
+    const agent = input.agent ?? this.config.opencode.agent;
+    const timeoutMs = (input.timeout_sec ?? this.config.limits.task_timeout_min * 60) * 1000;
+    const deadline = Date.now() + timeoutMs;
+    const prompt = buildTaskPrompt({ task: input.task, ...(input.context ? { context: input.context } : {}), files });
+    let result: TaskResult;
+    for (let attempt = 1; ; attempt++) {
+      result = await this.backend.runTask({
+        sessionId: session.backend_session_id,
+        directory: workspace.path,
+        prompt,
+        timeoutMs: Math.max(1000, deadline - Date.now()),
+        ...(model ? { model } : {}),
+        ...(agent ? { agent } : {}),
+        ...(options.signal ? { signal: options.signal } : {}),
+        ...(options.onEvent ? { onEvent: options.onEvent } : {}),
+      });
+      result.attempts = attempt;
+      const delayMs = 1000 * 2 ** (attempt - 1);
+      if (result.success || attempt >= this.config.limits.max_attempts || !worthRepeating(result) || Date.now() + delayMs >= deadline) break;
+      this.log.warn(`task on ${session.id} failed (${result.error}); attempt ${attempt + 1} in ${delayMs} ms`);
+      options.onEvent?.({ type: "retry", attempt: attempt + 1, error: result.error ?? "failed", delayMs });
+      if (!(await sleep(delayMs, options.signal))) break;
+    }
+    const filesChanged = await changedFiles(this.git, workspace.path, treeBefore);
+    const headAfter = await headCommit(this.git, workspace.path);
+    const commits = headAfter && headAfter !== headBefore ? await commitsBetween(this.git, workspace.path, headBefore === EMPTY_TREE ? undefined : headBefore, headAfter) : [];
+
+    session.totals = addToTotals(session.totals, result);
+    session.last_task = {
+      started_at: startedAt.toISOString(),
+      finished_at: new Date().toISOString(),
+      task: input.task.slice(0, 500),
+      success: result.success,
+      summary: result.summary.slice(0, 1000),
+      cost: result.trace.cost,
+      duration_ms: result.trace.duration_ms,
+      tool_calls: result.trace.tool_calls.length + (result.trace.tool_calls_omitted ?? 0),
+      ...(result.error ? { error: result.error } : {}),
+    };
+    await this.registry.saveSession(session);
+    return { ...result, files_changed: filesChanged, ...(commits.length ? { commits } : {}) };
+  }
+
   async commit(input: { session_id: string; message: string; add_all?: boolean; paths?: string[] }) {
     const { workspace } = await this.requireOpen(input.session_id);
-    this.refuseWhileRunning(input.session_id, "commit");
+    await this.refuseWhileRunning(input.session_id, "commit");
     return this.workspaces.commit(workspace.path, {
       message: input.message,
       addAll: input.add_all ?? true,
@@ -244,7 +267,7 @@ export class SessionManager {
 
   async push(input: { session_id: string; remote?: string; branch?: string; set_upstream?: boolean }) {
     const { workspace } = await this.requireOpen(input.session_id);
-    this.refuseWhileRunning(input.session_id, "push");
+    await this.refuseWhileRunning(input.session_id, "push");
     const branch = input.branch ?? (await currentBranch(this.git, workspace.path));
     if (!branch) throw new UserError("the workspace is on a detached HEAD, so there is no current branch to push", "Pass branch to push HEAD to that branch name.");
     const remote = input.remote ?? "origin";
@@ -254,7 +277,7 @@ export class SessionManager {
 
   async close(input: { session_id: string; success?: boolean }): Promise<CloseResult> {
     const { session, workspace } = await this.requireOpen(input.session_id);
-    this.refuseWhileRunning(input.session_id, "close");
+    await this.refuseWhileRunning(input.session_id, "close");
     const filesChanged = await changedFiles(this.git, workspace.path, session.base_commit).catch(() => []);
     session.state = "closed";
     session.closed_at = new Date().toISOString();
@@ -278,11 +301,41 @@ export class SessionManager {
     return { files_changed: filesChanged, cleaned_up: cleanedUp, workspace_path: workspace.path, totals: session.totals };
   }
 
-  private refuseWhileRunning(sessionId: string, what: string): void {
+  /** A cancelled task may still be winding down (abort, final trace): what comes next waits for it, briefly. */
+  private async settleCancelled(sessionId: string): Promise<void> {
+    const current = this.running.get(sessionId);
+    if (current?.cancelled()) {
+      await Promise.race([current.done.catch(() => undefined), new Promise((r) => setTimeout(r, 15_000).unref())]);
+    }
+  }
+
+  private async refuseWhileRunning(sessionId: string, what: string): Promise<void> {
+    await this.settleCancelled(sessionId);
     if (this.running.has(sessionId)) {
       throw new UserError(`session ${sessionId} is running a task, so it cannot ${what} now`, "Wait for the task to finish, then try again.", "session_busy");
     }
   }
+}
+
+/**
+ * Failures a new attempt may fix, as the backend judged them: OpenCode went away before the agent
+ * did anything (a managed one is restarted meanwhile), or a provider error marked retryable. A task
+ * whose tools already ran is not repeated: its effects would be doubled.
+ */
+function worthRepeating(result: TaskResult): boolean {
+  return (result.failure === "backend_unavailable" || result.failure === "agent_error") && result.retryable === true;
+}
+
+/** Wait, unless the signal aborts first; true when the full time passed. */
+function sleep(ms: number, signal?: AbortSignal): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve(false);
+    const timer = setTimeout(() => resolve(true), ms);
+    signal?.addEventListener("abort", () => {
+      clearTimeout(timer);
+      resolve(false);
+    }, { once: true });
+  });
 }
 
 function addToTotals(totals: Totals, result: TaskResult): Totals {

@@ -1,4 +1,4 @@
-import type { CodingBackend, RunTaskRequest, TaskResult } from "../backend.js";
+import type { CodingBackend, PermissionDecision, RunTaskRequest, TaskEvent, TaskResult, ToolCallTrace } from "../backend.js";
 import { UserError, errorMessage } from "../errors.js";
 import type { Logger } from "../log.js";
 import {
@@ -7,11 +7,14 @@ import {
   OpencodeTimeoutError,
   OpencodeUnavailableError,
   type OpencodeMessage,
+  type OpencodePart,
+  type OpencodePermissionRequest,
   type PromptBody,
 } from "./client.js";
+import { EventSubscription, type OpencodeEvent } from "./events.js";
 import { ManagedOpencode } from "./managed.js";
 import { PathMap } from "./path-map.js";
-import { summarizeTurn, turnMessages } from "./trace.js";
+import { summarizeTurn, toolCallOf, turnMessages } from "./trace.js";
 
 /** The API generation this backend speaks; 2.x moved everything under /api with other shapes. */
 const SUPPORTED_MAJOR = 1;
@@ -23,6 +26,8 @@ export interface OpencodeBackendOptions {
   username: string;
   password?: string;
   pathMap: Record<string, string>;
+  /** How permission requests are answered, by permission kind ("bash", "edit", ...) with "*" as the default. */
+  permissions?: Record<string, "allow" | "deny">;
   log: Logger;
   /** For a managed server: the environment it gets (secrets already removed) and where it runs. */
   managed?: { env: NodeJS.ProcessEnv; cwd: string; startupTimeoutMs: number; registerSecret?: (value: string) => void };
@@ -120,13 +125,38 @@ export class OpencodeBackend implements CodingBackend {
     const client = await this.ready();
     const directory = this.paths.toBackend(request.directory);
     const started = Date.now();
-    request.onEvent?.({ type: "started" });
+    request.onEvent?.({ type: "started", directory: request.directory });
 
     // The newest message before ours: the turn's user message is the first user message after it.
     const before = (await client.messages(request.sessionId, directory, 1)).at(-1)?.info.id;
     const body: PromptBody = { parts: [{ type: "text", text: request.prompt }] };
     if (request.model) body.model = parseModel(request.model);
     if (request.agent) body.agent = request.agent;
+
+    const live = new LiveTurn(request.sessionId, (event) => request.onEvent?.(event), (p) => this.paths.fromBackend(p));
+    const answerPermission = (asked: OpencodePermissionRequest) => {
+      if (asked.sessionID !== request.sessionId || !live.firstAsk(asked.id)) return;
+      const decision = this.decide(asked);
+      live.permissions.push(decision);
+      this.log.info(`permission ${asked.permission} ${decision.reply === "once" ? "allowed" : "denied"} by policy`, { session: request.sessionId });
+      request.onEvent?.({ type: "permission", decision });
+      client
+        .replyPermission(asked.id, directory, decision.reply, decision.reply === "reject" ? "Denied by coding-mcp's permission policy" : undefined)
+        .catch((err) => this.log.warn(`could not answer permission ${asked.id}: ${errorMessage(err)}`));
+    };
+    const subscription = new EventSubscription(
+      client,
+      directory,
+      (event) => this.onEvent(event, request.sessionId, live, answerPermission),
+      // After a reconnect: report what happened meanwhile, and answer requests that arrived unseen.
+      async () => {
+        const messages = await client.messages(request.sessionId, directory);
+        for (const m of messages) if (!before || m.info.id > before) for (const part of m.parts) live.part(part);
+        for (const asked of await client.permissions(directory)) answerPermission(asked);
+      },
+      this.log,
+    );
+    await subscription.ready();
 
     const controller = new AbortController();
     let timedOut = false;
@@ -141,6 +171,7 @@ export class OpencodeBackend implements CodingBackend {
     let response: OpencodeMessage | undefined;
     let failure: TaskResult["failure"];
     let failureMessage: string | undefined;
+    let retryable = false;
     try {
       response = await client.prompt(request.sessionId, directory, body, {
         // The task timer above ends the call; this only keeps undici from cutting it first.
@@ -166,6 +197,7 @@ export class OpencodeBackend implements CodingBackend {
     } finally {
       clearTimeout(timer);
       request.signal?.removeEventListener("abort", onCancel);
+      subscription.stop();
     }
 
     // The synchronous answer holds only the last step; the whole turn comes from the session's messages.
@@ -190,8 +222,18 @@ export class OpencodeBackend implements CodingBackend {
     if (error && !failure) {
       failure = "agent_error";
       failureMessage = `${error.name}: ${error.message}`;
+      retryable = error.retryable === true;
     }
+    // Calls that ended without an event seen (e.g. the last one before the answer) are reported now, once.
+    for (const m of turn) for (const part of m.parts) live.part(part);
+    // Messages unreadable (OpenCode died): the calls seen live are the partial trace.
+    if (turn.length === 0) trace.tool_calls = live.calls();
+    // Repeating is safe only when we know no tool ran: the live feed was up and saw none.
+    const nothingRan = subscription.connectedOnce && trace.tool_calls.length === 0 && live.calls().length === 0;
+    if (failure === "backend_unavailable" && nothingRan) retryable = true;
+    if (live.permissions.length) trace.permissions = live.permissions;
     const result: TaskResult = { success: !failure, summary, trace };
+    if (retryable) result.retryable = true;
     if (failure) {
       result.failure = failure;
       result.error = failureMessage;
@@ -199,6 +241,22 @@ export class OpencodeBackend implements CodingBackend {
     }
     request.onEvent?.({ type: "finished", result });
     return result;
+  }
+
+  private onEvent(event: OpencodeEvent, sessionId: string, live: LiveTurn, answerPermission: (asked: OpencodePermissionRequest) => void): void {
+    const props = event.properties;
+    if (event.type === "message.part.updated") {
+      const part = props.part as OpencodePart | undefined;
+      if (part && part.sessionID === sessionId) live.part(part);
+    } else if (event.type === "permission.asked") {
+      answerPermission(props as unknown as OpencodePermissionRequest);
+    }
+  }
+
+  private decide(asked: OpencodePermissionRequest): PermissionDecision {
+    const policy = this.options.permissions ?? { "*": "allow" };
+    const rule = policy[asked.permission] ?? policy["*"] ?? "allow";
+    return { permission: asked.permission, patterns: (asked.patterns ?? []).slice(0, 10).map((p) => this.paths.fromBackend(p)), reply: rule === "allow" ? "once" : "reject" };
   }
 
   async abort(sessionId: string, directory: string): Promise<void> {
@@ -220,4 +278,48 @@ export class OpencodeBackend implements CodingBackend {
 function formatDuration(ms: number): string {
   const s = Math.round(ms / 1000);
   return s >= 120 ? `${Math.round(s / 60)} min` : `${s} s`;
+}
+
+/**
+ * What a running turn has reported so far: each tool call once as it starts and once as it ends,
+ * however often (and from whichever source: events, catch-up, the final messages) it is seen.
+ */
+class LiveTurn {
+  private readonly reported = new Map<string, "started" | "ended">();
+  private readonly latest = new Map<string, ToolCallTrace>();
+  private readonly asked = new Set<string>();
+  readonly permissions: PermissionDecision[] = [];
+
+  constructor(
+    private readonly sessionId: string,
+    private readonly emit: (event: TaskEvent) => void,
+    private readonly mapPath: (p: string) => string,
+  ) {}
+
+  part(part: OpencodePart): void {
+    if (part.type !== "tool" || !part.state || (part.sessionID && part.sessionID !== this.sessionId)) return;
+    const key = String(part.callID ?? part.id);
+    const phase = part.state.status === "completed" || part.state.status === "error" ? "ended" : part.state.status === "running" ? "started" : undefined;
+    if (!phase) return;
+    const seen = this.reported.get(key);
+    if (seen === "ended" || seen === phase) return;
+    const call = toolCallOf(part, this.mapPath);
+    if (!call) return;
+    this.latest.set(key, call);
+    if (phase === "ended" && !seen) this.emit({ type: "tool", phase: "started", call });
+    this.reported.set(key, phase);
+    this.emit({ type: "tool", phase, call });
+  }
+
+  /** The tool calls seen so far, in the order they started. */
+  calls(): ToolCallTrace[] {
+    return [...this.latest.values()];
+  }
+
+  /** True the first time a permission request is seen. */
+  firstAsk(id: string): boolean {
+    if (this.asked.has(id)) return false;
+    this.asked.add(id);
+    return true;
+  }
 }

@@ -58,6 +58,15 @@ export interface OpencodeMessage {
   parts: OpencodePart[];
 }
 
+export interface OpencodePermissionRequest {
+  id: string;
+  sessionID: string;
+  permission: string;
+  patterns?: string[];
+  metadata?: Record<string, unknown>;
+  tool?: { messageID: string; callID: string };
+}
+
 export interface PromptBody {
   parts: { type: "text"; text: string }[];
   model?: { providerID: string; modelID: string };
@@ -159,6 +168,36 @@ export class OpencodeClient {
 
   abort(sessionId: string, directory: string): Promise<boolean> {
     return this.call("POST", `/session/${enc(sessionId)}/abort${dirQuery(directory)}`, undefined, { timeoutMs: 10_000 });
+  }
+
+  /** Pending permission requests of every session of this directory's instance. */
+  permissions(directory: string): Promise<OpencodePermissionRequest[]> {
+    return this.call("GET", `/permission${dirQuery(directory)}`);
+  }
+
+  replyPermission(requestId: string, directory: string, reply: "once" | "always" | "reject", message?: string): Promise<boolean> {
+    return this.call("POST", `/permission/${enc(requestId)}/reply${dirQuery(directory)}`, { reply, ...(message ? { message } : {}) }, { timeoutMs: 10_000 });
+  }
+
+  /**
+   * The instance's event stream (Server-Sent Events), as a byte stream. No body timeout of the usual
+   * kind: the stream is quiet between events; the caller bounds silence itself.
+   */
+  async eventStream(directory: string, signal: AbortSignal): Promise<AsyncIterable<Uint8Array>> {
+    const headers: Record<string, string> = { accept: "text/event-stream" };
+    if (this.authHeader) headers.authorization = this.authHeader;
+    const route = `/event${dirQuery(directory)}`;
+    let response: Dispatcher.ResponseData;
+    try {
+      response = await request(this.baseUrl + route, { method: "GET", headers, dispatcher: this.agent, headersTimeout: 10_000, bodyTimeout: 0, signal });
+    } catch (err) {
+      throw this.describeFailure(err, "GET", route, 10_000, signal);
+    }
+    if (response.statusCode !== 200) {
+      const text = await response.body.text().catch(() => "");
+      throw new OpencodeHttpError(response.statusCode, "GET /event", text);
+    }
+    return response.body;
   }
 
   async close(): Promise<void> {

@@ -136,6 +136,13 @@ export class ManagedOpencode {
     listening.catch(() => undefined); // awaited below; this only keeps a late rejection from going unhandled
     child.once("exit", (code, signal) => {
       process.removeListener("exit", this.killOnExit);
+      // What it started in its own process group (plugins, language servers) must not outlive it, even
+      // after a crash. (Its bash commands run in sessions of their own; only OpenCode's abort ends those.)
+      try {
+        process.kill(-child.pid!, "SIGKILL");
+      } catch {
+        // the group is already empty
+      }
       if (this.child === child) {
         this.running = undefined;
         if (this.stopping) log.info(`managed OpenCode stopped`);

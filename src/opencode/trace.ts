@@ -59,7 +59,7 @@ export interface TurnSummary {
   trace: TaskTrace;
   summary: string;
   /** The agent's own error, e.g. a provider failure or MessageAbortedError. */
-  error?: { name: string; message: string };
+  error?: { name: string; message: string; retryable?: boolean };
 }
 
 export function summarizeTurn(turn: OpencodeMessage[], durationMs: number, mapPath: (p: string) => string = (p) => p): TurnSummary {
@@ -81,7 +81,10 @@ export function summarizeTurn(turn: OpencodeMessage[], durationMs: number, mapPa
         cache_write: info.tokens.cache?.write ?? 0,
       });
     }
-    if (info.error) error = { name: info.error.name, message: String(info.error.data?.message ?? info.error.name) };
+    if (info.error) {
+      error = { name: info.error.name, message: String(info.error.data?.message ?? info.error.name) };
+      if (info.error.data?.isRetryable === true) error.retryable = true;
+    }
     const texts: string[] = [];
     for (const part of message.parts) {
       const call = toolCallOf(part, mapPath);

@@ -1,43 +1,15 @@
-import { setImmediate as nextTurn } from "node:timers/promises";
 import { z } from "zod";
-import type { TaskEvent } from "../backend.js";
-import { ChangedFile, CommitRef, Trace, formatChangedFiles, sessionId } from "./schemas.js";
-import { defineTool, type ToolExtra } from "./define.js";
-import type { Redactor } from "../redact.js";
 import { UserError } from "../errors.js";
-
-/** Progress notifications for a client that sent a progressToken: one at the start, one at the end. */
-function progressReporter(extra: ToolExtra, redactor: Redactor) {
-  const token = extra._meta?.progressToken;
-  if (token === undefined) return undefined;
-  let sent = 0;
-  return (event: TaskEvent) => {
-    let message: string | undefined;
-    if (event.type === "started") message = "task started";
-    else if (event.type === "finished") {
-      const r = event.result;
-      message = r.success
-        ? `task finished: ${r.trace.tool_calls.length} tool calls in ${(r.trace.duration_ms / 1000).toFixed(1)} s`
-        : `task ended without success: ${r.error ?? r.trace.finish_reason}`;
-    }
-    if (!message) return;
-    sent += 1;
-    const done = event.type === "finished";
-    extra
-      .sendNotification({
-        method: "notifications/progress",
-        params: { progressToken: token, progress: done ? sent : sent - 1, ...(done ? { total: sent } : {}), message: redactor.text(message) },
-      })
-      .catch(() => undefined);
-  };
-}
+import { defineTool } from "./define.js";
+import { TaskProgress } from "./progress.js";
+import { ChangedFile, CommitRef, Trace, formatChangedFiles, sessionId } from "./schemas.js";
 
 export const codeTool = defineTool({
   name: "code",
   title: "Run a coding task",
   description:
     "Hand a whole coding task to the OpenCode agent in the session's workspace and wait for it to finish. " +
-    "The agent reads, edits and runs code there. Answers with success, the agent's summary, the files changed (from git), " +
+    "The agent reads, edits and runs code there; with a progressToken you get a notification as each tool call starts and ends. Answers with success, the agent's summary, the files changed (from git), " +
     "commits the agent made, and a trace: every tool call with its status and a preview of its output, tokens, cost and model. " +
     "Commit and push afterwards with coding_commit and coding_push.",
   inputSchema: {
@@ -58,16 +30,20 @@ export const codeTool = defineTool({
     commits: z.array(CommitRef).optional(),
     error: z.string().optional(),
     failure: z.enum(["timeout", "cancelled", "agent_error", "backend_unavailable"]).optional(),
+    attempts: z.number().int().optional(),
   },
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
   async handle(args, ctx, extra) {
     if (args.background) {
       throw new UserError("background tasks are not supported by this version of coding-mcp", "Call code without background; it waits for the result and sends progress notifications.");
     }
-    const onEvent = progressReporter(extra, ctx.redactor);
-    const result = await ctx.sessions.code(args, { signal: extra.signal, ...(onEvent ? { onEvent } : {}) });
-    // Let the last progress notification go out before the result (an SDK client drops one that arrives with it).
-    if (onEvent) await nextTurn();
+    const progress = new TaskProgress(extra, ctx.redactor, () => ctx.connection.logLevel);
+    let result;
+    try {
+      result = await ctx.sessions.code(args, { signal: extra.signal, onEvent: progress.report });
+    } finally {
+      await progress.drain();
+    }
     const trace = result.trace;
     const { tool_calls: calls } = trace;
     const tools = calls.length ? `${calls.length} tool calls (${[...new Set(calls.map((c) => c.tool))].join(", ")})` : "no tool calls";

@@ -1,6 +1,6 @@
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { RequestHandlerExtra } from "@modelcontextprotocol/sdk/shared/protocol.js";
-import type { CallToolResult, ServerNotification, ServerRequest, ToolAnnotations } from "@modelcontextprotocol/sdk/types.js";
+import type { CallToolResult, LoggingLevel, ServerNotification, ServerRequest, ToolAnnotations } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
 import { UserError, errorMessage } from "../errors.js";
 import type { Logger } from "../log.js";
@@ -19,6 +19,16 @@ export interface ToolContext {
   log: Logger;
 }
 
+/** What one MCP connection has told the server about itself. */
+export interface ConnectionState {
+  /** Set by the client's logging/setLevel; until then no log messages are sent to it. */
+  logLevel?: LoggingLevel;
+}
+
+export interface ToolContextWithConnection extends ToolContext {
+  connection: ConnectionState;
+}
+
 export type ToolExtra = RequestHandlerExtra<ServerRequest, ServerNotification>;
 
 export interface ToolAnswer<O> {
@@ -33,7 +43,7 @@ export interface ToolDefinition<I extends z.ZodRawShape, O extends z.ZodRawShape
   inputSchema: I;
   outputSchema: O;
   annotations: Omit<ToolAnnotations, "title">;
-  handle(args: z.infer<z.ZodObject<I>>, ctx: ToolContext, extra: ToolExtra): Promise<ToolAnswer<z.infer<z.ZodObject<O>>>>;
+  handle(args: z.infer<z.ZodObject<I>>, ctx: ToolContextWithConnection, extra: ToolExtra): Promise<ToolAnswer<z.infer<z.ZodObject<O>>>>;
 }
 
 export function defineTool<I extends z.ZodRawShape, O extends z.ZodRawShape>(definition: ToolDefinition<I, O>): ToolDefinition<I, O> {
@@ -46,7 +56,7 @@ export function errorResult(redactor: Redactor, message: string, hint?: string):
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export function registerTool(server: McpServer, tool: ToolDefinition<any, any>, ctx: ToolContext): void {
+export function registerTool(server: McpServer, tool: ToolDefinition<any, any>, ctx: ToolContextWithConnection): void {
   // Parsing the answer with the output schema drops internal fields (e.g. span timestamps), so
   // clients get exactly the declared shape.
   const output = z.object(tool.outputSchema);

@@ -51,6 +51,7 @@ export const Trace = z.object({
   tool_calls: z.array(ToolCall),
   tool_calls_omitted: z.number().int().optional(),
   reasoning: z.array(z.string()),
+  permissions: z.array(z.object({ permission: z.string(), patterns: z.array(z.string()), reply: z.enum(["once", "reject"]) })).optional(),
 });
 
 export function formatChangedFiles(files: z.infer<typeof ChangedFile>[], max = 12): string {

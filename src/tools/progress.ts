@@ -1,0 +1,105 @@
+import { setImmediate as nextTurn } from "node:timers/promises";
+import type { LoggingLevel } from "@modelcontextprotocol/sdk/types.js";
+import type { TaskEvent, ToolCallTrace } from "../backend.js";
+import type { Redactor } from "../redact.js";
+import type { ToolExtra } from "./define.js";
+
+/**
+ * Turns a running task's events into what the client sees while it waits: MCP progress
+ * notifications (when it sent a progressToken) and MCP log messages (when it set a log level).
+ * Every message is redacted; sends are queued in order with a small gap, so a burst of tool calls
+ * neither floods the client nor loses or reorders a message.
+ */
+
+const MIN_GAP_MS = 25;
+const SEVERITY: LoggingLevel[] = ["debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"];
+
+export function describeCall(call: ToolCallTrace): string {
+  const input = call.input;
+  const detail =
+    call.tool === "bash"
+      ? `: ${String(input.command ?? call.title ?? "")}`
+      : ` ${String(call.title || input.filePath || input.path || input.pattern || "")}`;
+  const text = `${call.tool}${detail}`.trim();
+  return text.length > 120 ? `${text.slice(0, 117)}...` : text;
+}
+
+function seconds(ms: number): string {
+  return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`;
+}
+
+export function describeEvent(event: TaskEvent): string {
+  switch (event.type) {
+    case "started":
+      return "task started";
+    case "tool":
+      if (event.phase === "started") return `▶ ${describeCall(event.call)}`;
+      return `${event.call.status === "error" ? "✗" : "✓"} ${describeCall(event.call)} (${seconds(event.call.duration_ms)})${event.call.error ? `: ${event.call.error.slice(0, 200)}` : ""}`;
+    case "permission":
+      return `permission ${event.decision.permission} ${event.decision.reply === "once" ? "allowed" : "denied"} by policy${event.decision.patterns.length ? `: ${event.decision.patterns.join(", ").slice(0, 120)}` : ""}`;
+    case "retry":
+      return `attempt ${event.attempt} in ${seconds(event.delayMs)} after: ${event.error.slice(0, 200)}`;
+    case "finished": {
+      const r = event.result;
+      const calls = r.trace.tool_calls.length + (r.trace.tool_calls_omitted ?? 0);
+      return r.success
+        ? `task finished: ${calls} tool calls in ${seconds(r.trace.duration_ms)}`
+        : `task ended without success: ${r.error ?? r.trace.finish_reason}`;
+    }
+  }
+}
+
+export class TaskProgress {
+  private readonly token: string | number | undefined;
+  private queue: Promise<void> = Promise.resolve();
+  private lastSent = 0;
+  private count = 0;
+  private workspace?: string;
+
+  constructor(
+    private readonly extra: ToolExtra,
+    private readonly redactor: Redactor,
+    /** The level the client asked for with logging/setLevel, if it did. */
+    private readonly logLevel: () => LoggingLevel | undefined,
+  ) {
+    this.token = extra._meta?.progressToken;
+  }
+
+  /** Whether anyone listens: without a progress token or log level, events are not turned into messages. */
+  get active(): boolean {
+    return this.token !== undefined || this.logLevel() !== undefined;
+  }
+
+  report = (event: TaskEvent): void => {
+    if (!this.active) return;
+    if (event.type === "started") this.workspace = event.directory + "/";
+    // Paths inside the workspace read better relative to it.
+    const message = this.redactor.text(describeEvent(event)).split(this.workspace ?? "\0").join("");
+    const done = event.type === "finished";
+    const level: LoggingLevel = event.type === "finished" && !event.result.success ? "warning" : "info";
+    this.count += 1;
+    const progress = this.count;
+    this.queue = this.queue.then(async () => {
+      const wait = this.lastSent + MIN_GAP_MS - Date.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      this.lastSent = Date.now();
+      if (this.token !== undefined) {
+        await this.extra
+          .sendNotification({ method: "notifications/progress", params: { progressToken: this.token, progress, ...(done ? { total: progress } : {}), message } })
+          .catch(() => undefined);
+      }
+      const min = this.logLevel();
+      if (min !== undefined && SEVERITY.indexOf(level) >= SEVERITY.indexOf(min)) {
+        await this.extra
+          .sendNotification({ method: "notifications/message", params: { level, logger: "coding-mcp", data: message } })
+          .catch(() => undefined);
+      }
+    });
+  };
+
+  /** Wait until every message is out, and let the event loop turn once so the last one is not read together with the result. */
+  async drain(): Promise<void> {
+    await this.queue;
+    await nextTurn();
+  }
+}
