@@ -65,6 +65,8 @@ export async function createApp(config: ResolvedConfig, options: { log?: Logger;
       : {}),
   });
   const sessions = new SessionManager(config, registry, workspaces, backend, git, log);
+  // Tasks that were running when coding-mcp last stopped are followed to their end again.
+  sessions.resumeTasks();
   return {
     config,
     backend,
@@ -73,6 +75,7 @@ export async function createApp(config: ResolvedConfig, options: { log?: Logger;
     redactor,
     log,
     async stop() {
+      sessions.shutdown();
       await registry.flush();
       await backend.stop();
     },

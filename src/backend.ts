@@ -21,6 +21,8 @@ export interface ToolCallTrace {
   output_preview: string;
   duration_ms: number;
   error?: string;
+  /** The backend's id of the call, to follow it from start to end (not part of the tool output). */
+  call_id?: string;
   /** Epoch ms, when the backend reported them (used for spans; not part of the tool output). */
   started_at?: number;
   ended_at?: number;
@@ -62,7 +64,8 @@ export interface TaskResult {
 
 /** A step of a running task, reported as it happens (progress notifications, spans). */
 export type TaskEvent =
-  | { type: "started"; directory: string }
+  /** `checkpoint`: where the task's turn starts in the backend session, for picking it up after a restart. */
+  | { type: "started"; directory: string; checkpoint?: string }
   | { type: "tool"; phase: "started" | "ended"; call: ToolCallTrace }
   | { type: "permission"; decision: PermissionDecision }
   | { type: "retry"; attempt: number; error: string; delayMs: number }
@@ -82,6 +85,15 @@ export interface RunTaskRequest {
   onEvent?: (event: TaskEvent) => void;
 }
 
+export interface ResumeTaskRequest {
+  sessionId: string;
+  directory: string;
+  checkpoint?: string;
+  timeoutMs: number;
+  signal?: AbortSignal;
+  onEvent?: (event: TaskEvent) => void;
+}
+
 export interface CodingBackend {
   /** For logs and records, e.g. "opencode". */
   readonly name: string;
@@ -90,6 +102,11 @@ export interface CodingBackend {
   openSession(directory: string, options: { title: string; agent?: string }): Promise<{ id: string }>;
   /** Run one whole task; resolves with a result also when the task fails, is cancelled or times out. */
   runTask(request: RunTaskRequest): Promise<TaskResult>;
+  /**
+   * Follow a task that was started before a restart of coding-mcp (from its checkpoint) until its turn
+   * ends, and answer its result; a turn the backend no longer runs ends as interrupted.
+   */
+  resumeTask(request: ResumeTaskRequest): Promise<TaskResult>;
   abort(sessionId: string, directory: string): Promise<void>;
   closeSession(sessionId: string, directory: string): Promise<void>;
   stop(): Promise<void>;

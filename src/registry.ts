@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import fs from "node:fs/promises";
 import path from "node:path";
 import type { TokenCounts } from "./backend.js";
+import type { CodeResult } from "./tasks.js";
 
 /**
  * What coding-mcp knows about its sessions and workspaces, kept on disk so a restarted server (or a
@@ -18,6 +19,7 @@ export interface Totals {
 }
 
 export interface TaskRecord {
+  task_id?: string;
   started_at: string;
   finished_at?: string;
   task: string;
@@ -27,6 +29,20 @@ export interface TaskRecord {
   cost: number;
   duration_ms: number;
   tool_calls: number;
+  /** The whole (bounded) answer of the task, for coding_status after the fact. */
+  result?: CodeResult;
+}
+
+/** A task in progress, recorded so a restarted coding-mcp can follow it to its end. */
+export interface RunningTaskRecord {
+  task_id: string;
+  task: string;
+  started_at: string;
+  deadline: string;
+  /** Where the task's turn starts in the backend session. */
+  checkpoint?: string;
+  head_before: string;
+  tree_before: string;
 }
 
 export interface WorkspaceRecord {
@@ -56,6 +72,7 @@ export interface SessionRecord {
   /** HEAD when the session opened: what coding_close's files_changed is measured against. */
   base_commit: string;
   last_task?: TaskRecord;
+  running?: RunningTaskRecord;
   totals: Totals;
 }
 

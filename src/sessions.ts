@@ -1,11 +1,12 @@
 import path from "node:path";
-import { addTokens, emptyTokens, type CodingBackend, type TaskEvent, type TaskResult } from "./backend.js";
+import { emptyTokens, type CodingBackend, type TaskEvent } from "./backend.js";
 import type { ResolvedConfig } from "./config.js";
 import { UserError, errorMessage } from "./errors.js";
 import type { Logger } from "./log.js";
 import { newId, type Registry, type SessionRecord, type Totals, type WorkspaceRecord } from "./registry.js";
 import { buildTaskPrompt } from "./task-prompt.js";
-import { changedFiles, commitsBetween, currentBranch, headCommit, snapshotWorkingTree, type ChangedFile, type Git } from "./workspace/git.js";
+import { EMPTY_TREE, TaskRunner, type CodeResult, type TaskView } from "./tasks.js";
+import { changedFiles, currentBranch, headCommit, type ChangedFile, type Git } from "./workspace/git.js";
 import type { WorkspaceManager } from "./workspace/manager.js";
 import { repoRelativePath } from "./workspace/paths.js";
 
@@ -46,12 +47,18 @@ export interface CodeInput {
   model?: string;
   agent?: string;
   timeout_sec?: number;
+  background?: boolean;
 }
 
-export interface CodeResult extends TaskResult {
-  files_changed: ChangedFile[];
-  commits?: { hash: string; subject: string }[];
+export interface SessionStatus {
+  session_id: string;
+  state: "idle" | "running" | "closed";
+  workspace_path: string;
+  title: string;
+  task?: TaskView;
+  totals: Totals;
 }
+
 
 export interface CloseResult {
   files_changed: ChangedFile[];
@@ -60,16 +67,13 @@ export interface CloseResult {
   totals: Totals;
 }
 
-/** Git's empty tree: the base to diff against in a repository that has no commit yet. */
-const EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
 
 export function emptyTotals(): Totals {
   return { tasks: 0, cost: 0, tokens: emptyTokens(), duration_ms: 0 };
 }
 
 export class SessionManager {
-  /** Tasks running in this process, by session: a second task on one session is refused, never interleaved. */
-  private readonly running = new Map<string, { done: Promise<unknown>; cancelled: () => boolean }>();
+  private readonly tasks: TaskRunner;
 
   constructor(
     private readonly config: ResolvedConfig,
@@ -78,7 +82,9 @@ export class SessionManager {
     private readonly backend: CodingBackend,
     private readonly git: Git,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.tasks = new TaskRunner(config, registry, backend, git, log);
+  }
 
   async open(input: OpenInput): Promise<OpenResult> {
     const scope = input.scope ?? "agent";
@@ -168,12 +174,17 @@ export class SessionManager {
     return record;
   }
 
-  /** A session that exists and is open, with its live workspace; otherwise a clear error. */
-  async requireOpen(sessionId: string): Promise<{ session: SessionRecord; workspace: WorkspaceRecord }> {
+  private async requireKnown(sessionId: string): Promise<SessionRecord> {
     const session = await this.registry.session(sessionId);
     if (!session) {
       throw new UserError(`unknown session_id "${sessionId}"`, "Use the session_id that coding_open returned; open a new session with coding_open.", "unknown_session");
     }
+    return session;
+  }
+
+  /** A session that exists and is open, with its live workspace; otherwise a clear error. */
+  async requireOpen(sessionId: string): Promise<{ session: SessionRecord; workspace: WorkspaceRecord }> {
+    const session = await this.requireKnown(sessionId);
     if (session.state !== "open") {
       throw new UserError(`session ${sessionId} is closed`, "Open a new session with coding_open (with the same scope_id to get the same workspace back, if it was kept).", "session_closed");
     }
@@ -184,80 +195,74 @@ export class SessionManager {
     return { session, workspace };
   }
 
-  async code(input: CodeInput, options: { signal?: AbortSignal; onEvent?: (event: TaskEvent) => void } = {}): Promise<CodeResult> {
+  async code(input: CodeInput, options: { signal?: AbortSignal; onEvent?: (event: TaskEvent) => void } = {}): Promise<CodeResult | TaskView> {
     if (!input.task.trim()) throw new UserError("task is empty", "Describe the coding task in task, e.g. \"Add a --verbose flag to cli.py and a test for it\".");
     const { session, workspace } = await this.requireOpen(input.session_id);
     const files = await Promise.all((input.files ?? []).map((f) => repoRelativePath(workspace.path, f, "files")));
-    await this.settleCancelled(session.id);
-    if (this.running.has(session.id)) {
-      throw new UserError(`session ${session.id} is already running a task`, "Wait for it to finish (or cancel it), or open another session for parallel work.", "session_busy");
-    }
-    const task = this.runTask(input, session, workspace, files, options);
-    this.running.set(session.id, { done: task, cancelled: () => options.signal?.aborted ?? false });
-    try {
-      return await task;
-    } finally {
-      this.running.delete(session.id);
-    }
-  }
-
-  private async runTask(
-    input: CodeInput,
-    session: SessionRecord,
-    workspace: WorkspaceRecord,
-    files: string[],
-    options: { signal?: AbortSignal; onEvent?: (event: TaskEvent) => void },
-  ): Promise<CodeResult> {
-    const headBefore = (await headCommit(this.git, workspace.path)) ?? EMPTY_TREE;
-    const treeBefore = await snapshotWorkingTree(this.git, workspace.path);
-    const startedAt = new Date();
+    await this.tasks.refuseWhileRunning(session.id, "start another task");
     const model = input.model ?? session.model ?? this.config.opencode.model;
     const agent = input.agent ?? this.config.opencode.agent;
-    const timeoutMs = (input.timeout_sec ?? this.config.limits.task_timeout_min * 60) * 1000;
-    const deadline = Date.now() + timeoutMs;
-    const prompt = buildTaskPrompt({ task: input.task, ...(input.context ? { context: input.context } : {}), files });
-    let result: TaskResult;
-    for (let attempt = 1; ; attempt++) {
-      result = await this.backend.runTask({
-        sessionId: session.backend_session_id,
-        directory: workspace.path,
-        prompt,
-        timeoutMs: Math.max(1000, deadline - Date.now()),
-        ...(model ? { model } : {}),
-        ...(agent ? { agent } : {}),
-        ...(options.signal ? { signal: options.signal } : {}),
-        ...(options.onEvent ? { onEvent: options.onEvent } : {}),
-      });
-      result.attempts = attempt;
-      const delayMs = 1000 * 2 ** (attempt - 1);
-      if (result.success || attempt >= this.config.limits.max_attempts || !worthRepeating(result) || Date.now() + delayMs >= deadline) break;
-      this.log.warn(`task on ${session.id} failed (${result.error}); attempt ${attempt + 1} in ${delayMs} ms`);
-      options.onEvent?.({ type: "retry", attempt: attempt + 1, error: result.error ?? "failed", delayMs });
-      if (!(await sleep(delayMs, options.signal))) break;
+    const { done, ...view } = this.tasks.start({
+      session,
+      workspace,
+      task: input.task,
+      prompt: buildTaskPrompt({ task: input.task, ...(input.context ? { context: input.context } : {}), files }),
+      timeoutMs: (input.timeout_sec ?? this.config.limits.task_timeout_min * 60) * 1000,
+      ...(model ? { model } : {}),
+      ...(agent ? { agent } : {}),
+      // A background task outlives the call, so the call's cancellation does not reach it.
+      ...(options.signal && !input.background ? { signal: options.signal } : {}),
+      ...(options.onEvent && !input.background ? { onEvent: options.onEvent } : {}),
+    });
+    if (input.background) {
+      done.catch(() => undefined);
+      return view;
     }
-    const filesChanged = await changedFiles(this.git, workspace.path, treeBefore);
-    const headAfter = await headCommit(this.git, workspace.path);
-    const commits = headAfter && headAfter !== headBefore ? await commitsBetween(this.git, workspace.path, headBefore === EMPTY_TREE ? undefined : headBefore, headAfter) : [];
+    return done;
+  }
 
-    session.totals = addToTotals(session.totals, result);
-    session.last_task = {
-      started_at: startedAt.toISOString(),
-      finished_at: new Date().toISOString(),
-      task: input.task.slice(0, 500),
-      success: result.success,
-      summary: result.summary.slice(0, 1000),
-      cost: result.trace.cost,
-      duration_ms: result.trace.duration_ms,
-      tool_calls: result.trace.tool_calls.length + (result.trace.tool_calls_omitted ?? 0),
-      ...(result.error ? { error: result.error } : {}),
-    };
-    await this.registry.saveSession(session);
-    return { ...result, files_changed: filesChanged, ...(commits.length ? { commits } : {}) };
+  /** Open sessions (or the one asked for) with their running or last task. */
+  async status(sessionId?: string): Promise<SessionStatus[]> {
+    const sessions = sessionId ? [await this.requireKnown(sessionId)] : this.registry.allSessions().filter((s) => s.state === "open");
+    return Promise.all(
+      sessions.map(async (session: SessionRecord) => {
+        const workspace = await this.registry.workspace(session.workspace_id);
+        const task = this.tasks.view(session);
+        const state: SessionStatus["state"] = session.state === "closed" ? "closed" : this.tasks.isRunning(session.id) ? "running" : "idle";
+        return {
+          session_id: session.id,
+          state,
+          workspace_path: workspace?.path ?? "",
+          title: session.title,
+          ...(task ? { task } : {}),
+          totals: session.totals,
+        };
+      }),
+    );
+  }
+
+  async cancel(sessionId: string): Promise<{ cancelled: boolean; state: "idle" | "running" | "closed" }> {
+    const session = await this.requireKnown(sessionId);
+    const cancelled = await this.tasks.cancel(session.id);
+    return { cancelled, state: session.state === "closed" ? "closed" : this.tasks.isRunning(session.id) ? "running" : "idle" };
+  }
+
+  /** coding-mcp is stopping: running tasks are left to be picked up by the next start. */
+  shutdown(): void {
+    this.tasks.shutdown();
+  }
+
+  /** After a restart: follow the tasks that were running when coding-mcp stopped. */
+  resumeTasks(): void {
+    this.tasks.resumeAll(async (session) => {
+      const workspace = await this.registry.workspace(session.workspace_id);
+      return workspace && !workspace.removed_at ? workspace : undefined;
+    });
   }
 
   async commit(input: { session_id: string; message: string; add_all?: boolean; paths?: string[] }) {
     const { workspace } = await this.requireOpen(input.session_id);
-    await this.refuseWhileRunning(input.session_id, "commit");
+    await this.tasks.refuseWhileRunning(input.session_id, "commit");
     return this.workspaces.commit(workspace.path, {
       message: input.message,
       addAll: input.add_all ?? true,
@@ -267,7 +272,7 @@ export class SessionManager {
 
   async push(input: { session_id: string; remote?: string; branch?: string; set_upstream?: boolean }) {
     const { workspace } = await this.requireOpen(input.session_id);
-    await this.refuseWhileRunning(input.session_id, "push");
+    await this.tasks.refuseWhileRunning(input.session_id, "push");
     const branch = input.branch ?? (await currentBranch(this.git, workspace.path));
     if (!branch) throw new UserError("the workspace is on a detached HEAD, so there is no current branch to push", "Pass branch to push HEAD to that branch name.");
     const remote = input.remote ?? "origin";
@@ -277,7 +282,7 @@ export class SessionManager {
 
   async close(input: { session_id: string; success?: boolean }): Promise<CloseResult> {
     const { session, workspace } = await this.requireOpen(input.session_id);
-    await this.refuseWhileRunning(input.session_id, "close");
+    await this.tasks.refuseWhileRunning(input.session_id, "close");
     const filesChanged = await changedFiles(this.git, workspace.path, session.base_commit).catch(() => []);
     session.state = "closed";
     session.closed_at = new Date().toISOString();
@@ -300,49 +305,4 @@ export class SessionManager {
     this.log.info(`closed session ${session.id}`, { cleaned_up: cleanedUp, policy, other_open_sessions: others.length });
     return { files_changed: filesChanged, cleaned_up: cleanedUp, workspace_path: workspace.path, totals: session.totals };
   }
-
-  /** A cancelled task may still be winding down (abort, final trace): what comes next waits for it, briefly. */
-  private async settleCancelled(sessionId: string): Promise<void> {
-    const current = this.running.get(sessionId);
-    if (current?.cancelled()) {
-      await Promise.race([current.done.catch(() => undefined), new Promise((r) => setTimeout(r, 15_000).unref())]);
-    }
-  }
-
-  private async refuseWhileRunning(sessionId: string, what: string): Promise<void> {
-    await this.settleCancelled(sessionId);
-    if (this.running.has(sessionId)) {
-      throw new UserError(`session ${sessionId} is running a task, so it cannot ${what} now`, "Wait for the task to finish, then try again.", "session_busy");
-    }
-  }
-}
-
-/**
- * Failures a new attempt may fix, as the backend judged them: OpenCode went away before the agent
- * did anything (a managed one is restarted meanwhile), or a provider error marked retryable. A task
- * whose tools already ran is not repeated: its effects would be doubled.
- */
-function worthRepeating(result: TaskResult): boolean {
-  return (result.failure === "backend_unavailable" || result.failure === "agent_error") && result.retryable === true;
-}
-
-/** Wait, unless the signal aborts first; true when the full time passed. */
-function sleep(ms: number, signal?: AbortSignal): Promise<boolean> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve(false);
-    const timer = setTimeout(() => resolve(true), ms);
-    signal?.addEventListener("abort", () => {
-      clearTimeout(timer);
-      resolve(false);
-    }, { once: true });
-  });
-}
-
-function addToTotals(totals: Totals, result: TaskResult): Totals {
-  return {
-    tasks: totals.tasks + 1,
-    cost: Math.round((totals.cost + result.trace.cost) * 1e6) / 1e6,
-    tokens: addTokens({ ...totals.tokens }, result.trace.tokens),
-    duration_ms: totals.duration_ms + result.trace.duration_ms,
-  };
 }

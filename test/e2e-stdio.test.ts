@@ -17,9 +17,10 @@ afterAll(async () => {
 });
 
 describe("coding-mcp over stdio", () => {
-  it("lists the five tools with schemas and annotations", async () => {
+  it("lists the tools with schemas and annotations", async () => {
     const { tools } = await h.client.listTools();
-    expect(tools.map((t) => t.name)).toEqual(["coding_open", "code", "coding_commit", "coding_push", "coding_close"]);
+    expect(tools.map((t) => t.name)).toEqual(["coding_open", "code", "coding_commit", "coding_push", "coding_close", "coding_status", "coding_cancel"]);
+    expect(tools.find((t) => t.name === "coding_status")?.annotations?.readOnlyHint).toBe(true);
     for (const tool of tools) {
       expect(tool.outputSchema, tool.name).toBeDefined();
       expect(tool.annotations?.title, tool.name).toBeTruthy();
@@ -44,6 +45,7 @@ describe("coding-mcp over stdio", () => {
       { onprogress: (p) => progress.push(p.message ?? "") },
     );
     const result = structured(codeResult);
+    expect(result.state).toBe("done");
     expect(result.success).toBe(true);
     expect(result.summary).toContain("fizzbuzz.py");
 

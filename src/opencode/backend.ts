@@ -1,4 +1,4 @@
-import type { CodingBackend, PermissionDecision, RunTaskRequest, TaskEvent, TaskResult, ToolCallTrace } from "../backend.js";
+import type { CodingBackend, PermissionDecision, ResumeTaskRequest, RunTaskRequest, TaskEvent, TaskResult, ToolCallTrace } from "../backend.js";
 import { UserError, errorMessage } from "../errors.js";
 import type { Logger } from "../log.js";
 import {
@@ -125,10 +125,9 @@ export class OpencodeBackend implements CodingBackend {
     const client = await this.ready();
     const directory = this.paths.toBackend(request.directory);
     const started = Date.now();
-    request.onEvent?.({ type: "started", directory: request.directory });
-
     // The newest message before ours: the turn's user message is the first user message after it.
     const before = (await client.messages(request.sessionId, directory, 1)).at(-1)?.info.id;
+    request.onEvent?.({ type: "started", directory: request.directory, ...(before ? { checkpoint: before } : {}) });
     const body: PromptBody = { parts: [{ type: "text", text: request.prompt }] };
     if (request.model) body.model = parseModel(request.model);
     if (request.agent) body.agent = request.agent;
@@ -241,6 +240,45 @@ export class OpencodeBackend implements CodingBackend {
     }
     request.onEvent?.({ type: "finished", result });
     return result;
+  }
+
+  async resumeTask(request: ResumeTaskRequest): Promise<TaskResult> {
+    const client = await this.ready();
+    const directory = this.paths.toBackend(request.directory);
+    const started = Date.now();
+    const deadline = started + request.timeoutMs;
+    const live = new LiveTurn(request.sessionId, (event) => request.onEvent?.(event), (p) => this.paths.fromBackend(p));
+    const after = (m: OpencodeMessage) => !request.checkpoint || m.info.id > request.checkpoint;
+    let idlePolls = 0;
+    for (;;) {
+      const messages = await client.messages(request.sessionId, directory).catch(() => undefined);
+      const userId = messages?.filter((m) => m.info.role === "user" && after(m)).at(-1)?.info.id;
+      const turn = messages && userId ? turnMessages(messages, userId) : [];
+      for (const m of turn) for (const part of m.parts) live.part(part);
+      const last = turn.at(-1)?.info;
+      const finished = Boolean(last?.error || (last?.time.completed && last.finish && last.finish !== "tool-calls"));
+      const status = await client.sessionStatus(directory).catch(() => undefined);
+      const busy = status?.[request.sessionId] !== undefined && status[request.sessionId]?.type !== "idle";
+      if (!busy && status) idlePolls += 1;
+      const stop = request.signal?.aborted || Date.now() > deadline;
+      // Idle twice in a row without a finished reply: OpenCode no longer runs this turn.
+      if ((finished && !busy) || idlePolls >= 2 || stop) {
+        if (stop && busy) await this.abort(request.sessionId, request.directory).catch(() => undefined);
+        const { trace, summary, error } = summarizeTurn(turn, Date.now() - started, (p) => this.paths.fromBackend(p));
+        const result: TaskResult = { success: finished && !error && !stop, summary, trace };
+        if (!result.success) {
+          result.failure = stop ? (request.signal?.aborted ? "cancelled" : "timeout") : error ? "agent_error" : "backend_unavailable";
+          result.error = stop
+            ? request.signal?.aborted ? "the task was cancelled and aborted in OpenCode" : "the task did not finish in time and was aborted"
+            : error
+              ? `${error.name}: ${error.message}`
+              : "the task was interrupted: coding-mcp restarted while it ran, and OpenCode no longer runs it; run it again";
+        }
+        request.onEvent?.({ type: "finished", result });
+        return result;
+      }
+      await new Promise((r) => setTimeout(r, 1000));
+    }
   }
 
   private onEvent(event: OpencodeEvent, sessionId: string, live: LiveTurn, answerPermission: (asked: OpencodePermissionRequest) => void): void {

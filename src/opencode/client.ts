@@ -170,6 +170,11 @@ export class OpencodeClient {
     return this.call("POST", `/session/${enc(sessionId)}/abort${dirQuery(directory)}`, undefined, { timeoutMs: 10_000 });
   }
 
+  /** Sessions of this directory's instance that are busy or retrying (idle ones are left out). */
+  sessionStatus(directory: string): Promise<Record<string, { type: string }>> {
+    return this.call("GET", `/session/status${dirQuery(directory)}`);
+  }
+
   /** Pending permission requests of every session of this directory's instance. */
   permissions(directory: string): Promise<OpencodePermissionRequest[]> {
     return this.call("GET", `/permission${dirQuery(directory)}`);
@@ -200,8 +205,9 @@ export class OpencodeClient {
     return response.body;
   }
 
+  /** Drop every connection now, in-flight calls included: waiting for a long prompt would stall shutdown. */
   async close(): Promise<void> {
-    await this.agent.close().catch(() => undefined);
+    await this.agent.destroy().catch(() => undefined);
   }
 
   private async call<T>(

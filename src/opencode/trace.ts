@@ -48,6 +48,7 @@ export function toolCallOf(part: OpencodePart, mapPath: (p: string) => string = 
     output_preview: truncate(mapPath(state.output ?? ""), TRACE_LIMITS.outputPreview),
     duration_ms: start && end ? Math.max(0, end - start) : 0,
   };
+  if (part.callID) call.call_id = part.callID;
   if (state.title) call.title = truncate(mapPath(state.title), 200);
   if (state.error) call.error = truncate(mapPath(state.error), TRACE_LIMITS.outputPreview);
   if (start) call.started_at = start;

@@ -1,8 +1,7 @@
 import { z } from "zod";
-import { UserError } from "../errors.js";
 import { defineTool } from "./define.js";
 import { TaskProgress } from "./progress.js";
-import { ChangedFile, CommitRef, Trace, formatChangedFiles, sessionId } from "./schemas.js";
+import { CodeResult, formatChangedFiles, sessionId } from "./schemas.js";
 
 export const codeTool = defineTool({
   name: "code",
@@ -20,37 +19,37 @@ export const codeTool = defineTool({
     model: z.string().optional().describe("provider/model for this task, e.g. anthropic/claude-sonnet-4-5"),
     agent: z.string().optional().describe("OpenCode agent to use, e.g. build or plan"),
     timeout_sec: z.number().int().min(1).max(24 * 3600).optional().describe("Abort the task after this many seconds (default limits.task_timeout_min)"),
-    background: z.boolean().optional().describe("Reserved: not supported yet in this version; code waits for the result"),
+    background: z.boolean().optional().describe("Answer at once with a task_id and run the task in the background; follow it with coding_status"),
   },
   outputSchema: {
-    success: z.boolean(),
-    summary: z.string(),
-    files_changed: z.array(ChangedFile),
-    trace: Trace,
-    commits: z.array(CommitRef).optional(),
-    error: z.string().optional(),
-    failure: z.enum(["timeout", "cancelled", "agent_error", "backend_unavailable"]).optional(),
-    attempts: z.number().int().optional(),
+    // "done" with the result fields below; "running" (background: true) with task_id only.
+    state: z.enum(["running", "done"]),
+    task_id: z.string().optional(),
+    ...CodeResult.partial().shape,
   },
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
   async handle(args, ctx, extra) {
-    if (args.background) {
-      throw new UserError("background tasks are not supported by this version of coding-mcp", "Call code without background; it waits for the result and sends progress notifications.");
-    }
     const progress = new TaskProgress(extra, ctx.redactor, () => ctx.connection.logLevel);
-    let result;
+    let answer;
     try {
-      result = await ctx.sessions.code(args, { signal: extra.signal, onEvent: progress.report });
+      answer = await ctx.sessions.code(args, { signal: extra.signal, onEvent: progress.report });
     } finally {
       await progress.drain();
     }
+    if (!("trace" in answer)) {
+      return {
+        structured: { state: "running" as const, task_id: answer.task_id },
+        text: `Task ${answer.task_id} started in the background. Follow it with coding_status (session_id ${args.session_id}); stop it with coding_cancel.`,
+      };
+    }
+    const result = answer;
     const trace = result.trace;
     const { tool_calls: calls } = trace;
     const tools = calls.length ? `${calls.length} tool calls (${[...new Set(calls.map((c) => c.tool))].join(", ")})` : "no tool calls";
     const head = result.success ? `Task finished: ${result.summary || "(no summary)"}` : `Task failed: ${result.error}`;
     const tokens = trace.tokens.input + trace.tokens.output + trace.tokens.reasoning;
     return {
-      structured: result,
+      structured: { state: "done" as const, ...result },
       text:
         `${head}\nFiles changed: ${formatChangedFiles(result.files_changed)}\n` +
         `${tools}; ${tokens} tokens; cost ${trace.cost}; ${(trace.duration_ms / 1000).toFixed(1)} s; model ${trace.provider}/${trace.model}` +

@@ -62,3 +62,27 @@ export function formatChangedFiles(files: z.infer<typeof ChangedFile>[], max = 1
   });
   return shown.join(", ") + (files.length > max ? `, and ${files.length - max} more` : "");
 }
+
+export const Failure = z.enum(["timeout", "cancelled", "agent_error", "backend_unavailable"]);
+
+/** A finished task's answer: what `code` returns, and what coding_status shows once a task is done. */
+export const CodeResult = z.object({
+  success: z.boolean(),
+  summary: z.string(),
+  files_changed: z.array(ChangedFile),
+  trace: Trace,
+  commits: z.array(CommitRef).optional(),
+  error: z.string().optional(),
+  failure: Failure.optional(),
+  attempts: z.number().int().optional(),
+});
+
+export const TaskView = z.object({
+  task_id: z.string(),
+  task: z.string(),
+  state: z.enum(["running", "done"]),
+  started_at: z.string(),
+  finished_at: z.string().optional(),
+  tool_calls: z.array(ToolCall),
+  result: CodeResult.optional(),
+});

@@ -1,0 +1,285 @@
+import { randomBytes } from "node:crypto";
+import { addTokens, type CodingBackend, type TaskEvent, type TaskResult, type ToolCallTrace } from "./backend.js";
+import type { ResolvedConfig } from "./config.js";
+import { UserError, errorMessage } from "./errors.js";
+import type { Logger } from "./log.js";
+import type { Registry, RunningTaskRecord, SessionRecord, Totals, WorkspaceRecord } from "./registry.js";
+import { changedFiles, commitsBetween, headCommit, snapshotWorkingTree, type ChangedFile, type Git } from "./workspace/git.js";
+
+/**
+ * Coding tasks: one at a time per session, run in the foreground (the `code` call waits) or the
+ * background (`code` answers at once; `coding_status` follows it). A running task is recorded on
+ * disk with its checkpoint, so a restarted coding-mcp picks it up again and follows it to its end.
+ */
+
+export interface CodeResult extends TaskResult {
+  files_changed: ChangedFile[];
+  commits?: { hash: string; subject: string }[];
+}
+
+/** What coding_status shows of a task: while it runs, its tool calls so far; once done, its result. */
+export interface TaskView {
+  task_id: string;
+  task: string;
+  state: "running" | "done";
+  started_at: string;
+  finished_at?: string;
+  tool_calls: ToolCallTrace[];
+  result?: CodeResult;
+}
+
+export interface StartTask {
+  session: SessionRecord;
+  workspace: WorkspaceRecord;
+  task: string;
+  prompt: string;
+  model?: string;
+  agent?: string;
+  timeoutMs: number;
+  /** The caller's signal (a foreground call's cancellation); a background task has none. */
+  signal?: AbortSignal;
+  onEvent?: (event: TaskEvent) => void;
+}
+
+interface ActiveTask {
+  view: TaskView;
+  controller: AbortController;
+  calls: Map<string, ToolCallTrace>;
+  done: Promise<CodeResult>;
+}
+
+/** Git's empty tree: the base to diff against in a repository that has no commit yet. */
+export const EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
+const STATUS_CALLS = 30;
+const SETTLE_MS = 15_000;
+
+export class TaskRunner {
+  private readonly active = new Map<string, ActiveTask>();
+  /** Set when coding-mcp stops: tasks cut off by our own exit stay recorded as running, to be picked up again. */
+  private stopping = false;
+
+  constructor(
+    private readonly config: ResolvedConfig,
+    private readonly registry: Registry,
+    private readonly backend: CodingBackend,
+    private readonly git: Git,
+    private readonly log: Logger,
+  ) {}
+
+  isRunning(sessionId: string): boolean {
+    return this.active.has(sessionId);
+  }
+
+  /** Refuse while a task runs; a cancelled one still winding down (abort, final trace) is waited for, briefly. */
+  async refuseWhileRunning(sessionId: string, what: string): Promise<void> {
+    const current = this.active.get(sessionId);
+    if (current?.controller.signal.aborted) {
+      await Promise.race([current.done.catch(() => undefined), new Promise((r) => setTimeout(r, SETTLE_MS).unref())]);
+    }
+    if (this.active.has(sessionId)) {
+      throw new UserError(
+        `session ${sessionId} is already running a task, so it cannot ${what} now`,
+        "Wait for it to finish (coding_status shows it), cancel it with coding_cancel, or open another session for parallel work.",
+        "session_busy",
+      );
+    }
+  }
+
+  /** Start a task; the answer's `done` resolves with its result (also when it fails or is cancelled). */
+  start(request: StartTask): TaskView & { done: Promise<CodeResult> } {
+    const { session } = request;
+    const controller = new AbortController();
+    if (request.signal) {
+      if (request.signal.aborted) controller.abort();
+      request.signal.addEventListener("abort", () => controller.abort(), { once: true });
+    }
+    const view: TaskView = { task_id: `task_${randomBytes(6).toString("hex")}`, task: request.task.slice(0, 500), state: "running", started_at: new Date().toISOString(), tool_calls: [] };
+    const calls = new Map<string, ToolCallTrace>();
+    const track = (event: TaskEvent) => {
+      if (event.type === "tool") calls.set(event.call.call_id ?? String(calls.size), event.call);
+      request.onEvent?.(event);
+    };
+    const done = this.run(request, view, controller.signal, track).finally(() => this.active.delete(session.id));
+    this.active.set(session.id, { view, controller, calls, done });
+    done.catch((err) => (this.stopping ? this.log.info : this.log.error)(`task ${view.task_id} on ${session.id}: ${errorMessage(err)}`));
+    return { ...view, done };
+  }
+
+  /** coding-mcp is stopping: leave running tasks recorded as running (the next start follows them). */
+  shutdown(): void {
+    this.stopping = true;
+  }
+
+  /** Stop the session's running task; true when there was one. */
+  async cancel(sessionId: string): Promise<boolean> {
+    const current = this.active.get(sessionId);
+    if (!current) return false;
+    current.controller.abort();
+    await Promise.race([current.done.catch(() => undefined), new Promise((r) => setTimeout(r, SETTLE_MS).unref())]);
+    return true;
+  }
+
+  /** The running task of a session, or its last one with the result. */
+  view(session: SessionRecord): TaskView | undefined {
+    const current = this.active.get(session.id);
+    if (current) return { ...current.view, tool_calls: [...current.calls.values()].slice(-STATUS_CALLS) };
+    const last = session.last_task;
+    if (!last?.task_id) return undefined;
+    return {
+      task_id: last.task_id,
+      task: last.task,
+      state: "done",
+      started_at: last.started_at,
+      ...(last.finished_at ? { finished_at: last.finished_at } : {}),
+      tool_calls: last.result?.trace.tool_calls.slice(-STATUS_CALLS) ?? [],
+      ...(last.result ? { result: last.result } : {}),
+    };
+  }
+
+  /** After a restart: follow every task that was running when coding-mcp stopped. */
+  resumeAll(workspaceOf: (session: SessionRecord) => Promise<WorkspaceRecord | undefined>): void {
+    for (const session of this.registry.allSessions()) {
+      const running = session.running;
+      if (!running || session.state !== "open" || this.active.has(session.id)) continue;
+      void (async () => {
+        const workspace = await workspaceOf(session);
+        if (!workspace) return;
+        this.log.info(`picking up task ${running.task_id} of ${session.id} after a restart`);
+        const controller = new AbortController();
+        const view: TaskView = { task_id: running.task_id, task: running.task, state: "running", started_at: running.started_at, tool_calls: [] };
+        const calls = new Map<string, ToolCallTrace>();
+        const done = this.finish(session, workspace, view, running, () =>
+          this.backend.resumeTask({
+            sessionId: session.backend_session_id,
+            directory: workspace.path,
+            ...(running.checkpoint ? { checkpoint: running.checkpoint } : {}),
+            timeoutMs: Math.max(1000, Date.parse(running.deadline) - Date.now()),
+            signal: controller.signal,
+            onEvent: (event) => {
+              if (event.type === "tool") calls.set(event.call.call_id ?? String(calls.size), event.call);
+            },
+          }),
+        ).finally(() => this.active.delete(session.id));
+        this.active.set(session.id, { view, controller, calls, done });
+        await done.catch((err) => this.log.error(`resumed task ${running.task_id} failed: ${errorMessage(err)}`));
+      })();
+    }
+  }
+
+  private async run(request: StartTask, view: TaskView, signal: AbortSignal, onEvent: (event: TaskEvent) => void): Promise<CodeResult> {
+    const { session, workspace } = request;
+    const running: RunningTaskRecord = {
+      task_id: view.task_id,
+      task: view.task,
+      started_at: view.started_at,
+      deadline: new Date(Date.now() + request.timeoutMs).toISOString(),
+      head_before: (await headCommit(this.git, workspace.path)) ?? EMPTY_TREE,
+      tree_before: await snapshotWorkingTree(this.git, workspace.path),
+    };
+    session.running = running;
+    await this.registry.saveSession(session);
+    return this.finish(session, workspace, view, running, async () => {
+      const deadline = Date.parse(running.deadline);
+      let result: TaskResult;
+      for (let attempt = 1; ; attempt++) {
+        result = await this.backend.runTask({
+          sessionId: session.backend_session_id,
+          directory: workspace.path,
+          prompt: request.prompt,
+          timeoutMs: Math.max(1000, deadline - Date.now()),
+          ...(request.model ? { model: request.model } : {}),
+          ...(request.agent ? { agent: request.agent } : {}),
+          signal,
+          onEvent: (event) => {
+            if (event.type === "started" && event.checkpoint && attempt === 1) {
+              // Recorded so a restarted coding-mcp can find this task's turn.
+              running.checkpoint = event.checkpoint;
+              void this.registry.saveSession(session).catch(() => undefined);
+            }
+            onEvent(event);
+          },
+        });
+        result.attempts = attempt;
+        const delayMs = 1000 * 2 ** (attempt - 1);
+        if (result.success || attempt >= this.config.limits.max_attempts || !worthRepeating(result) || Date.now() + delayMs >= deadline) break;
+        this.log.warn(`task on ${session.id} failed (${result.error}); attempt ${attempt + 1} in ${delayMs} ms`);
+        onEvent({ type: "retry", attempt: attempt + 1, error: result.error ?? "failed", delayMs });
+        if (!(await sleep(delayMs, signal))) break;
+      }
+      return result;
+    });
+  }
+
+  /** Run (or follow) the task, then add what git says changed, and record the result with the session. */
+  private async finish(
+    session: SessionRecord,
+    workspace: WorkspaceRecord,
+    view: TaskView,
+    running: RunningTaskRecord,
+    execute: () => Promise<TaskResult>,
+  ): Promise<CodeResult> {
+    const result = await execute();
+    if (this.stopping) throw new Error(`task ${view.task_id} left running: coding-mcp is stopping`);
+    const filesChanged = await changedFiles(this.git, workspace.path, running.tree_before).catch(() => []);
+    const headAfter = await headCommit(this.git, workspace.path);
+    const commits =
+      headAfter && headAfter !== running.head_before
+        ? await commitsBetween(this.git, workspace.path, running.head_before === EMPTY_TREE ? undefined : running.head_before, headAfter)
+        : [];
+    const code: CodeResult = { ...result, files_changed: filesChanged, ...(commits.length ? { commits } : {}) };
+    // Re-read: the record may have changed on disk while the task ran (e.g. the checkpoint save).
+    const record = (await this.registry.session(session.id)) ?? session;
+    record.totals = addToTotals(record.totals, result);
+    delete record.running;
+    record.last_task = {
+      task_id: view.task_id,
+      started_at: view.started_at,
+      finished_at: new Date().toISOString(),
+      task: view.task,
+      success: result.success,
+      summary: result.summary.slice(0, 1000),
+      cost: result.trace.cost,
+      duration_ms: result.trace.duration_ms,
+      tool_calls: result.trace.tool_calls.length + (result.trace.tool_calls_omitted ?? 0),
+      ...(result.error ? { error: result.error } : {}),
+      result: code,
+    };
+    Object.assign(session, record);
+    await this.registry.saveSession(record);
+    return code;
+  }
+}
+
+/**
+ * Failures a new attempt may fix, as the backend judged them: OpenCode went away before the agent
+ * did anything (a managed one is restarted meanwhile), or a provider error marked retryable. A task
+ * whose tools already ran is not repeated: its effects would be doubled.
+ */
+function worthRepeating(result: TaskResult): boolean {
+  return (result.failure === "backend_unavailable" || result.failure === "agent_error") && result.retryable === true;
+}
+
+/** Wait, unless the signal aborts first; true when the full time passed. */
+function sleep(ms: number, signal?: AbortSignal): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve(false);
+    const timer = setTimeout(() => resolve(true), ms);
+    signal?.addEventListener(
+      "abort",
+      () => {
+        clearTimeout(timer);
+        resolve(false);
+      },
+      { once: true },
+    );
+  });
+}
+
+export function addToTotals(totals: Totals, result: TaskResult): Totals {
+  return {
+    tasks: totals.tasks + 1,
+    cost: Math.round((totals.cost + result.trace.cost) * 1e6) / 1e6,
+    tokens: addTokens({ ...totals.tokens }, result.trace.tokens),
+    duration_ms: totals.duration_ms + result.trace.duration_ms,
+  };
+}
