@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { addTokens, type CodingBackend, type TaskEvent, type TaskResult, type ToolCallTrace } from "./backend.js";
+import { addTokens, type CodingBackend, type RunTaskRequest, type TaskEvent, type TaskResult, type ToolCallTrace } from "./backend.js";
 import type { ResolvedConfig } from "./config.js";
 import { UserError, errorMessage } from "./errors.js";
 import type { Logger } from "./log.js";
@@ -28,17 +28,12 @@ export interface TaskView {
   result?: CodeResult;
 }
 
-export interface StartTask {
+export interface StartTask extends Pick<RunTaskRequest, "prompt" | "model" | "agent" | "timeoutMs" | "onEvent"> {
   session: SessionRecord;
   workspace: WorkspaceRecord;
   task: string;
-  prompt: string;
-  model?: string;
-  agent?: string;
-  timeoutMs: number;
   /** The caller's signal (a foreground call's cancellation); a background task has none. */
   signal?: AbortSignal;
-  onEvent?: (event: TaskEvent) => void;
 }
 
 interface ActiveTask {

@@ -1,8 +1,7 @@
-import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startHarness, structured, type Harness } from "./support/harness.js";
+import { processRunning, startHarness, structured, until, type Harness } from "./support/harness.js";
 import { startOpencodeServer, type OpencodeServer } from "./support/opencode-server.js";
 
 // Tasks longer than a client will wait: code with background: true, followed with coding_status and
@@ -13,22 +12,7 @@ let h: Harness;
 let opencode: OpencodeServer;
 const RUN = String(Math.floor(Math.random() * 9000) + 1000);
 
-function sleepRunning(tag: string): boolean {
-  try {
-    return execFileSync("pgrep", ["-f", `sleep ${tag}${RUN}`], { encoding: "utf8" }).trim().length > 0;
-  } catch {
-    return false;
-  }
-}
-
-async function until<T>(check: () => T | Promise<T>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value || Date.now() > deadline) return value;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+const sleepRunning = (tag: string) => processRunning(`sleep ${tag}${RUN}`);
 
 async function status(sessionId: string) {
   return structured(await h.call("coding_status", { session_id: sessionId })).sessions[0];

@@ -1,6 +1,6 @@
 import fs from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startHarness, structured, type Harness } from "./support/harness.js";
+import { alive, startHarness, structured, type Harness } from "./support/harness.js";
 
 // Cleanup policy on_success, and the managed OpenCode's lifetime, with the built server over stdio.
 
@@ -11,15 +11,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await h?.close();
 });
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function managedPids(): number[] {
   return h.stderr.flatMap((line) => {

@@ -8,7 +8,7 @@ import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../src/config.js";
 import { isLoopbackHost } from "../src/transports/http.js";
-import { CLI, startHttpHarness, structured, textOf, waitForExit, type HttpHarness } from "./support/harness.js";
+import { alive, CLI, startHttpHarness, structured, textOf, waitForExit, type HttpHarness } from "./support/harness.js";
 
 // coding-mcp over HTTP: the built server as `--transport http` on a loopback port, driven by the
 // SDK's StreamableHTTPClientTransport and SSEClientTransport, and by raw HTTP for the security checks.
@@ -53,15 +53,6 @@ function rawRequest(
 async function errorMessageOf(res: Response): Promise<string> {
   const body = (await res.json()) as { error?: { message?: string } };
   return body.error?.message ?? "";
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 async function waitUntil(done: () => boolean, ms: number, what: string): Promise<void> {

@@ -4,7 +4,7 @@ import path from "node:path";
 import { LoggingMessageNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { opencodeConfigFor } from "./support/fake-model.mjs";
-import { startHarness, structured, textOf, type Harness } from "./support/harness.js";
+import { processRunning, startHarness, structured, textOf, until, type Harness } from "./support/harness.js";
 
 // Long tasks as a person at an MCP client lives them: live progress, cancellation, timeouts,
 // permission requests, OpenCode dying mid-task, and parallel sessions. Built server over stdio,
@@ -16,13 +16,7 @@ let h: Harness;
 const RUN = String(Math.floor(Math.random() * 9000) + 1000);
 const sleeper = (seconds: number) => ({ name: "bash", args: { command: `sleep ${seconds}${RUN}`, description: "Wait" } });
 
-function sleepRunning(seconds: number): boolean {
-  try {
-    return execFileSync("pgrep", ["-f", `sleep ${seconds}${RUN}`], { encoding: "utf8" }).trim().length > 0;
-  } catch {
-    return false;
-  }
-}
+const sleepRunning = (seconds: number) => processRunning(`sleep ${seconds}${RUN}`);
 
 function killSleep(seconds: number): void {
   try {
@@ -30,15 +24,6 @@ function killSleep(seconds: number): void {
   } catch {
     // none left
   }
-}
-
-async function until(check: () => boolean, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (check()) return true;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return check();
 }
 
 function managedPid(): number {

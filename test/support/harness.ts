@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
@@ -273,4 +273,33 @@ export function textOf(result: CallToolResult): string {
 export function structured<T = any>(result: CallToolResult): T {
   if (result.isError) throw new Error(`tool answered an error: ${textOf(result)}`);
   return result.structuredContent as T;
+}
+
+/** Whether a process (e.g. a managed OpenCode whose pid coding-mcp logged) still exists. */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Poll `check` until it gives a truthy value or the time is up; answers the last value. */
+export async function until<T>(check: () => T | Promise<T>, timeoutMs: number, intervalMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value || Date.now() > deadline) return value;
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+/** Whether a process whose command line contains `pattern` is running (pgrep -f). */
+export function processRunning(pattern: string): boolean {
+  try {
+    return execFileSync("pgrep", ["-f", pattern], { encoding: "utf8" }).trim().length > 0;
+  } catch {
+    return false;
+  }
 }
