@@ -209,7 +209,12 @@ export function loadConfig(options: { configPath?: string; env?: NodeJS.ProcessE
     try {
       text = fs.readFileSync(expandHome(file), "utf8");
     } catch (err) {
-      throw new ConfigError(`cannot read config file ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new ConfigError(
+        code === "ENOENT"
+          ? `config file ${file} does not exist; fix the path given by --config or CODING_MCP_CONFIG, or leave both out to use the defaults`
+          : `cannot read config file ${file}: ${code ?? err}`,
+      );
     }
     let parsed: unknown;
     try {

@@ -57,7 +57,7 @@ describe("loadConfig", () => {
   });
 
   it("says so when the file is missing or not YAML", () => {
-    expect(() => loadConfig({ configPath: "/nonexistent/c.yaml", env: emptyEnv })).toThrow(/cannot read config file/);
+    expect(() => loadConfig({ configPath: "/nonexistent/c.yaml", env: emptyEnv })).toThrow(/config file \/nonexistent\/c.yaml does not exist/);
     expect(() => loadConfig({ configPath: file("a: [1,\n"), env: emptyEnv })).toThrow(/not valid YAML/);
   });
 });
