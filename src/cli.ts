@@ -3,7 +3,8 @@ import { parseArgs } from "node:util";
 import { createApp, type App } from "./app.js";
 import { ConfigError, loadConfig, type ResolvedConfig } from "./config.js";
 import { createServer } from "./server.js";
-import { isLoopbackHost, serveHttp, type HttpOptions, type HttpService } from "./transports/http.js";
+import { isLoopbackHost } from "./net.js";
+import { serveHttp, type HttpOptions, type HttpService } from "./transports/http.js";
 import { serveStdio } from "./transports/stdio.js";
 import { VERSION } from "./version.js";
 

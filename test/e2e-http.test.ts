@@ -7,7 +7,7 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../src/config.js";
-import { isLoopbackHost } from "../src/transports/http.js";
+import { isLoopbackHost } from "../src/net.js";
 import { alive, CLI, startHttpHarness, structured, textOf, waitForExit, type HttpHarness } from "./support/harness.js";
 
 // coding-mcp over HTTP: the built server as `--transport http` on a loopback port, driven by the

@@ -15,6 +15,7 @@ import {
   type RequestId,
 } from "@modelcontextprotocol/sdk/types.js";
 import type { Logger } from "../log.js";
+import { isLoopbackHost } from "../net.js";
 
 /**
  * MCP over HTTP on one port: Streamable HTTP at /mcp and the legacy SSE transport at /sse +
@@ -75,11 +76,6 @@ interface McpSession {
   lastSeen: number;
 }
 
-/** Loopback binds may run without a token; anything else is reachable from the network. */
-export function isLoopbackHost(host: string): boolean {
-  const h = host.toLowerCase().replace(/^\[(.*)\]$/, "$1");
-  return h === "localhost" || h === "::1" || (net.isIPv4(h) && h.startsWith("127."));
-}
 
 /** "name", "name:port", "[v6]:port" or a bare IPv6 address -> lower-case name (IPv6 bracketed) and optional port. */
 function parseHostPort(value: string): { name: string; port?: string } | undefined {

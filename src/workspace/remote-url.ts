@@ -1,5 +1,6 @@
 import path from "node:path";
 import { UserError } from "../errors.js";
+import { isLoopbackHost } from "../net.js";
 
 /**
  * The transports a caller may name as `repo_url` (spec: "Remote URLs"). Anything else is refused before
@@ -40,10 +41,6 @@ function refuse(what: string, hint: string = ALLOWED): never {
   throw new UserError(`repo_url ${what}`, hint, "invalid_repo_url");
 }
 
-export function isLoopbackHost(hostname: string): boolean {
-  const h = hostname.toLowerCase().replace(/^\[|\]$/g, "");
-  return h === "localhost" || h === "::1" || /^127(?:\.\d{1,3}){3}$/.test(h);
-}
 
 export function validateRepoUrl(url: string, opts: RepoUrlPolicy): ValidRepoUrl {
   if (url.length === 0) refuse("is empty");
