@@ -6,13 +6,14 @@ import { OpencodeBackend } from "./opencode/backend.js";
 import { Redactor } from "./redact.js";
 import { Registry } from "./registry.js";
 import { SessionManager } from "./sessions.js";
+import { startTelemetry } from "./telemetry.js";
 import type { ToolContext } from "./tools/define.js";
 import { Git } from "./workspace/git.js";
 import { WorkspaceManager } from "./workspace/manager.js";
 
 /**
  * The composition root: config in, one shared context out (redactor, log, registry, workspaces,
- * backend, sessions) that every MCP connection's server uses.
+ * backend, sessions) that every MCP connection's server uses; tracing starts here when asked for.
  */
 export interface App extends ToolContext {
   config: ResolvedConfig;
@@ -43,6 +44,7 @@ export async function createApp(config: ResolvedConfig, options: { log?: Logger;
   const env = options.env ?? process.env;
   const redactor = new Redactor(Object.values(config.secrets));
   const log = options.log ?? createLogger(redactor, config.log_level);
+  const telemetry = await startTelemetry({ env, log, redactor });
   await fs.mkdir(config.workspace.base_path, { recursive: true });
   const registry = await Registry.open(config.stateDir);
   // git and the hooks it runs never see the token variable; clone and push get the token through askpass only.
@@ -77,7 +79,8 @@ export async function createApp(config: ResolvedConfig, options: { log?: Logger;
     async stop() {
       sessions.shutdown();
       await registry.flush();
-      await backend.stop();
+      // In parallel: both are bounded, and the client may not wait long for our exit.
+      await Promise.all([backend.stop(), telemetry.shutdown()]);
     },
   };
 }

@@ -31,6 +31,8 @@ Environment:
   CODING_MCP_TOKEN             bearer token HTTP clients must send (required off loopback; 16+ characters)
   CODING_MCP_<SECTION>_<KEY>   override one config key, e.g. CODING_MCP_LIMITS_TASK_TIMEOUT_MIN=30
   CODING_MCP_LOG_LEVEL         debug | info | warn | error (logs go to stderr)
+  OTEL_EXPORTER_OTLP_ENDPOINT  send OpenTelemetry traces over OTLP/HTTP, e.g. http://127.0.0.1:4318
+                               (also OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_SERVICE_NAME, OTEL_SDK_DISABLED)
 `;
 
 function fail(message: string): never {

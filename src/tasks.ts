@@ -1,9 +1,11 @@
 import { randomBytes } from "node:crypto";
+import { ROOT_CONTEXT, context } from "@opentelemetry/api";
 import { addTokens, type CodingBackend, type RunTaskRequest, type TaskEvent, type TaskResult, type ToolCallTrace } from "./backend.js";
 import type { ResolvedConfig } from "./config.js";
 import { UserError, errorMessage } from "./errors.js";
 import type { Logger } from "./log.js";
 import type { Registry, RunningTaskRecord, SessionRecord, Totals, WorkspaceRecord } from "./registry.js";
+import { TaskSpan } from "./telemetry.js";
 import { changedFiles, commitsBetween, headCommit, snapshotWorkingTree, type ChangedFile, type Git } from "./workspace/git.js";
 
 /**
@@ -90,11 +92,14 @@ export class TaskRunner {
     }
     const view: TaskView = { task_id: `task_${randomBytes(6).toString("hex")}`, task: request.task.slice(0, 500), state: "running", started_at: new Date().toISOString(), tool_calls: [] };
     const calls = new Map<string, ToolCallTrace>();
+    // Started here, inside the code call's span: a background task's span stays its child after the call answered.
+    const span = new TaskSpan(taskAttributes(session, request.workspace, view), request.model);
     const track = (event: TaskEvent) => {
       if (event.type === "tool") calls.set(event.call.call_id ?? String(calls.size), event.call);
+      span.event(event);
       request.onEvent?.(event);
     };
-    const done = this.run(request, view, controller.signal, track).finally(() => this.active.delete(session.id));
+    const done = traced(span, context.with(span.context, () => this.run(request, view, controller.signal, track))).finally(() => this.active.delete(session.id));
     this.active.set(session.id, { view, controller, calls, done });
     done.catch((err) => (this.stopping ? this.log.info : this.log.error)(`task ${view.task_id} on ${session.id}: ${errorMessage(err)}`));
     return { ...view, done };
@@ -143,7 +148,9 @@ export class TaskRunner {
         const controller = new AbortController();
         const view: TaskView = { task_id: running.task_id, task: running.task, state: "running", started_at: running.started_at, tool_calls: [] };
         const calls = new Map<string, ToolCallTrace>();
-        const done = this.finish(session, workspace, view, running, () =>
+        // The call that started the task is gone with the old process: this span starts a trace of its own.
+        const span = new TaskSpan({ ...taskAttributes(session, workspace, view), "coding_mcp.resumed": true }, undefined, ROOT_CONTEXT);
+        const done = traced(span, this.finish(session, workspace, view, running, () =>
           this.backend.resumeTask({
             sessionId: session.backend_session_id,
             directory: workspace.path,
@@ -152,9 +159,10 @@ export class TaskRunner {
             signal: controller.signal,
             onEvent: (event) => {
               if (event.type === "tool") calls.set(event.call.call_id ?? String(calls.size), event.call);
+              span.event(event);
             },
           }),
-        ).finally(() => this.active.delete(session.id));
+        )).finally(() => this.active.delete(session.id));
         this.active.set(session.id, { view, controller, calls, done });
         await done.catch((err) => this.log.error(`resumed task ${running.task_id} failed: ${errorMessage(err)}`));
       })();
@@ -268,6 +276,29 @@ function sleep(ms: number, signal?: AbortSignal): Promise<boolean> {
       { once: true },
     );
   });
+}
+
+function taskAttributes(session: SessionRecord, workspace: WorkspaceRecord, view: TaskView) {
+  return {
+    "opencode.session_id": session.backend_session_id,
+    "opencode.workspace": workspace.path,
+    "coding_mcp.session_id": session.id,
+    "coding_mcp.task_id": view.task_id,
+  };
+}
+
+/** End the task's span with its result (or its failure). */
+function traced(span: TaskSpan, done: Promise<CodeResult>): Promise<CodeResult> {
+  return done.then(
+    (result) => {
+      span.end(result, result.files_changed.length);
+      return result;
+    },
+    (err: unknown) => {
+      span.fail(err);
+      throw err;
+    },
+  );
 }
 
 export function addToTotals(totals: Totals, result: TaskResult): Totals {

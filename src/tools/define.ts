@@ -1,16 +1,18 @@
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { RequestHandlerExtra } from "@modelcontextprotocol/sdk/shared/protocol.js";
 import type { CallToolResult, LoggingLevel, ServerNotification, ServerRequest, ToolAnnotations } from "@modelcontextprotocol/sdk/types.js";
+import { SpanKind } from "@opentelemetry/api";
 import { z } from "zod";
 import { UserError, errorMessage } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { Redactor } from "../redact.js";
 import type { SessionManager } from "../sessions.js";
+import { contextFromMeta, errorType, failSpan, setAttributes, withSpan } from "../telemetry.js";
 
 /**
  * One tool = one `defineTool({...})` object: its schemas, annotations and handler side by side.
  * The handler returns the structured answer and a short text; registration adds what every tool
- * shares: redaction of everything sent out, and `isError` answers that say what to do.
+ * shares: redaction of everything sent out, `isError` answers that say what to do, and a span per call.
  */
 
 export interface ToolContext {
@@ -69,23 +71,38 @@ export function registerTool(server: McpServer, tool: ToolDefinition<any, any>, 
       outputSchema: tool.outputSchema,
       annotations: { title: tool.title, ...tool.annotations },
     },
-    async (args: unknown, extra: ToolExtra): Promise<CallToolResult> => {
-      const started = Date.now();
-      try {
-        const answer = await tool.handle(args as Record<string, unknown>, ctx, extra);
-        ctx.log.debug(`${tool.name} answered in ${Date.now() - started} ms`);
-        return {
-          content: [{ type: "text", text: ctx.redactor.text(answer.text) }],
-          structuredContent: ctx.redactor.value(output.parse(answer.structured)) as Record<string, unknown>,
-        };
-      } catch (err) {
-        if (err instanceof UserError) {
-          ctx.log.info(`${tool.name} refused: ${err.message}`);
-          return errorResult(ctx.redactor, `${tool.name}: ${err.message}`, err.hint);
+    // One SERVER span per call, a child of the client's trace when its request carries _meta.traceparent;
+    // the handler runs with it active, so the spans of the work done inside nest under it.
+    (args: unknown, extra: ToolExtra): Promise<CallToolResult> => {
+      const input = args as Record<string, unknown>;
+      const attributes = {
+        "mcp.method.name": "tools/call",
+        "gen_ai.operation.name": "execute_tool",
+        "gen_ai.tool.name": tool.name,
+        "jsonrpc.request.id": String(extra.requestId),
+        "mcp.session.id": extra.sessionId,
+        "coding_mcp.session_id": typeof input.session_id === "string" ? input.session_id : undefined,
+      };
+      return withSpan(`tools/call ${tool.name}`, attributes, async (span) => {
+        const started = Date.now();
+        try {
+          const answer = await tool.handle(input, ctx, extra);
+          ctx.log.debug(`${tool.name} answered in ${Date.now() - started} ms`);
+          if (typeof answer.structured.session_id === "string") setAttributes(span, { "coding_mcp.session_id": answer.structured.session_id });
+          return {
+            content: [{ type: "text", text: ctx.redactor.text(answer.text) }],
+            structuredContent: ctx.redactor.value(output.parse(answer.structured)) as Record<string, unknown>,
+          };
+        } catch (err) {
+          failSpan(span, errorType(err), errorMessage(err));
+          if (err instanceof UserError) {
+            ctx.log.info(`${tool.name} refused: ${err.message}`);
+            return errorResult(ctx.redactor, `${tool.name}: ${err.message}`, err.hint);
+          }
+          ctx.log.error(`${tool.name} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+          return errorResult(ctx.redactor, `${tool.name} failed: ${errorMessage(err)}`, "This is likely a problem on coding-mcp's side or its OpenCode server; the server log (stderr) has details.");
         }
-        ctx.log.error(`${tool.name} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-        return errorResult(ctx.redactor, `${tool.name} failed: ${errorMessage(err)}`, "This is likely a problem on coding-mcp's side or its OpenCode server; the server log (stderr) has details.");
-      }
+      }, { kind: SpanKind.SERVER, parent: contextFromMeta(extra._meta) });
     },
   );
 }

@@ -4,6 +4,7 @@ import type { ResolvedConfig } from "../config.js";
 import { UserError } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { WorkspaceRecord } from "../registry.js";
+import { setAttributes, withSpan } from "../telemetry.js";
 import { authEnv } from "./credentials.js";
 import { checkRemoteName, cloneRepository, commitChanges, initRepository, pushBranch, type Git } from "./git.js";
 import { isInside, resolveInsideRoots } from "./paths.js";
@@ -49,16 +50,19 @@ export class WorkspaceManager {
     });
     const dir = this.dirFor(id);
     this.log.info(`cloning ${url} into ${dir}`);
-    await cloneRepository({
-      git: this.git,
-      url,
-      dir,
-      timeoutMs: this.config.limits.clone_timeout_min * 60_000,
-      auth: await authEnv(this.config, this.config.stateDir, url),
-      ...(options.branch ? { branch: options.branch } : {}),
-      ...(options.shallow ? { shallow: true } : {}),
-      ...(options.sparsePaths ? { sparsePaths: options.sparsePaths } : {}),
-    });
+    const attributes = { "coding_mcp.workspace": dir, "coding_mcp.repo_url": url, "git.branch": options.branch, "git.shallow": options.shallow ?? false };
+    await withSpan("git.clone", attributes, async () =>
+      cloneRepository({
+        git: this.git,
+        url,
+        dir,
+        timeoutMs: this.config.limits.clone_timeout_min * 60_000,
+        auth: await authEnv(this.config, this.config.stateDir, url),
+        ...(options.branch ? { branch: options.branch } : {}),
+        ...(options.shallow ? { shallow: true } : {}),
+        ...(options.sparsePaths ? { sparsePaths: options.sparsePaths } : {}),
+      }),
+    );
     return dir;
   }
 
@@ -78,17 +82,25 @@ export class WorkspaceManager {
   }
 
   commit(dir: string, options: { message: string; addAll: boolean; paths?: string[] }) {
-    return commitChanges(this.git, dir, { ...options, author: this.author });
+    return withSpan("git.commit", { "coding_mcp.workspace": dir }, async (span) => {
+      const result = await commitChanges(this.git, dir, { ...options, author: this.author });
+      setAttributes(span, { "git.committed": result.committed, "git.commit.hash": result.commit_hash, "git.files_changed": result.files_changed });
+      return result;
+    });
   }
 
-  async push(dir: string, options: { remote: string; branch: string; setUpstream: boolean }) {
-    await checkRemoteName(this.git, dir, options.remote);
-    // The URL git will really push to (insteadOf applied), read now: the agent may have edited .git/config.
-    const url = await this.git.run(["remote", "get-url", "--push", options.remote], { cwd: dir });
-    return pushBranch(this.git, dir, {
-      ...options,
-      timeoutMs: this.config.limits.push_timeout_min * 60_000,
-      auth: await authEnv(this.config, this.config.stateDir, url),
+  push(dir: string, options: { remote: string; branch: string; setUpstream: boolean }) {
+    return withSpan("git.push", { "coding_mcp.workspace": dir, "git.remote": options.remote, "git.branch": options.branch }, async (span) => {
+      await checkRemoteName(this.git, dir, options.remote);
+      // The URL git will really push to (insteadOf applied), read now: the agent may have edited .git/config.
+      const url = await this.git.run(["remote", "get-url", "--push", options.remote], { cwd: dir });
+      const pushed = await pushBranch(this.git, dir, {
+        ...options,
+        timeoutMs: this.config.limits.push_timeout_min * 60_000,
+        auth: await authEnv(this.config, this.config.stateDir, url),
+      });
+      setAttributes(span, { "coding_mcp.repo_url": url, "git.commits": pushed.commits.length });
+      return pushed;
     });
   }
 

@@ -90,7 +90,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
 }
 
 /** What every end-to-end test needs before coding-mcp starts: temp dirs, the fake model, a config file, a hermetic environment. */
-async function prepare(options: HarnessOptions) {
+export async function prepare(options: HarnessOptions = {}) {
   if (!fs.existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build first (npm test does)`);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "coding-mcp-test-"));
   const basePath = path.join(dir, "workspaces");
