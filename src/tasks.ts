@@ -176,8 +176,10 @@ export class TaskRunner {
       task: view.task,
       started_at: view.started_at,
       deadline: new Date(Date.now() + request.timeoutMs).toISOString(),
-      head_before: (await headCommit(this.git, workspace.path)) ?? EMPTY_TREE,
-      tree_before: await snapshotWorkingTree(this.git, workspace.path),
+      ...(await Promise.all([headCommit(this.git, workspace.path), snapshotWorkingTree(this.git, workspace.path)]).then(([head, tree]) => ({
+        head_before: head ?? EMPTY_TREE,
+        tree_before: tree,
+      }))),
     };
     session.running = running;
     await this.registry.saveSession(session);
@@ -223,8 +225,10 @@ export class TaskRunner {
   ): Promise<CodeResult> {
     const result = await execute();
     if (this.stopping) throw new Error(`task ${view.task_id} left running: coding-mcp is stopping`);
-    const filesChanged = await changedFiles(this.git, workspace.path, running.tree_before).catch(() => []);
-    const headAfter = await headCommit(this.git, workspace.path);
+    const [filesChanged, headAfter] = await Promise.all([
+      changedFiles(this.git, workspace.path, running.tree_before).catch(() => []),
+      headCommit(this.git, workspace.path),
+    ]);
     const commits =
       headAfter && headAfter !== running.head_before
         ? await commitsBetween(this.git, workspace.path, running.head_before === EMPTY_TREE ? undefined : running.head_before, headAfter)

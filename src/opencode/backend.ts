@@ -125,14 +125,12 @@ export class OpencodeBackend implements CodingBackend {
     const client = await this.ready();
     const directory = this.paths.toBackend(request.directory);
     const started = Date.now();
-    // The newest message before ours: the turn's user message is the first user message after it.
-    const before = (await client.messages(request.sessionId, directory, 1)).at(-1)?.info.id;
-    request.onEvent?.({ type: "started", directory: request.directory, ...(before ? { checkpoint: before } : {}) });
     const body: PromptBody = { parts: [{ type: "text", text: request.prompt }] };
     if (request.model) body.model = parseModel(request.model);
     if (request.agent) body.agent = request.agent;
 
     const live = new LiveTurn(request.sessionId, (event) => request.onEvent?.(event), (p) => this.paths.fromBackend(p));
+    let promptSent = false;
     const answerPermission = (asked: OpencodePermissionRequest) => {
       if (asked.sessionID !== request.sessionId || !live.firstAsk(asked.id)) return;
       const decision = this.decide(asked);
@@ -147,15 +145,30 @@ export class OpencodeBackend implements CodingBackend {
       client,
       directory,
       (event) => this.onEvent(event, request.sessionId, live, answerPermission),
-      // After a reconnect: report what happened meanwhile, and answer requests that arrived unseen.
+      // After a (re)connection: report what happened meanwhile, and answer requests that arrived unseen.
+      // Before the prompt is sent there is nothing of this task to catch up on.
       async () => {
+        if (!promptSent) return;
         const messages = await client.messages(request.sessionId, directory);
         for (const m of messages) if (!before || m.info.id > before) for (const part of m.parts) live.part(part);
         for (const asked of await client.permissions(directory)) answerPermission(asked);
       },
       this.log,
     );
-    await subscription.ready();
+    // The stream connects while we read the newest message before ours: the turn's user message is
+    // the first user message after it.
+    const [before] = await Promise.all([
+      client
+        .messages(request.sessionId, directory, 1)
+        .then((m) => m.at(-1)?.info.id)
+        .catch((err) => {
+          subscription.stop();
+          throw err;
+        }),
+      subscription.ready(),
+    ]);
+    request.onEvent?.({ type: "started", directory: request.directory, ...(before ? { checkpoint: before } : {}) });
+    promptSent = true;
 
     const controller = new AbortController();
     let timedOut = false;
