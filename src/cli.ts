@@ -4,7 +4,7 @@ import { createApp, type App } from "./app.js";
 import { ConfigError, loadConfig, type ResolvedConfig } from "./config.js";
 import { createServer } from "./server.js";
 import { isLoopbackHost } from "./net.js";
-import { serveHttp, type HttpOptions, type HttpService } from "./transports/http.js";
+import type { HttpOptions, HttpService } from "./transports/http.js";
 import { serveStdio } from "./transports/stdio.js";
 import { VERSION } from "./version.js";
 
@@ -131,7 +131,7 @@ async function runStdio(app: App): Promise<void> {
   }
 
   // Serve at once; OpenCode starts meanwhile and tool calls wait for it (and report it if it cannot start).
-  app.backend.start().catch((err) => app.log.error(`OpenCode is not available yet: ${(err as Error).message}`));
+  warmUpBackend(app);
   await serveStdio(createServer(app));
   await shutdown("client disconnected");
   process.exit(0);
@@ -147,6 +147,8 @@ async function runHttp(app: App, options: HttpOptions): Promise<void> {
   else app.log.warn("no CODING_MCP_TOKEN: every local user and process can use this server; set one to require it");
   let service: HttpService;
   try {
+    // Loaded only for HTTP: a stdio server (the common case) starts faster without it.
+    const { serveHttp } = await import("./transports/http.js");
     service = await serveHttp(() => createServer(app), app.log, options);
   } catch (err) {
     app.log.error(`cannot listen on ${options.host}:${options.port}: ${(err as Error).message}`);
@@ -169,7 +171,18 @@ async function runHttp(app: App, options: HttpOptions): Promise<void> {
     process.exit(0);
   };
   for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(signal, () => void shutdown(signal));
-  app.backend.start().catch((err) => app.log.error(`OpenCode is not available yet: ${(err as Error).message}`));
+  warmUpBackend(app);
+}
+
+/**
+ * Start OpenCode (or check the configured one) shortly after start-up, so the first task need not
+ * wait for it. Shortly: the handshake and tools/list a client sends first are answered before the
+ * HTTP client's code loads. A tool call before then starts it on demand (start() is shared).
+ */
+function warmUpBackend(app: App): void {
+  setTimeout(() => {
+    app.backend.start().catch((err) => app.log.error(`OpenCode is not available yet: ${(err as Error).message}`));
+  }, 300).unref();
 }
 
 main().catch((err) => {

@@ -1,4 +1,4 @@
-import { Agent, RetryAgent, errors as undiciErrors, request, type Dispatcher } from "undici";
+import type { Agent, Dispatcher } from "undici";
 
 /**
  * A small HTTP client for the OpenCode server (1.x API). Every instance route carries
@@ -99,15 +99,21 @@ export interface OpencodeClientOptions {
 
 const RETRY_BASE = { maxRetries: 4, minTimeout: 200, maxTimeout: 3000, timeoutFactor: 2 };
 
+type Undici = typeof import("undici");
+type DispatcherKind = "direct" | "idempotent" | "firstContact";
+
+interface Transport {
+  undici: Undici;
+  agent: Agent;
+  dispatchers: Record<DispatcherKind, Dispatcher>;
+}
+
 export class OpencodeClient {
   readonly baseUrl: string;
   private readonly authHeader?: string;
   private readonly requestTimeoutMs: number;
-  private readonly agent: Agent;
-  /** For reads, deletes and aborts: repeated on connection errors and 5xx. */
-  private readonly idempotent: Dispatcher;
-  /** For calls with effects (create, prompt): repeated only when the connection was refused, i.e. nothing was sent. */
-  private readonly firstContact: Dispatcher;
+  /** undici is loaded on the first call, not at start-up: it is a large share of coding-mcp's cold start. */
+  private transport?: Promise<Transport>;
 
   constructor(options: OpencodeClientOptions) {
     this.baseUrl = options.baseUrl.replace(/\/+$/, "");
@@ -116,27 +122,33 @@ export class OpencodeClient {
       const user = options.username ?? "opencode";
       this.authHeader = "Basic " + Buffer.from(`${user}:${options.password}`).toString("base64");
     }
-    this.agent = new Agent({ headersTimeout: this.requestTimeoutMs, bodyTimeout: this.requestTimeoutMs, connectTimeout: 5_000 });
-    this.idempotent = new RetryAgent(this.agent, {
-      ...RETRY_BASE,
-      methods: ["GET", "DELETE", "POST"],
-      statusCodes: [500, 502, 503, 504],
+  }
+
+  private load(): Promise<Transport> {
+    this.transport ??= import("undici").then((undici) => {
+      const agent = new undici.Agent({ headersTimeout: this.requestTimeoutMs, bodyTimeout: this.requestTimeoutMs, connectTimeout: 5_000 });
+      return {
+        undici,
+        agent,
+        dispatchers: {
+          direct: agent,
+          // For reads, deletes and aborts: repeated on connection errors and 5xx.
+          idempotent: new undici.RetryAgent(agent, { ...RETRY_BASE, methods: ["GET", "DELETE", "POST"], statusCodes: [500, 502, 503, 504] }),
+          // For calls with effects (create, prompt): repeated only when the connection was refused, i.e. nothing was sent.
+          firstContact: new undici.RetryAgent(agent, { ...RETRY_BASE, methods: ["POST"], statusCodes: [], errorCodes: ["ECONNREFUSED"] }),
+        },
+      };
     });
-    this.firstContact = new RetryAgent(this.agent, {
-      ...RETRY_BASE,
-      methods: ["POST"],
-      statusCodes: [],
-      errorCodes: ["ECONNREFUSED"],
-    });
+    return this.transport;
   }
 
   async health(timeoutMs = 5_000): Promise<{ healthy: boolean; version: string }> {
     // One attempt with its own short timeout: used while polling a server that is starting.
-    return this.call("GET", "/global/health", undefined, { dispatcher: this.agent, timeoutMs });
+    return this.call("GET", "/global/health", undefined, { dispatcher: "direct", timeoutMs });
   }
 
   createSession(directory: string, body: { title?: string; agent?: string }): Promise<OpencodeSession> {
-    return this.call("POST", `/session${dirQuery(directory)}`, body, { dispatcher: this.firstContact });
+    return this.call("POST", `/session${dirQuery(directory)}`, body, { dispatcher: "firstContact" });
   }
 
   getSession(sessionId: string, directory: string): Promise<OpencodeSession> {
@@ -153,7 +165,7 @@ export class OpencodeClient {
    */
   prompt(sessionId: string, directory: string, body: PromptBody, options: { timeoutMs: number; signal?: AbortSignal }): Promise<OpencodeMessage | undefined> {
     return this.call("POST", `/session/${enc(sessionId)}/message${dirQuery(directory)}`, body, {
-      dispatcher: this.firstContact,
+      dispatcher: "firstContact",
       timeoutMs: options.timeoutMs,
       signal: options.signal,
       allowEmpty: true,
@@ -192,11 +204,12 @@ export class OpencodeClient {
     const headers: Record<string, string> = { accept: "text/event-stream" };
     if (this.authHeader) headers.authorization = this.authHeader;
     const route = `/event${dirQuery(directory)}`;
+    const t = await this.load();
     let response: Dispatcher.ResponseData;
     try {
-      response = await request(this.baseUrl + route, { method: "GET", headers, dispatcher: this.agent, headersTimeout: 10_000, bodyTimeout: 0, signal });
+      response = await t.undici.request(this.baseUrl + route, { method: "GET", headers, dispatcher: t.agent, headersTimeout: 10_000, bodyTimeout: 0, signal });
     } catch (err) {
-      throw this.describeFailure(err, "GET", route, 10_000, signal);
+      throw this.describeFailure(t.undici, err, "GET", route, 10_000, signal);
     }
     if (response.statusCode !== 200) {
       const text = await response.body.text().catch(() => "");
@@ -207,32 +220,34 @@ export class OpencodeClient {
 
   /** Drop every connection now, in-flight calls included: waiting for a long prompt would stall shutdown. */
   async close(): Promise<void> {
-    await this.agent.destroy().catch(() => undefined);
+    const t = await this.transport?.catch(() => undefined);
+    await t?.agent.destroy().catch(() => undefined);
   }
 
   private async call<T>(
     method: "GET" | "POST" | "DELETE",
     route: string,
     body?: unknown,
-    options: { dispatcher?: Dispatcher; timeoutMs?: number; signal?: AbortSignal; allowEmpty?: boolean } = {},
+    options: { dispatcher?: DispatcherKind; timeoutMs?: number; signal?: AbortSignal; allowEmpty?: boolean } = {},
   ): Promise<T> {
     const timeoutMs = options.timeoutMs ?? this.requestTimeoutMs;
     const headers: Record<string, string> = { accept: "application/json" };
     if (this.authHeader) headers.authorization = this.authHeader;
     if (body !== undefined) headers["content-type"] = "application/json";
+    const t = await this.load();
     let response: Dispatcher.ResponseData;
     try {
-      response = await request(this.baseUrl + route, {
+      response = await t.undici.request(this.baseUrl + route, {
         method,
         headers,
         body: body === undefined ? undefined : JSON.stringify(body),
-        dispatcher: options.dispatcher ?? this.idempotent,
+        dispatcher: t.dispatchers[options.dispatcher ?? "idempotent"],
         headersTimeout: timeoutMs,
         bodyTimeout: timeoutMs,
         signal: options.signal,
       });
     } catch (err) {
-      throw this.describeFailure(err, method, route, timeoutMs, options.signal);
+      throw this.describeFailure(t.undici, err, method, route, timeoutMs, options.signal);
     }
     const text = await response.body.text().catch(() => "");
     if (response.statusCode === 401) {
@@ -250,9 +265,9 @@ export class OpencodeClient {
     }
   }
 
-  private describeFailure(err: unknown, method: string, route: string, timeoutMs: number, signal?: AbortSignal): Error {
+  private describeFailure(undici: Undici, err: unknown, method: string, route: string, timeoutMs: number, signal?: AbortSignal): Error {
     if (signal?.aborted) return signal.reason instanceof Error ? signal.reason : new Error("aborted");
-    if (err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError) {
+    if (err instanceof undici.errors.HeadersTimeoutError || err instanceof undici.errors.BodyTimeoutError) {
       return new OpencodeTimeoutError(`OpenCode did not answer ${method} ${stripQuery(route)} within ${Math.round(timeoutMs / 1000)} s`);
     }
     const code = (err as { code?: string; cause?: { code?: string } }).code ?? (err as { cause?: { code?: string } }).cause?.code;

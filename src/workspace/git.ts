@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { execa } from "execa";
+import type { execa as Execa } from "execa";
 import { UserError } from "../errors.js";
 import type { Redactor } from "../redact.js";
 import type { GitAuth } from "./credentials.js";
@@ -86,6 +86,13 @@ function trackProcess(pid: number): void {
   running.add(pid);
 }
 
+let execaModule: Promise<typeof Execa> | undefined;
+/** execa is loaded on first use, not at start-up: it is a large share of coding-mcp's cold start. */
+function loadExeca(): Promise<typeof Execa> {
+  execaModule ??= import("execa").then((m) => m.execa);
+  return execaModule;
+}
+
 export class Git {
   private readonly redactor: Redactor;
   private readonly log: (msg: string) => void;
@@ -111,6 +118,7 @@ export class Git {
   /** Run git and return its exit code instead of throwing on one (for commands whose exit code is the answer). Throws GitError on timeout or when git cannot start. */
   async exec(args: string[], opts: GitRunOptions): Promise<GitResult> {
     const started = Date.now();
+    const execa = await loadExeca();
     const subprocess = execa("git", args, {
       cwd: opts.cwd,
       // LC_ALL=C keeps messages parseable; no prompt may wait for a terminal nobody watches.
