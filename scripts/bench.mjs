@@ -1,0 +1,878 @@
+#!/usr/bin/env node
+// `npm run bench`: what coding-mcp adds on top of OpenCode and git, measured side by side in one run.
+//
+// Every figure compares coding-mcp with what a user would otherwise call directly, A/B interleaved
+// (ABBA...) after warm-up runs, and reports medians, spreads and the ratio of the medians:
+//
+//   code round trip      `code` over MCP stdio  vs  the same prompt POSTed straight to OpenCode's HTTP API
+//                        (synchronous POST /session/{id}/message); one open session on each side, reused
+//   cold start           dist/cli.js to its first tools/list answer  vs  a minimal McpServer with one tool
+//   16 at once           16 concurrent `code` calls  vs  16 concurrent direct prompts (wall time)
+//   commit + changes     changedFiles + commitChanges (dist/workspace/git.js)  vs  the plain git commands
+//                        computing the same, in a generated repository of 20,000 files with 2,000 changed
+//   memory               coding-mcp's own RSS (/proc/PID/status), idle and with 100 open sessions
+//
+// The scripted task ([[fake:bench]]) is one `write` of bench.txt and a one-line answer, so a round trip
+// is mostly OpenCode's own agent loop; every task writes a new line, so every `code` has a change to report.
+//
+// Both sides share one `opencode serve` (the real one from opencode-ai, hermetic, behind a random
+// password, on loopback) that talks to the scripted fake model of the tests; coding-mcp is pointed at
+// it with OPENCODE_URL, so only coding-mcp's own cost differs. Each figure gets a fresh OpenCode.
+// Everything it starts is stopped and every temp directory removed, also on failure.
+//
+// Environment: BENCH_RUNS (measured pairs for the round trip and cold start, default 20),
+// BENCH_RUNS_CONCURRENT (default 5), BENCH_RUNS_GIT (default 8), BENCH_WARMUP (default 2),
+// BENCH_ONLY=roundtrip,cold,concurrent,git,memory (a subset), BENCH_FILES / BENCH_CHANGED (20000 / 2000).
+// Output: a Markdown table on stdout, the same figures in .bench/results.json. Exit code 0 whether or
+// not targets are met; non-zero only when the harness itself failed.
+import { execFile, execFileSync, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { performance } from "node:perf_hooks";
+import readline from "node:readline";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import { Agent, request } from "undici";
+import { stringify } from "yaml";
+import { resolveOpencodeBinary } from "../dist/opencode/managed.js";
+import { Redactor } from "../dist/redact.js";
+import { buildTaskPrompt } from "../dist/task-prompt.js";
+import { Git, changedFiles, commitChanges } from "../dist/workspace/git.js";
+import { hermeticOpencodeEnv, opencodeConfigFor, startFakeModel } from "../test/support/fake-model.mjs";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const CLI = path.join(ROOT, "dist", "cli.js");
+const OUT_DIR = path.join(ROOT, ".bench");
+
+const int = (name, fallback) => {
+  const raw = process.env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${name}=${raw}: expected a positive integer`);
+  return n;
+};
+const RUNS = int("BENCH_RUNS", 20);
+const RUNS_CONCURRENT = int("BENCH_RUNS_CONCURRENT", 5);
+const RUNS_GIT = int("BENCH_RUNS_GIT", 8);
+const WARMUP = process.env.BENCH_WARMUP === "0" ? 0 : int("BENCH_WARMUP", 2);
+const FILES = int("BENCH_FILES", 20_000);
+const CHANGED = int("BENCH_CHANGED", 2_000);
+/** BENCH_MCP_LOG=FILE: coding-mcp logs at debug level into FILE, with every git command and its time (for finding where time goes). */
+const MCP_LOG = process.env.BENCH_MCP_LOG ? path.resolve(process.env.BENCH_MCP_LOG) : undefined;
+const CONCURRENCY = 16;
+const OPEN_SESSIONS = 100;
+const ALL_FIGURES = ["roundtrip", "cold", "concurrent", "git", "memory"];
+const ONLY = (process.env.BENCH_ONLY ?? ALL_FIGURES.join(",")).split(",").map((s) => s.trim()).filter(Boolean);
+for (const f of ONLY) if (!ALL_FIGURES.includes(f)) throw new Error(`BENCH_ONLY: unknown figure ${f}; use ${ALL_FIGURES.join(",")}`);
+
+const AUTHOR = { name: "Bench Bot", email: "bench@example.test" };
+const TASK = "[[fake:bench]] Write bench.txt with one line in it.";
+const CALL_TIMEOUT_MS = 180_000;
+
+const note = (line) => process.stderr.write(`bench: ${line}\n`);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const run = promisify(execFile);
+
+// ---------------------------------------------------------------------------------------------
+// Cleanup: everything started is registered here and undone in reverse, also on failure or Ctrl-C.
+// ---------------------------------------------------------------------------------------------
+
+const cleanups = [];
+/** Process groups we started (detached children): SIGKILLed on any exit as a last resort. */
+const groups = new Set();
+/** Plain children (the MCP servers the SDK spawns): SIGKILLed on any exit as a last resort. */
+const plainPids = new Set();
+
+function onCleanup(fn) {
+  cleanups.push(fn);
+  return fn;
+}
+
+async function cleanupAll() {
+  while (cleanups.length) {
+    const fn = cleanups.pop();
+    try {
+      await fn();
+    } catch (err) {
+      note(`cleanup: ${err instanceof Error ? err.message : err}`);
+    }
+  }
+}
+
+process.once("exit", () => {
+  for (const pid of groups) {
+    try {
+      process.kill(-pid, "SIGKILL");
+    } catch {
+      // gone
+    }
+  }
+  for (const pid of plainPids) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // gone
+    }
+  }
+});
+for (const signal of ["SIGINT", "SIGTERM"]) {
+  process.once(signal, () => {
+    note(`${signal}: stopping everything`);
+    void cleanupAll().finally(() => process.exit(130));
+  });
+}
+
+function tempDir(label) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `coding-mcp-bench-${label}-`));
+  onCleanup(() => fs.rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 }));
+  return dir;
+}
+
+function waitForExit(child, ms) {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), ms);
+    child.once("exit", () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
+}
+
+async function stopGroup(child, graceMs = 3_000) {
+  const pid = child.pid;
+  if (pid === undefined) return;
+  const kill = (signal) => {
+    try {
+      process.kill(-pid, signal);
+    } catch {
+      // gone
+    }
+  };
+  if (child.exitCode === null && child.signalCode === null) {
+    kill("SIGTERM");
+    if (!(await waitForExit(child, graceMs))) {
+      kill("SIGKILL");
+      await waitForExit(child, 2_000);
+    }
+  }
+  kill("SIGKILL"); // whatever its tools started
+  groups.delete(pid);
+}
+
+// git without the user's or the system's config (signing, hooks paths, fsmonitor...), the same for
+// both sides and for git run in this process (the in-process coding-mcp side of the commit figure).
+const HERMETIC_GIT = { GIT_CONFIG_GLOBAL: "/dev/null", GIT_CONFIG_NOSYSTEM: "1" };
+for (const name of Object.keys(process.env)) if (name.startsWith("GIT_")) delete process.env[name];
+Object.assign(process.env, HERMETIC_GIT);
+
+// The environment every child starts from: ours, without anything that would point it elsewhere.
+function baseEnv() {
+  const env = { ...process.env };
+  for (const name of Object.keys(env)) {
+    if (name.startsWith("CODING_MCP_") || name.startsWith("OPENCODE_") || name.startsWith("OTEL_") || name.startsWith("GIT_")) delete env[name];
+  }
+  return { ...env, ...HERMETIC_GIT };
+}
+
+// ---------------------------------------------------------------------------------------------
+// OpenCode, the fake model, and a direct HTTP client (the baseline)
+// ---------------------------------------------------------------------------------------------
+
+let fake;
+
+async function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
+    });
+  });
+}
+
+/** A fresh `opencode serve` on a free loopback port, hermetic, behind a random password. */
+async function startOpencode(label) {
+  const home = tempDir(`opencode-${label}`);
+  const bin = resolveOpencodeBinary();
+  const port = await freePort();
+  const password = randomBytes(24).toString("hex");
+  const child = spawn(bin, ["serve", "--hostname", "127.0.0.1", "--port", String(port)], {
+    cwd: home,
+    env: {
+      ...baseEnv(),
+      ...hermeticOpencodeEnv(home),
+      OPENCODE_CONFIG_CONTENT: JSON.stringify(opencodeConfigFor(fake.baseURL)),
+      OPENCODE_SERVER_PASSWORD: password,
+      OPENCODE_SERVER_USERNAME: "opencode",
+    },
+    detached: true,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  groups.add(child.pid);
+  onCleanup(() => stopGroup(child));
+  const recent = [];
+  let url;
+  const ready = new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`opencode serve did not start within 60 s:\n${recent.join("\n")}`)), 60_000);
+    const onLine = (line) => {
+      recent.push(line);
+      if (recent.length > 30) recent.shift();
+      const m = /listening on (http:\/\/\S+)/.exec(line);
+      if (m && !url) {
+        url = m[1];
+        clearTimeout(timer);
+        resolve(undefined);
+      }
+    };
+    readline.createInterface({ input: child.stdout }).on("line", onLine);
+    readline.createInterface({ input: child.stderr }).on("line", onLine);
+    child.once("exit", (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`opencode serve exited (${code ?? signal}) before it was ready:\n${recent.join("\n")}`));
+    });
+  });
+  await ready;
+  const direct = new DirectOpencode(url, password);
+  onCleanup(() => direct.close());
+  const health = await direct.call("GET", "/global/health");
+  if (!health?.healthy) throw new Error(`OpenCode at ${url} is not healthy: ${JSON.stringify(health)}`);
+  context.opencodeVersion = health.version;
+  return { url, password, pid: child.pid, version: health.version, direct, child };
+}
+
+/** What a user calling OpenCode's HTTP API directly does: plain requests, Basic auth, keep-alive. */
+class DirectOpencode {
+  constructor(url, password) {
+    this.url = url;
+    this.auth = "Basic " + Buffer.from(`opencode:${password}`).toString("base64");
+    this.agent = new Agent({ headersTimeout: CALL_TIMEOUT_MS, bodyTimeout: CALL_TIMEOUT_MS, connections: 64 });
+  }
+
+  async call(method, route, body) {
+    const headers = { authorization: this.auth, accept: "application/json" };
+    if (body !== undefined) headers["content-type"] = "application/json";
+    const res = await request(this.url + route, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), dispatcher: this.agent });
+    const text = await res.body.text();
+    if (res.statusCode >= 400) throw new Error(`OpenCode answered ${res.statusCode} to ${method} ${route.split("?")[0]}: ${text.slice(0, 300)}`);
+    return text ? JSON.parse(text) : undefined;
+  }
+
+  createSession(dir) {
+    return this.call("POST", `/session?directory=${encodeURIComponent(dir)}`, { title: "bench" });
+  }
+
+  /** The synchronous prompt: returns when the agent loop has ended. */
+  prompt(sessionId, dir, text) {
+    return this.call("POST", `/session/${sessionId}/message?directory=${encodeURIComponent(dir)}`, { parts: [{ type: "text", text }] });
+  }
+
+  deleteSession(sessionId, dir) {
+    return this.call("DELETE", `/session/${sessionId}?directory=${encodeURIComponent(dir)}`);
+  }
+
+  close() {
+    return this.agent.close();
+  }
+}
+
+/** A git repository with one empty commit, as coding-mcp's coding_open creates (git init + commit). */
+function initRepo(dir) {
+  fs.mkdirSync(dir, { recursive: true });
+  execFileSync("git", ["init", "--quiet", "-b", "main"], { cwd: dir });
+  execFileSync("git", ["-c", `user.name=${AUTHOR.name}`, "-c", `user.email=${AUTHOR.email}`, "commit", "--quiet", "--allow-empty", "-m", "Initial commit"], { cwd: dir });
+}
+
+let taskCounter = 0;
+/** A task that changes bench.txt every time (the fake model writes the task's first line into it). */
+function nextTask() {
+  return `${TASK} (task ${++taskCounter})`;
+}
+
+/** The task must have written its own line into bench.txt. */
+function checkWritten(dir, task, what) {
+  const content = fs.existsSync(path.join(dir, "bench.txt")) ? fs.readFileSync(path.join(dir, "bench.txt"), "utf8") : "(no bench.txt)";
+  if (content.trim() !== task) throw new Error(`${what}: bench.txt holds ${JSON.stringify(content.slice(0, 200))}, expected the task line`);
+}
+
+/**
+ * The baseline: `count` OpenCode sessions, each in a repository of its own, opened once; run(i) sends
+ * one task to session i with the synchronous prompt route, exactly the prompt coding-mcp would send.
+ */
+async function directSessions(oc, root, count) {
+  const sessions = await Promise.all(
+    Array.from({ length: count }, async (_, i) => {
+      const dir = path.join(root, `s${i}`);
+      initRepo(dir);
+      return { dir, id: (await oc.direct.createSession(dir)).id };
+    }),
+  );
+  return {
+    async run(i) {
+      const { dir, id } = sessions[i];
+      const task = nextTask();
+      const t0 = performance.now();
+      const answer = await oc.direct.prompt(id, dir, buildTaskPrompt({ task }));
+      const ms = performance.now() - t0;
+      if (answer?.info?.finish !== "stop") throw new Error(`direct OpenCode task did not finish as scripted: ${JSON.stringify(answer?.info ?? answer).slice(0, 300)}`);
+      checkWritten(dir, task, "direct OpenCode task");
+      return ms;
+    },
+    async close() {
+      await Promise.all(sessions.map((s) => oc.direct.deleteSession(s.id, s.dir)));
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// coding-mcp over stdio, pointed at the shared OpenCode
+// ---------------------------------------------------------------------------------------------
+
+function codingMcpEnv(oc, basePath, dir) {
+  const configFile = path.join(dir, "config.yaml");
+  if (!fs.existsSync(configFile)) {
+    fs.writeFileSync(
+      configFile,
+      stringify({
+        workspace: { base_path: basePath },
+        git: { user_name: AUTHOR.name, user_email: AUTHOR.email },
+        limits: { task_timeout_min: 3, max_attempts: 1 },
+      }),
+    );
+  }
+  return {
+    args: [CLI, "--config", configFile],
+    env: { ...baseEnv(), OPENCODE_URL: oc.url, OPENCODE_SERVER_PASSWORD: oc.password, CODING_MCP_LOG_LEVEL: MCP_LOG ? "debug" : "info" },
+  };
+}
+
+/** Start an MCP server over stdio with the SDK's Client; its stderr is kept (last lines) for errors. */
+async function connectStdio(args, env, name = "coding-mcp-bench") {
+  const transport = new StdioClientTransport({ command: process.execPath, args, env, stderr: "pipe" });
+  const stderr = [];
+  transport.stderr?.on("data", (chunk) => {
+    if (MCP_LOG) fs.appendFileSync(MCP_LOG, chunk);
+    stderr.push(...chunk.toString("utf8").split("\n").filter(Boolean));
+    if (stderr.length > 40) stderr.splice(0, stderr.length - 40);
+  });
+  const client = new Client({ name, version: "1.0.0" });
+  const started = performance.now();
+  await client.connect(transport);
+  const pid = transport.pid;
+  if (pid) plainPids.add(pid);
+  const close = async () => {
+    await client.close().catch(() => undefined);
+    if (pid) plainPids.delete(pid);
+  };
+  return { client, transport, pid, stderr, started, close };
+}
+
+async function startCodingMcp(oc, label) {
+  const dir = tempDir(`mcp-${label}`);
+  const { args, env } = codingMcpEnv(oc, path.join(dir, "workspaces"), dir);
+  const mcp = await connectStdio(args, env);
+  onCleanup(mcp.close);
+  await mcp.client.listTools();
+  const call = async (name, args, options = {}) => {
+    let result;
+    try {
+      result = await mcp.client.callTool({ name, arguments: args }, undefined, { timeout: CALL_TIMEOUT_MS, ...options });
+    } catch (err) {
+      throw new Error(`${name} failed: ${err instanceof Error ? err.message : err}\ncoding-mcp log:\n${mcp.stderr.slice(-15).join("\n")}`);
+    }
+    if (result.isError) {
+      const text = result.content?.find((c) => c.type === "text")?.text ?? "";
+      throw new Error(`${name} answered an error: ${text}\ncoding-mcp log:\n${mcp.stderr.slice(-15).join("\n")}`);
+    }
+    return result.structuredContent;
+  };
+  return { ...mcp, call };
+}
+
+/** coding-mcp's side: `count` sessions opened once with coding_open; run(i) is one `code` call on session i. */
+async function mcpSessions(mcp, count) {
+  const sessions = await Promise.all(Array.from({ length: count }, () => mcp.call("coding_open", { title: "bench" })));
+  return {
+    async run(i) {
+      const { session_id, workspace_path } = sessions[i];
+      const task = nextTask();
+      const t0 = performance.now();
+      const result = await mcp.call("code", { session_id, task });
+      const ms = performance.now() - t0;
+      if (!result.success || result.files_changed?.length !== 1 || result.files_changed[0].path !== "bench.txt") {
+        throw new Error(`code did not finish as scripted: ${JSON.stringify(result).slice(0, 400)}`);
+      }
+      checkWritten(workspace_path, task, "code");
+      return ms;
+    },
+    async close() {
+      await Promise.all(sessions.map((s) => mcp.call("coding_close", { session_id: s.session_id })));
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statistics and the A/B loop
+// ---------------------------------------------------------------------------------------------
+
+function quantile(sorted, q) {
+  if (sorted.length === 0) return NaN;
+  const pos = (sorted.length - 1) * q;
+  const lo = Math.floor(pos);
+  const hi = Math.ceil(pos);
+  return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
+}
+
+function summary(samples) {
+  const s = [...samples].sort((a, b) => a - b);
+  return { n: s.length, median: quantile(s, 0.5), p25: quantile(s, 0.25), p75: quantile(s, 0.75), min: s[0], max: s.at(-1), samples };
+}
+
+const round = (x, digits = 2) => (Number.isFinite(x) ? Math.round(x * 10 ** digits) / 10 ** digits : x);
+
+/**
+ * Run `a` and `b` (each returns milliseconds) in pairs, ABBA order, after `warmup` unrecorded pairs.
+ * Returns both summaries, the ratio of medians and the spread of the per-pair ratios.
+ */
+async function abRuns(label, runs, warmup, a, b) {
+  const as = [];
+  const bs = [];
+  for (let i = -warmup; i < runs; i++) {
+    const order = ((i % 2) + 2) % 2 === 0 ? ["a", "b"] : ["b", "a"];
+    const pair = {};
+    for (const side of order) pair[side] = await (side === "a" ? a() : b());
+    if (i >= 0) {
+      as.push(pair.a);
+      bs.push(pair.b);
+    }
+    note(`${label} ${i < 0 ? "warm-up" : `${i + 1}/${runs}`}: coding-mcp ${pair.a.toFixed(1)} ms, baseline ${pair.b.toFixed(1)} ms`);
+  }
+  const A = summary(as);
+  const B = summary(bs);
+  const pairRatios = summary(as.map((x, i) => x / bs[i]));
+  return { codingMcp: A, baseline: B, ratio: A.median / B.median, pairRatios };
+}
+
+async function timed(fn) {
+  const t0 = performance.now();
+  await fn();
+  return performance.now() - t0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The figures
+// ---------------------------------------------------------------------------------------------
+
+const results = [];
+const context = {};
+
+async function figureRoundTrip() {
+  const oc = await startOpencode("roundtrip");
+  const mcp = await startCodingMcp(oc, "roundtrip");
+  const a = await mcpSessions(mcp, 1);
+  const b = await directSessions(oc, tempDir("direct"), 1);
+  const ab = await abRuns("code round trip", RUNS, WARMUP, () => a.run(0), () => b.run(0));
+  await a.close();
+  await b.close();
+  results.push({
+    id: "roundtrip",
+    figure: "`code` round trip (MCP stdio)",
+    baselineName: "same task, POST /session/{id}/message",
+    unit: "ms",
+    ...ab,
+    target: "ratio ≤ 1.05",
+    met: ab.ratio <= 1.05,
+  });
+}
+
+/** The baseline MCP server: the same SDK (and zod), one trivial tool, stdio. Written into `dir`. */
+function writeMinimalServer(dir) {
+  const file = path.join(dir, "minimal-server.mjs");
+  fs.writeFileSync(
+    file,
+    `import { McpServer } from ${JSON.stringify(import.meta.resolve("@modelcontextprotocol/sdk/server/mcp.js"))};
+import { StdioServerTransport } from ${JSON.stringify(import.meta.resolve("@modelcontextprotocol/sdk/server/stdio.js"))};
+import { z } from ${JSON.stringify(import.meta.resolve("zod"))};
+const server = new McpServer({ name: "minimal", version: "1.0.0" });
+server.registerTool("echo", { description: "Echo the text", inputSchema: { text: z.string() } }, async ({ text }) => ({ content: [{ type: "text", text }] }));
+await server.connect(new StdioServerTransport());
+`,
+  );
+  return file;
+}
+
+async function figureColdStart() {
+  const oc = await startOpencode("cold");
+  const dir = tempDir("cold");
+  const { args, env } = codingMcpEnv(oc, path.join(dir, "workspaces"), dir);
+  const minimal = writeMinimalServer(dir);
+  const startToList = async (serverArgs, serverEnv) => {
+    const mcp = await connectStdio(serverArgs, serverEnv);
+    try {
+      const { tools } = await mcp.client.listTools();
+      const ms = performance.now() - mcp.started;
+      if (tools.length === 0) throw new Error("tools/list answered no tools");
+      return ms;
+    } finally {
+      await mcp.close();
+    }
+  };
+  const ab = await abRuns("cold start", RUNS, WARMUP, () => startToList(args, env), () => startToList([minimal], baseEnv()));
+  // Context: what starting node itself costs here (no MCP at all).
+  const empty = path.join(dir, "empty.mjs");
+  fs.writeFileSync(empty, "");
+  const bare = [];
+  for (let i = 0; i < Math.min(RUNS, 10); i++) bare.push(await timed(() => run(process.execPath, [empty])));
+  const ratioMet = ab.ratio <= 1.5;
+  const absMet = ab.codingMcp.median < 400;
+  results.push({
+    id: "cold",
+    figure: "cold start to first `tools/list` (stdio)",
+    baselineName: "minimal McpServer, one tool, same SDK",
+    unit: "ms",
+    ...ab,
+    target: "ratio ≤ 1.5 and < 400 ms",
+    met: ratioMet && absMet,
+    metText: ratioMet && absMet ? "yes" : `**no** (${[!ratioMet && "ratio", !absMet && "400 ms"].filter(Boolean).join(", ")})`,
+    detail: { ratioMet, absoluteMet: absMet, bare_node_start_ms: round(summary(bare).median) },
+  });
+}
+
+async function figureConcurrent() {
+  const oc = await startOpencode("concurrent");
+  const mcp = await startCodingMcp(oc, "concurrent");
+  const a = await mcpSessions(mcp, CONCURRENCY);
+  const b = await directSessions(oc, tempDir("direct-concurrent"), CONCURRENCY);
+  const all = (side) => timed(() => Promise.all(Array.from({ length: CONCURRENCY }, (_, i) => side.run(i))));
+  const ab = await abRuns(`${CONCURRENCY} sessions at once`, RUNS_CONCURRENT, Math.min(WARMUP, 1), () => all(a), () => all(b));
+  await a.close();
+  await b.close();
+  results.push({
+    id: "concurrent",
+    figure: `${CONCURRENCY} sessions running \`code\` at once (wall time)`,
+    baselineName: `${CONCURRENCY} direct prompts at once`,
+    unit: "ms",
+    ...ab,
+    target: "ratio ≤ 1.1",
+    met: ab.ratio <= 1.1,
+  });
+}
+
+/** A repository of FILES small files in one commit; CHANGED of them changed (modified, added, deleted). */
+async function makeBigRepo(dir) {
+  const t0 = performance.now();
+  fs.mkdirSync(dir, { recursive: true });
+  execFileSync("git", ["init", "--quiet", "-b", "main"], { cwd: dir });
+  // No background gc in the middle of a measurement, for either side.
+  execFileSync("git", ["config", "gc.auto", "0"], { cwd: dir });
+  execFileSync("git", ["config", "maintenance.auto", "false"], { cwd: dir });
+  const perDir = 100;
+  const fileOf = (i) => path.join(`d${String(Math.floor(i / perDir)).padStart(3, "0")}`, `f${String(i).padStart(5, "0")}.txt`);
+  for (let i = 0; i < FILES; i++) {
+    const rel = fileOf(i);
+    if (i % perDir === 0) fs.mkdirSync(path.join(dir, path.dirname(rel)), { recursive: true });
+    fs.writeFileSync(path.join(dir, rel), `file ${i}\n${"line of text\n".repeat(4 + (i % 7))}`);
+  }
+  execFileSync("git", ["add", "-A"], { cwd: dir });
+  execFileSync("git", ["-c", `user.name=${AUTHOR.name}`, "-c", `user.email=${AUTHOR.email}`, "commit", "--quiet", "-m", "Base"], { cwd: dir });
+  execFileSync("git", ["repack", "-adq"], { cwd: dir });
+  execFileSync("git", ["prune"], { cwd: dir });
+  const base = execFileSync("git", ["rev-parse", "HEAD"], { cwd: dir, encoding: "utf8" }).trim();
+  // The change set: 60% modified, 25% added, 15% deleted, spread over the tree.
+  const modified = Math.round(CHANGED * 0.6);
+  const deleted = Math.round(CHANGED * 0.15);
+  const added = CHANGED - modified - deleted;
+  const stride = Math.max(1, Math.floor(FILES / (modified + deleted)));
+  const picks = Array.from({ length: modified + deleted }, (_, k) => fileOf((k * stride) % FILES));
+  const changes = {
+    modified: picks.slice(0, modified),
+    deleted: picks.slice(modified),
+    added: Array.from({ length: added }, (_, k) => path.join(`new${String(k % 20).padStart(2, "0")}`, `n${String(k).padStart(5, "0")}.txt`)),
+  };
+  note(`generated ${FILES} files in ${((performance.now() - t0) / 1000).toFixed(1)} s; change set: ${modified} modified, ${added} added, ${deleted} deleted`);
+  const apply = () => {
+    execFileSync("git", ["reset", "--quiet", "--hard", base], { cwd: dir });
+    execFileSync("git", ["clean", "-fdq"], { cwd: dir });
+    for (const rel of changes.modified) fs.appendFileSync(path.join(dir, rel), "an added line\nanother one\n");
+    for (const rel of changes.deleted) fs.rmSync(path.join(dir, rel));
+    for (const rel of changes.added) {
+      fs.mkdirSync(path.join(dir, path.dirname(rel)), { recursive: true });
+      fs.writeFileSync(path.join(dir, rel), `new file ${rel}\nwith two lines\n`);
+    }
+  };
+  return { apply, expected: { files: CHANGED, modified, added, deleted } };
+}
+
+async function figureGit() {
+  const dir = path.join(tempDir("git"), "repo");
+  const repo = await makeBigRepo(dir);
+  const git = new Git({ redactor: new Redactor([]), ...(MCP_LOG ? { log: (m) => fs.appendFileSync(MCP_LOG, `${new Date().toISOString()} in-process ${m}\n`) } : {}) });
+  const env = { ...baseEnv(), LC_ALL: "C", GIT_TERMINAL_PROMPT: "0" };
+  const plain = (args, input) =>
+    input === undefined
+      ? run("git", args, { cwd: dir, env, maxBuffer: 256 * 1024 * 1024, encoding: "utf8" }).then((r) => r.stdout)
+      : new Promise((resolve, reject) => {
+          const child = execFile("git", args, { cwd: dir, env, encoding: "utf8" }, (err, stdout) => (err ? reject(err) : resolve(stdout)));
+          child.stdin.end(input);
+        });
+  const parts = { codingMcp: { collect: [], commit: [] }, baseline: { collect: [], commit: [] } };
+  const ab = await abRuns(
+    "commit + changed files",
+    RUNS_GIT,
+    Math.min(WARMUP, 1),
+    async () => {
+      repo.apply();
+      const t0 = performance.now();
+      const files = await changedFiles(git, dir, "HEAD");
+      const t1 = performance.now();
+      const commit = await commitChanges(git, dir, { message: "Bench commit", author: AUTHOR });
+      const t2 = performance.now();
+      if (files.length !== repo.expected.files || commit.files_changed !== repo.expected.files) {
+        throw new Error(`coding-mcp saw ${files.length} changed files and committed ${commit.files_changed}; expected ${repo.expected.files}`);
+      }
+      parts.codingMcp.collect.push(t1 - t0);
+      parts.codingMcp.commit.push(t2 - t1);
+      context.gitCheck = { ...context.gitCheck, codingMcp: { files: files.length, insertions: commit.insertions, deletions: commit.deletions } };
+      return t2 - t0;
+    },
+    async () => {
+      repo.apply();
+      const t0 = performance.now();
+      await plain(["add", "-A"]);
+      const raw = await plain(["diff", "--cached", "--raw", "--numstat", "-z", "-M", "HEAD", "--"]);
+      const t1 = performance.now();
+      await plain(["-c", `user.name=${AUTHOR.name}`, "-c", `user.email=${AUTHOR.email}`, "commit", "--quiet", "--file=-"], "Bench commit");
+      const show = await plain(["show", "--numstat", "-z", "--format=", "HEAD"]);
+      const t2 = performance.now();
+      const records = raw.split("\0").filter((t) => t.startsWith(":")).length;
+      const stats = show.split("\0").map((t) => /^\n*(\d+|-)\t(\d+|-)\t/.exec(t)).filter(Boolean);
+      if (records !== repo.expected.files || stats.length !== repo.expected.files) {
+        throw new Error(`plain git saw ${records} changed files and committed ${stats.length}; expected ${repo.expected.files}`);
+      }
+      parts.baseline.collect.push(t1 - t0);
+      parts.baseline.commit.push(t2 - t1);
+      const sum = (k) => stats.reduce((s, m) => s + (m[k] === "-" ? 0 : Number(m[k])), 0);
+      context.gitCheck = { ...context.gitCheck, baseline: { files: records, insertions: sum(1), deletions: sum(2) } };
+      return t2 - t0;
+    },
+  );
+  const median = (xs) => summary(xs.slice(-RUNS_GIT)).median;
+  results.push({
+    id: "git",
+    figure: `\`coding_commit\` stats + changed files (${FILES.toLocaleString("en")} files, ${CHANGED.toLocaleString("en")} changed)`,
+    baselineName: "git add -A; diff --cached --raw --numstat -M; commit; show --numstat",
+    unit: "ms",
+    ...ab,
+    target: "ratio ≤ 1.2",
+    met: ab.ratio <= 1.2,
+    detail: {
+      changedFiles_ms: round(median(parts.codingMcp.collect)),
+      commitChanges_ms: round(median(parts.codingMcp.commit)),
+      plain_add_diff_ms: round(median(parts.baseline.collect)),
+      plain_commit_show_ms: round(median(parts.baseline.commit)),
+    },
+  });
+}
+
+function rssOf(pid) {
+  const status = fs.readFileSync(`/proc/${pid}/status`, "utf8");
+  const kb = (key) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? NaN);
+  return { rss: kb("VmRSS") / 1024, hwm: kb("VmHWM") / 1024 };
+}
+
+async function figureMemory() {
+  if (!fs.existsSync("/proc/self/status")) {
+    note("memory: /proc is not available here; skipped");
+    return;
+  }
+  // For reference: the minimal MCP server on the same SDK, idle.
+  const minimal = await connectStdio([writeMinimalServer(tempDir("minimal"))], baseEnv());
+  onCleanup(minimal.close);
+  await minimal.client.listTools();
+  const oc = await startOpencode("memory");
+  const mcp = await startCodingMcp(oc, "memory");
+  await sleep(2_000); // start-up settled, OpenCode's health checked
+  const idle = rssOf(mcp.pid);
+  const minimalIdle = rssOf(minimal.pid);
+  await minimal.close();
+  note(`memory: idle ${idle.rss.toFixed(1)} MB (minimal MCP server: ${minimalIdle.rss.toFixed(1)} MB)`);
+  const t0 = performance.now();
+  for (let i = 0; i < OPEN_SESSIONS; i += 10) {
+    await Promise.all(Array.from({ length: Math.min(10, OPEN_SESSIONS - i) }, () => mcp.call("coding_open", { title: "bench" })));
+  }
+  const openMs = performance.now() - t0;
+  await sleep(1_000);
+  const open = rssOf(mcp.pid);
+  note(`memory: ${OPEN_SESSIONS} open sessions ${open.rss.toFixed(1)} MB (opened in ${(openMs / 1000).toFixed(1)} s)`);
+  results.push({
+    id: "memory-idle",
+    figure: "coding-mcp RSS, idle",
+    unit: "MB",
+    value: idle.rss,
+    reference: minimalIdle.rss,
+    referenceName: "minimal McpServer, one tool, same SDK, idle",
+    detail: { peak_mb: round(idle.hwm, 1), minimal_server_mb: round(minimalIdle.rss, 1), minimal_server_peak_mb: round(minimalIdle.hwm, 1) },
+    target: "< 100 MB",
+    met: idle.rss < 100,
+  });
+  results.push({
+    id: "memory-open",
+    figure: `coding-mcp RSS, ${OPEN_SESSIONS} open sessions`,
+    unit: "MB",
+    value: open.rss,
+    detail: { peak_mb: round(open.hwm, 1), open_all_ms: round(openMs) },
+    target: "< 150 MB",
+    met: open.rss < 150,
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report
+// ---------------------------------------------------------------------------------------------
+
+function machine() {
+  const cpus = os.cpus();
+  let git = "";
+  try {
+    git = execFileSync("git", ["--version"], { encoding: "utf8" }).trim();
+  } catch {
+    // reported as empty
+  }
+  return {
+    date: new Date().toISOString(),
+    node: process.version,
+    os: `${os.type()} ${os.release()} ${os.arch()}`,
+    cpu: cpus[0]?.model?.trim() ?? "unknown",
+    cpus: os.availableParallelism?.() ?? cpus.length,
+    memory_gb: round(os.totalmem() / 1024 ** 3, 1),
+    load_at_start: os.loadavg().map((x) => round(x)),
+    git,
+  };
+}
+
+const fmt = (x, unit) => (unit === "MB" ? `${x.toFixed(1)} MB` : x >= 1000 ? `${(x / 1000).toFixed(2)} s` : `${x.toFixed(1)} ms`);
+
+function table() {
+  const rows = [
+    "| figure | coding-mcp (median) | baseline (median) | ratio | spread: p25–p75 (coding-mcp / baseline / per-pair ratio) | target | met |",
+    "|---|---|---|---|---|---|---|",
+  ];
+  for (const r of results) {
+    if (r.value !== undefined) {
+      const ref = r.reference === undefined ? "–" : `(${fmt(r.reference, r.unit)})`;
+      rows.push(`| ${r.figure} | ${fmt(r.value, r.unit)} | ${ref} | – | peak ${r.detail.peak_mb} MB | ${r.target} | ${r.met ? "yes" : "**no**"} |`);
+      continue;
+    }
+    const a = r.codingMcp;
+    const b = r.baseline;
+    const spread = `${fmt(a.p25, r.unit)}–${fmt(a.p75, r.unit)} / ${fmt(b.p25, r.unit)}–${fmt(b.p75, r.unit)} / ${r.pairRatios.p25.toFixed(3)}–${r.pairRatios.p75.toFixed(3)}`;
+    rows.push(`| ${r.figure} | ${fmt(a.median, r.unit)} | ${fmt(b.median, r.unit)} | ${r.ratio.toFixed(3)} | ${spread} | ${r.target} | ${r.metText ?? (r.met ? "yes" : "**no**")} |`);
+  }
+  return rows.join("\n");
+}
+
+/** Measured break-downs that say where the time goes (printed under the table). */
+function breakdown() {
+  const notes = [];
+  for (const r of results) {
+    if (r.id === "cold") notes.push(`cold start: starting node with an empty script takes ${fmt(r.detail.bare_node_start_ms, "ms")} here (median).`);
+    if (r.id === "git") {
+      const d = r.detail;
+      notes.push(
+        `commit + changed files: changedFiles ${fmt(d.changedFiles_ms, "ms")} vs git add -A + diff ${fmt(d.plain_add_diff_ms, "ms")}; ` +
+          `commitChanges ${fmt(d.commitChanges_ms, "ms")} vs git commit + show ${fmt(d.plain_commit_show_ms, "ms")} (medians).`,
+      );
+      const c = context.gitCheck;
+      if (c?.codingMcp && c?.baseline) {
+        const same = c.codingMcp.files === c.baseline.files && c.codingMcp.insertions === c.baseline.insertions && c.codingMcp.deletions === c.baseline.deletions;
+        notes.push(
+          `commit + changed files: both sides found ${c.codingMcp.files} files, +${c.codingMcp.insertions} −${c.codingMcp.deletions}` +
+            (same ? " (identical)." : `; plain git: ${c.baseline.files} files, +${c.baseline.insertions} −${c.baseline.deletions} (DIFFERENT).`),
+        );
+      }
+    }
+    if (r.id === "memory-idle") notes.push(`memory: a minimal MCP server on the same SDK holds ${fmt(r.reference, "MB")} idle.`);
+    if (r.id === "memory-open") notes.push(`memory: the ${OPEN_SESSIONS} coding_open calls took ${(r.detail.open_all_ms / 1000).toFixed(1)} s (10 at a time).`);
+  }
+  return notes;
+}
+
+async function main() {
+  if (!fs.existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build first (npm run bench does)`);
+  const m = machine();
+  note(`${m.date}: ${m.cpus} CPUs (${m.cpu}), ${m.memory_gb} GB, node ${m.node}; figures: ${ONLY.join(", ")}`);
+  fake = await startFakeModel();
+  onCleanup(() => fake.close());
+  fake.setScenario("bench", (ctx) =>
+    ctx.step === 0
+      ? {
+          tools: [{ name: "write", args: { filePath: path.join(ctx.directory ?? os.tmpdir(), "bench.txt"), content: `${ctx.task.split("\n")[0].trim()}\n` } }],
+          usage: { prompt_tokens: 1000, completion_tokens: 20 },
+        }
+      : { text: "Wrote bench.txt.", usage: { prompt_tokens: 1100, completion_tokens: 5 } },
+  );
+  const figures = { roundtrip: figureRoundTrip, cold: figureColdStart, concurrent: figureConcurrent, git: figureGit, memory: figureMemory };
+  for (const id of ALL_FIGURES) {
+    if (!ONLY.includes(id)) continue;
+    const mark = cleanups.length;
+    try {
+      await figures[id]();
+    } finally {
+      // Each figure stops what it started (its OpenCode, coding-mcp, temp dirs) before the next one.
+      while (cleanups.length > mark) {
+        const fn = cleanups.pop();
+        await Promise.resolve()
+          .then(fn)
+          .catch((err) => note(`cleanup: ${err instanceof Error ? err.message : err}`));
+      }
+    }
+  }
+  m.load_at_end = os.loadavg().map((x) => round(x));
+  const out = {
+    machine: m,
+    opencode: context.opencodeVersion,
+    settings: { runs: RUNS, runs_concurrent: RUNS_CONCURRENT, runs_git: RUNS_GIT, warmup: WARMUP, files: FILES, changed: CHANGED, concurrency: CONCURRENCY, open_sessions: OPEN_SESSIONS },
+    git_check: context.gitCheck,
+    figures: results.map((r) => ({
+      ...r,
+      ratio: r.ratio === undefined ? undefined : round(r.ratio, 4),
+      value: r.value === undefined ? undefined : round(r.value, 1),
+      reference: r.reference === undefined ? undefined : round(r.reference, 1),
+      ...(r.codingMcp ? { codingMcp: roundSummary(r.codingMcp), baseline: roundSummary(r.baseline), pairRatios: roundSummary(r.pairRatios, 4) } : {}),
+    })),
+  };
+  fs.mkdirSync(OUT_DIR, { recursive: true });
+  fs.writeFileSync(path.join(OUT_DIR, "results.json"), JSON.stringify(out, null, 2) + "\n");
+  const text = table();
+  fs.writeFileSync(path.join(OUT_DIR, "results.md"), text + "\n");
+  process.stdout.write(
+    `\ncoding-mcp benchmark, ${m.date}, ${m.cpus} CPUs (${m.cpu}), ${m.memory_gb} GB RAM, node ${m.node}, OpenCode ${context.opencodeVersion ?? "?"}, ` +
+      `load average ${m.load_at_start[0]} at start, ${m.load_at_end[0]} at end\n\n`,
+  );
+  process.stdout.write(text + "\n\n");
+  const notes = breakdown();
+  if (notes.length) process.stdout.write(notes.map((n) => `- ${n}`).join("\n") + "\n\n");
+  fs.appendFileSync(path.join(OUT_DIR, "results.md"), notes.length ? "\n" + notes.map((n) => `- ${n}`).join("\n") + "\n" : "");
+  const missed = results.filter((r) => !r.met).map((r) => r.figure);
+  process.stdout.write(missed.length ? `targets missed: ${missed.join("; ")}\n` : "all targets met\n");
+  process.stdout.write(`figures written to ${path.relative(process.cwd(), path.join(OUT_DIR, "results.json")) || ".bench/results.json"}\n`);
+}
+
+function roundSummary(s, digits = 2) {
+  return { n: s.n, median: round(s.median, digits), p25: round(s.p25, digits), p75: round(s.p75, digits), min: round(s.min, digits), max: round(s.max, digits), samples: s.samples.map((x) => round(x, digits)) };
+}
+
+try {
+  await main();
+} catch (err) {
+  process.exitCode = 1;
+  process.stderr.write(`bench failed: ${err instanceof Error ? err.stack ?? err.message : err}\n`);
+} finally {
+  await cleanupAll();
+}
