@@ -151,10 +151,6 @@ export class OpencodeClient {
     return this.call("POST", `/session${dirQuery(directory)}`, body, { dispatcher: "firstContact" });
   }
 
-  getSession(sessionId: string, directory: string): Promise<OpencodeSession> {
-    return this.call("GET", `/session/${enc(sessionId)}${dirQuery(directory)}`);
-  }
-
   deleteSession(sessionId: string, directory: string): Promise<boolean> {
     return this.call("DELETE", `/session/${enc(sessionId)}${dirQuery(directory)}`);
   }
