@@ -59,14 +59,12 @@ export interface SessionStatus {
   totals: Totals;
 }
 
-
 export interface CloseResult {
   files_changed: ChangedFile[];
   cleaned_up: boolean;
   workspace_path: string;
   totals: Totals;
 }
-
 
 export function emptyTotals(): Totals {
   return { tasks: 0, cost: 0, tokens: emptyTokens(), duration_ms: 0 };
@@ -100,7 +98,6 @@ export class SessionManager {
 
     let workspace = input.scope_id ? await this.registry.workspaceOfScope(scope, input.scope_id) : undefined;
     const reused = Boolean(workspace);
-    let created = false;
     if (workspace) {
       if (input.repo_url && workspace.repo_url !== input.repo_url) {
         throw new UserError(
@@ -113,7 +110,6 @@ export class SessionManager {
       }
     } else {
       workspace = await this.createWorkspace(input, scope);
-      created = true;
     }
 
     try {
@@ -148,8 +144,13 @@ export class SessionManager {
       if (input.scope_id) result.scope_id = input.scope_id;
       return result;
     } catch (err) {
-      // Nothing half-made: a workspace created for this call goes again if the session could not open.
-      if (created) await this.workspaces.remove(workspace).catch((e) => this.log.warn(`cleanup after failed open: ${errorMessage(e)}`));
+      // Nothing half-made: a workspace created for this call goes again (from disk if managed, from the
+      // registry always) if the session could not open, so no scope_id can later reuse a dead record.
+      if (!reused) {
+        if (workspace.managed) await this.workspaces.remove(workspace).catch((e) => this.log.warn(`cleanup after failed open: ${errorMessage(e)}`));
+        workspace.removed_at = new Date().toISOString();
+        await this.registry.saveWorkspace(workspace).catch(() => undefined);
+      }
       throw err;
     }
   }

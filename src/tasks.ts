@@ -91,18 +91,39 @@ export class TaskRunner {
       request.signal.addEventListener("abort", () => controller.abort(), { once: true });
     }
     const view: TaskView = { task_id: `task_${randomBytes(6).toString("hex")}`, task: request.task.slice(0, 500), state: "running", started_at: new Date().toISOString(), tool_calls: [] };
-    const calls = new Map<string, ToolCallTrace>();
     // Started here, inside the code call's span: a background task's span stays its child after the call answered.
     const span = new TaskSpan(taskAttributes(session, request.workspace, view), request.model);
+    const done = this.launch(session, view, controller, span, (track) =>
+      context.with(span.context, () =>
+        this.run(request, view, controller.signal, (event) => {
+          track(event);
+          request.onEvent?.(event);
+        }),
+      ),
+    );
+    return { ...view, done };
+  }
+
+  /**
+   * Register a task as the session's running one while `execute` runs it: its tool calls are kept
+   * for coding_status and its span follows its events; the slot is freed when it ends.
+   */
+  private launch(
+    session: SessionRecord,
+    view: TaskView,
+    controller: AbortController,
+    span: TaskSpan,
+    execute: (track: (event: TaskEvent) => void) => Promise<CodeResult>,
+  ): Promise<CodeResult> {
+    const calls = new Map<string, ToolCallTrace>();
     const track = (event: TaskEvent) => {
       if (event.type === "tool") calls.set(event.call.call_id ?? String(calls.size), event.call);
       span.event(event);
-      request.onEvent?.(event);
     };
-    const done = traced(span, context.with(span.context, () => this.run(request, view, controller.signal, track))).finally(() => this.active.delete(session.id));
+    const done = traced(span, execute(track)).finally(() => this.active.delete(session.id));
     this.active.set(session.id, { view, controller, calls, done });
     done.catch((err) => (this.stopping ? this.log.info : this.log.error)(`task ${view.task_id} on ${session.id}: ${errorMessage(err)}`));
-    return { ...view, done };
+    return done;
   }
 
   /** coding-mcp is stopping: leave running tasks recorded as running (the next start follows them). */
@@ -147,24 +168,20 @@ export class TaskRunner {
         this.log.info(`picking up task ${running.task_id} of ${session.id} after a restart`);
         const controller = new AbortController();
         const view: TaskView = { task_id: running.task_id, task: running.task, state: "running", started_at: running.started_at, tool_calls: [] };
-        const calls = new Map<string, ToolCallTrace>();
         // The call that started the task is gone with the old process: this span starts a trace of its own.
         const span = new TaskSpan({ ...taskAttributes(session, workspace, view), "coding_mcp.resumed": true }, undefined, ROOT_CONTEXT);
-        const done = traced(span, this.finish(session, workspace, view, running, () =>
-          this.backend.resumeTask({
-            sessionId: session.backend_session_id,
-            directory: workspace.path,
-            ...(running.checkpoint ? { checkpoint: running.checkpoint } : {}),
-            timeoutMs: Math.max(1000, Date.parse(running.deadline) - Date.now()),
-            signal: controller.signal,
-            onEvent: (event) => {
-              if (event.type === "tool") calls.set(event.call.call_id ?? String(calls.size), event.call);
-              span.event(event);
-            },
-          }),
-        )).finally(() => this.active.delete(session.id));
-        this.active.set(session.id, { view, controller, calls, done });
-        await done.catch((err) => this.log.error(`resumed task ${running.task_id} failed: ${errorMessage(err)}`));
+        await this.launch(session, view, controller, span, (track) =>
+          this.finish(session, workspace, view, running, () =>
+            this.backend.resumeTask({
+              sessionId: session.backend_session_id,
+              directory: workspace.path,
+              ...(running.checkpoint ? { checkpoint: running.checkpoint } : {}),
+              timeoutMs: Math.max(1000, Date.parse(running.deadline) - Date.now()),
+              signal: controller.signal,
+              onEvent: track,
+            }),
+          ),
+        ).catch(() => undefined); // already logged by launch
       })();
     }
   }

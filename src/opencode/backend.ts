@@ -59,11 +59,6 @@ export class OpencodeBackend implements CodingBackend {
     }
   }
 
-  /** The managed server's pid, for tests and logs. */
-  get managedPid(): number | undefined {
-    return this.managed?.pid;
-  }
-
   /** Connect (starting a managed server) and check the server's version; once, retried after a failure. */
   start(): Promise<void> {
     this.started ??= this.checkServer().catch((err) => {

@@ -82,10 +82,6 @@ export class ManagedOpencode {
 
   constructor(private readonly options: ManagedOpencodeOptions) {}
 
-  get pid(): number | undefined {
-    return this.running?.pid;
-  }
-
   /** Start it if it is not running (first use, or after it died); concurrent callers share one start. */
   ensure(): Promise<RunningOpencode> {
     if (this.running && this.child && this.child.exitCode === null && this.child.signalCode === null) {
