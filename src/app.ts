@@ -1,30 +1,49 @@
 import fs from "node:fs/promises";
 import type { CodingBackend } from "./backend.js";
+import { Backends } from "./backends.js";
 import type { ResolvedConfig } from "./config.js";
 import { createLogger, type Logger } from "./log.js";
 import { OpencodeBackend } from "./opencode/backend.js";
+import { PermissionPolicy } from "./permissions.js";
+import { openRecords, type Records } from "./records.js";
 import { Redactor } from "./redact.js";
-import { Registry } from "./registry.js";
 import { SessionManager } from "./sessions.js";
+import { JsonStore } from "./store.js";
 import { startTelemetry } from "./telemetry.js";
 import type { ToolContext } from "./tools/define.js";
 import { Git } from "./workspace/git.js";
 import { WorkspaceManager } from "./workspace/manager.js";
 
 /**
- * The composition root: config in, one shared context out (redactor, log, registry, workspaces,
- * backend, sessions) that every MCP connection's server uses; tracing starts here when asked for.
+ * The composition root: config in, one shared context out (redactor, log, records, workspaces,
+ * backends, sessions) that every MCP connection's server uses; tracing starts here when asked for.
  */
 export interface App extends ToolContext {
   config: ResolvedConfig;
-  backend: CodingBackend;
-  registry: Registry;
+  backends: Backends;
+  records: Records;
   stop(): Promise<void>;
+}
+
+/** What a backend is built with: the shared log and redactor, and an environment without coding-mcp's secrets. */
+export interface BackendDeps {
+  config: ResolvedConfig;
+  log: Logger;
+  redactor: Redactor;
+  /** coding-mcp's environment less every secret variable: what an agent process may inherit. */
+  agentEnv: NodeJS.ProcessEnv;
+}
+
+export interface AppOptions {
+  log?: Logger;
+  env?: NodeJS.ProcessEnv;
+  /** Builds the backends instead of the configured ones (tests use a scripted backend). */
+  backends?: (deps: BackendDeps) => CodingBackend[];
 }
 
 /**
  * Names of the variables that hold a secret: those the config names, and any other variable whose
- * value is one of the configured secrets (e.g. a CODING_MCP_GIT_TOKEN override). Neither OpenCode
+ * value is one of the configured secrets (e.g. a CODING_MCP_GIT_TOKEN override). Neither an agent
  * nor git (nor the hooks git runs) gets them.
  */
 export function secretVariables(config: ResolvedConfig, env: NodeJS.ProcessEnv): string[] {
@@ -34,53 +53,69 @@ export function secretVariables(config: ResolvedConfig, env: NodeJS.ProcessEnv):
   return [...names];
 }
 
-/** The environment of a managed OpenCode: ours, less every secret variable. */
-export function opencodeEnvironment(config: ResolvedConfig, env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+/** Ours, less every secret variable: the environment of an agent coding-mcp starts. */
+export function agentEnvironment(config: ResolvedConfig, env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const hidden = new Set(secretVariables(config, env));
   return Object.fromEntries(Object.entries(env).filter(([name]) => !hidden.has(name)));
 }
 
-export async function createApp(config: ResolvedConfig, options: { log?: Logger; env?: NodeJS.ProcessEnv } = {}): Promise<App> {
+/** The backends of the config: the built-in OpenCode, and one per `backends` entry. */
+export function configuredBackends(deps: BackendDeps): CodingBackend[] {
+  const { config, log, redactor } = deps;
+  const opencode = new OpencodeBackend({
+    ...(config.opencode.url ? { url: config.opencode.url } : {}),
+    username: config.opencode.username,
+    ...(config.secrets.opencodePassword ? { password: config.secrets.opencodePassword } : {}),
+    pathMap: config.opencode.path_map,
+    ...(config.opencode.model ? { model: config.opencode.model } : {}),
+    ...(config.opencode.agent ? { agent: config.opencode.agent } : {}),
+    log,
+    ...(config.opencode.url
+      ? {}
+      : {
+          managed: {
+            env: deps.agentEnv,
+            cwd: config.workspace.base_path,
+            startupTimeoutMs: config.opencode.startup_timeout_sec * 1000,
+            registerSecret: (value: string) => redactor.addSecret(value),
+          },
+        }),
+  });
+  const others = Object.entries(config.backends).map(([name, entry]) => {
+    throw new Error(`backend ${name}: type ${entry.type} is not available in this build of coding-mcp`);
+  });
+  return [opencode, ...others];
+}
+
+export async function createApp(config: ResolvedConfig, options: AppOptions = {}): Promise<App> {
   const env = options.env ?? process.env;
   const redactor = new Redactor(Object.values(config.secrets));
   const log = options.log ?? createLogger(redactor, config.log_level);
   const telemetry = await startTelemetry({ env, log, redactor });
   await fs.mkdir(config.workspace.base_path, { recursive: true });
-  const registry = await Registry.open(config.stateDir);
+  const store = await JsonStore.open(config.stateDir, log);
+  const records = await openRecords(store);
   // git and the hooks it runs never see the token variable; clone and push get the token through askpass only.
   const git = new Git({ redactor, log: (m: string) => log.debug(m), hideEnv: secretVariables(config, env) });
   const workspaces = new WorkspaceManager(config, git, log);
-
-  const managed = !config.opencode.url;
-  const backend = new OpencodeBackend({
-    ...(config.opencode.url ? { url: config.opencode.url } : {}),
-    username: config.opencode.username,
-    ...(config.secrets.opencodePassword ? { password: config.secrets.opencodePassword } : {}),
-    pathMap: config.opencode.path_map,
-    permissions: config.opencode.permissions,
-    log,
-    ...(managed
-      ? { managed: { env: opencodeEnvironment(config, env), cwd: config.workspace.base_path, startupTimeoutMs: config.opencode.startup_timeout_sec * 1000,
-            registerSecret: (value: string) => redactor.addSecret(value),
-          },
-        }
-      : {}),
-  });
-  const sessions = new SessionManager(config, registry, workspaces, backend, git, log);
+  const deps: BackendDeps = { config, log, redactor, agentEnv: agentEnvironment(config, env) };
+  const backends = new Backends((options.backends ?? configuredBackends)(deps), config.default_backend);
+  const policy = new PermissionPolicy(config.opencode.permissions);
+  const sessions = new SessionManager(config, records, workspaces, backends, policy, git, log);
   // Tasks that were running when coding-mcp last stopped are followed to their end again.
   sessions.resumeTasks();
   return {
     config,
-    backend,
-    registry,
+    backends,
+    records,
     sessions,
     redactor,
     log,
     async stop() {
       sessions.shutdown();
-      await registry.flush();
-      // In parallel: both are bounded, and the client may not wait long for our exit.
-      await Promise.all([backend.stop(), telemetry.shutdown()]);
+      await records.flush();
+      // In parallel: each is bounded, and the client may not wait long for our exit.
+      await Promise.all([...backends.all().map((b) => b.stop()), telemetry.shutdown()]);
     },
   };
 }

@@ -1,66 +1,11 @@
+import type { PermissionDecision, PermissionReply, TaskResult, ToolCallTrace } from "./model.js";
+
 /**
- * The coding-backend interface: the few things the tools need from a coding agent. OpenCode over
- * HTTP (src/opencode/) is the first implementation; another agent can be added beside it without
- * touching the tools.
+ * The coding-backend interface: the few things the core needs from a coding agent. OpenCode over
+ * HTTP (src/opencode/) is the first implementation; another agent slots in beside it without
+ * touching the tools, sessions or tasks. Nothing outside a backend's own folder knows which agent
+ * it is: names on spans, model strings and event shapes are the backend's to choose.
  */
-
-export interface TokenCounts {
-  input: number;
-  output: number;
-  reasoning: number;
-  cache_read: number;
-  cache_write: number;
-}
-
-export interface ToolCallTrace {
-  tool: string;
-  status: "pending" | "running" | "completed" | "error";
-  title?: string;
-  /** The tool's input, with long string values cut short. */
-  input: Record<string, unknown>;
-  output_preview: string;
-  duration_ms: number;
-  error?: string;
-  /** The backend's id of the call, to follow it from start to end (not part of the tool output). */
-  call_id?: string;
-  /** Epoch ms, when the backend reported them (used for spans; not part of the tool output). */
-  started_at?: number;
-  ended_at?: number;
-}
-
-/** A permission request the agent made mid-task, and how coding-mcp's policy answered it. */
-export interface PermissionDecision {
-  permission: string;
-  patterns: string[];
-  reply: "once" | "reject";
-}
-
-export interface TaskTrace {
-  model: string;
-  provider: string;
-  cost: number;
-  tokens: TokenCounts;
-  duration_ms: number;
-  finish_reason: string;
-  tool_calls: ToolCallTrace[];
-  /** How many tool calls were left out of `tool_calls` to keep the answer small. */
-  tool_calls_omitted?: number;
-  reasoning: string[];
-  permissions?: PermissionDecision[];
-}
-
-export interface TaskResult {
-  success: boolean;
-  summary: string;
-  trace: TaskTrace;
-  error?: string;
-  /** Why the task ended without success, for callers that branch on it. */
-  failure?: "timeout" | "cancelled" | "agent_error" | "backend_unavailable";
-  /** The backend says repeating the task may succeed (e.g. a provider's transient error). */
-  retryable?: boolean;
-  /** How many attempts the task took (more than 1 after retries). */
-  attempts?: number;
-}
 
 /** A step of a running task, reported as it happens (progress notifications, spans). */
 export type TaskEvent =
@@ -71,18 +16,28 @@ export type TaskEvent =
   | { type: "retry"; attempt: number; error: string; delayMs: number }
   | { type: "finished"; result: TaskResult };
 
+/** A permission the agent asks for mid-task: the policy's kind (bash, edit, external_directory, ...) and what it is about. */
+export interface PermissionAsk {
+  permission: string;
+  /** Commands, paths or URLs, as the coding-mcp side sees them (workspace paths mapped back). */
+  patterns: string[];
+}
+
 export interface RunTaskRequest {
   /** The backend's own session id. */
   sessionId: string;
   /** The workspace directory as coding-mcp sees it. */
   directory: string;
   prompt: string;
-  /** provider/model; omitted: the backend's default. */
+  /** A model the backend offers (checked by the core against `models()`); omitted: the backend's default. */
   model?: string;
+  /** The backend's agent or mode. */
   agent?: string;
   timeoutMs: number;
   signal?: AbortSignal;
   onEvent?: (event: TaskEvent) => void;
+  /** How to answer a permission request of the agent; the core decides (policy, and the person where asked). */
+  decide: (ask: PermissionAsk) => Promise<PermissionReply>;
 }
 
 export interface ResumeTaskRequest {
@@ -92,13 +47,33 @@ export interface ResumeTaskRequest {
   timeoutMs: number;
   signal?: AbortSignal;
   onEvent?: (event: TaskEvent) => void;
+  decide: (ask: PermissionAsk) => Promise<PermissionReply>;
+}
+
+/** The models a backend can run tasks with, as it names them, and the one it uses by default. */
+export interface ModelCatalog {
+  available: string[];
+  default?: string;
+}
+
+/** How a backend's work appears in traces: the OpenCode backend keeps the `opencode.*` names the README documents. */
+export interface TelemetryLabels {
+  /** `gen_ai.agent.name`. */
+  agent: string;
+  /** Prefix of span and attribute names: `<prefix>.task`, `<prefix>.tool.<name>`, `<prefix>.cost`, ... */
+  prefix: string;
 }
 
 export interface CodingBackend {
-  /** For logs and records, e.g. "opencode". */
+  /** The configured name ("opencode", or a name under `backends`), for records, logs and answers. */
   readonly name: string;
+  readonly telemetry: TelemetryLabels;
   /** Make sure the backend is reachable (and started, when it is managed); throws a clear error when not. */
   start(): Promise<void>;
+  /** The models it offers; undefined when it cannot choose one (a given model is then refused). */
+  models(): Promise<ModelCatalog | undefined>;
+  /** Split a model it offers into provider and model name, for traces. */
+  describeModel(model: string): { provider?: string; model: string };
   openSession(directory: string, options: { title: string; agent?: string }): Promise<{ id: string }>;
   /** Run one whole task; resolves with a result also when the task fails, is cancelled or times out. */
   runTask(request: RunTaskRequest): Promise<TaskResult>;
@@ -110,17 +85,4 @@ export interface CodingBackend {
   abort(sessionId: string, directory: string): Promise<void>;
   closeSession(sessionId: string, directory: string): Promise<void>;
   stop(): Promise<void>;
-}
-
-export function emptyTokens(): TokenCounts {
-  return { input: 0, output: 0, reasoning: 0, cache_read: 0, cache_write: 0 };
-}
-
-export function addTokens(into: TokenCounts, more: TokenCounts): TokenCounts {
-  into.input += more.input;
-  into.output += more.output;
-  into.reasoning += more.reasoning;
-  into.cache_read += more.cache_read;
-  into.cache_write += more.cache_write;
-  return into;
 }

@@ -181,7 +181,8 @@ async function runHttp(app: App, options: HttpOptions): Promise<void> {
  */
 function warmUpBackend(app: App): void {
   setTimeout(() => {
-    app.backend.start().catch((err) => app.log.error(`OpenCode is not available yet: ${(err as Error).message}`));
+    const backend = app.backends.get();
+    backend.start().catch((err) => app.log.error(`backend ${backend.name} is not available yet: ${(err as Error).message}`));
   }, 300).unref();
 }
 

@@ -56,6 +56,16 @@ const LimitsSection = z.strictObject({
   push_timeout_min: positiveInt("minutes").default(5),
 });
 
+/** A coding agent besides OpenCode, started as a subprocess that speaks the Agent Client Protocol over stdio. */
+const AcpBackendSection = z.strictObject({
+  type: z.literal("acp", { error: 'expected type: acp (an Agent Client Protocol agent started over stdio)' }),
+  command: z.array(z.string().min(1)).min(1, { error: "expected the agent's argv, e.g. [claude-agent-acp]" }),
+  /** Added to the agent's environment; "${VAR}" is read from coding-mcp's environment. */
+  env: z.record(z.string().min(1), z.string()).default({}),
+  /** The ACP session mode selected after session/new, when the agent has modes. */
+  mode: z.string().min(1).optional(),
+});
+
 /** `--transport http` only; `--host` and `--port` override host and port. */
 const HttpSection = z.strictObject({
   host: z.string().min(1).default("127.0.0.1"),
@@ -80,7 +90,17 @@ export const ConfigSchema = z.strictObject({
   git: GitSection.prefault({}),
   limits: LimitsSection.prefault({}),
   http: HttpSection.prefault({}),
+  /** Coding agents besides the built-in `opencode`, by the name coding_open's `backend` uses. */
+  backends: z
+    .record(z.string().regex(/^[a-z][a-z0-9_-]{0,31}$/, { error: "backend names: lowercase letters, digits, - and _, starting with a letter" }), AcpBackendSection)
+    .refine((b) => !("opencode" in b), { error: '"opencode" is the built-in backend (configure it in the opencode section); give this one another name' })
+    .default({}),
+  /** The backend of a coding_open that names none. */
+  default_backend: z.string().min(1).default("opencode"),
   log_level: z.enum(["debug", "info", "warn", "error"]).default("info"),
+}).refine((c) => c.default_backend === "opencode" || c.default_backend in c.backends, {
+  error: "default_backend must be opencode or a name under backends",
+  path: ["default_backend"],
 });
 
 export type Config = z.infer<typeof ConfigSchema>;
@@ -111,7 +131,7 @@ const SECTIONS = {
 const COMMA_LISTS = new Set(["CODING_MCP_HTTP_ALLOWED_HOSTS", "CODING_MCP_HTTP_ALLOWED_ORIGINS"]);
 
 /** Environment variables that are not CODING_MCP_<SECTION>_<KEY> overrides but are still ours. */
-const OWN_VARIABLES = new Set(["CODING_MCP_CONFIG", "CODING_MCP_TOKEN", "CODING_MCP_LOG_LEVEL"]);
+const OWN_VARIABLES = new Set(["CODING_MCP_CONFIG", "CODING_MCP_TOKEN", "CODING_MCP_LOG_LEVEL", "CODING_MCP_DEFAULT_BACKEND"]);
 
 export function expandHome(p: string): string {
   if (p === "~") return os.homedir();
@@ -180,6 +200,7 @@ function applyEnvironment(raw: Record<string, any>, env: NodeJS.ProcessEnv): voi
   }
   if (env.OPENCODE_URL) raw.opencode = { ...(raw.opencode ?? {}), url: env.OPENCODE_URL };
   if (env.CODING_MCP_LOG_LEVEL) raw.log_level = env.CODING_MCP_LOG_LEVEL;
+  if (env.CODING_MCP_DEFAULT_BACKEND) raw.default_backend = env.CODING_MCP_DEFAULT_BACKEND;
 }
 
 function describeIssues(error: z.ZodError, source: string): string {

@@ -1,12 +1,16 @@
 import path from "node:path";
-import { emptyTokens, type CodingBackend, type TaskEvent } from "./backend.js";
+import type { CodingBackend, TaskEvent } from "./backend.js";
+import type { Backends } from "./backends.js";
 import type { ResolvedConfig } from "./config.js";
 import { UserError, errorMessage } from "./errors.js";
 import type { Logger } from "./log.js";
-import { newId, type Registry, type SessionRecord, type Totals, type WorkspaceRecord } from "./registry.js";
+import { emptyTotals, type ChangedFile, type CodeAnswer, type Scope, type SessionRecord, type SessionState, type TaskView, type Totals, type WorkspaceRecord } from "./model.js";
+import type { PermissionPolicy } from "./permissions.js";
+import type { Records } from "./records.js";
+import { newId } from "./store.js";
 import { buildTaskPrompt } from "./task-prompt.js";
-import { EMPTY_TREE, TaskRunner, type CodeResult, type TaskView } from "./tasks.js";
-import { changedFiles, currentBranch, headCommit, type ChangedFile, type Git } from "./workspace/git.js";
+import { TaskRunner } from "./tasks.js";
+import { EMPTY_TREE, changedFiles, currentBranch, headCommit, type Git } from "./workspace/git.js";
 import type { WorkspaceManager } from "./workspace/manager.js";
 import { repoRelativePath } from "./workspace/paths.js";
 
@@ -22,9 +26,10 @@ export interface OpenInput {
   shallow?: boolean;
   sparse_paths?: string[];
   title?: string;
-  scope?: "agent" | "workflow";
+  scope?: Scope;
   scope_id?: string;
   model?: string;
+  backend?: string;
 }
 
 export interface OpenResult {
@@ -33,8 +38,9 @@ export interface OpenResult {
   workspace_path: string;
   managed: boolean;
   branch?: string;
-  scope: "agent" | "workflow";
+  scope: Scope;
   scope_id?: string;
+  backend: string;
   backend_session_id: string;
   reused_workspace: boolean;
 }
@@ -52,7 +58,8 @@ export interface CodeInput {
 
 export interface SessionStatus {
   session_id: string;
-  state: "idle" | "running" | "closed";
+  state: SessionState;
+  backend: string;
   workspace_path: string;
   title: string;
   task?: TaskView;
@@ -64,10 +71,7 @@ export interface CloseResult {
   cleaned_up: boolean;
   workspace_path: string;
   totals: Totals;
-}
-
-export function emptyTotals(): Totals {
-  return { tasks: 0, cost: 0, tokens: emptyTokens(), duration_ms: 0 };
+  warnings?: string[];
 }
 
 export class SessionManager {
@@ -75,13 +79,14 @@ export class SessionManager {
 
   constructor(
     private readonly config: ResolvedConfig,
-    private readonly registry: Registry,
+    private readonly records: Records,
     private readonly workspaces: WorkspaceManager,
-    private readonly backend: CodingBackend,
+    private readonly backends: Backends,
+    policy: PermissionPolicy,
     private readonly git: Git,
     private readonly log: Logger,
   ) {
-    this.tasks = new TaskRunner(config, registry, backend, git, log);
+    this.tasks = new TaskRunner(config, records, backends, policy, git, log);
   }
 
   async open(input: OpenInput): Promise<OpenResult> {
@@ -95,8 +100,11 @@ export class SessionManager {
     if (!input.repo_url && (input.branch || input.shallow || input.sparse_paths?.length)) {
       throw new UserError("branch, shallow and sparse_paths apply only to a clone", "Pass repo_url with them, or leave them out.");
     }
+    const backend = this.backends.get(input.backend);
+    // Checked before anything is created: a bad model leaves nothing behind.
+    if (input.model) await this.chooseModel(backend, input.model, "coding_open");
 
-    let workspace = input.scope_id ? await this.registry.workspaceOfScope(scope, input.scope_id) : undefined;
+    let workspace = input.scope_id ? await this.workspaceOfScope(scope, input.scope_id) : undefined;
     const reused = Boolean(workspace);
     if (workspace) {
       if (input.repo_url && workspace.repo_url !== input.repo_url) {
@@ -114,48 +122,65 @@ export class SessionManager {
 
     try {
       const title = input.title?.trim() || `coding-mcp: ${path.basename(workspace.path)}`;
-      const agent = this.config.opencode.agent;
-      const backendSession = await this.backend.openSession(workspace.path, { title, ...(agent ? { agent } : {}) });
+      const backendSession = await backend.openSession(workspace.path, { title });
       const record: SessionRecord = {
         id: newId("cs"),
         workspace_id: workspace.id,
-        backend: this.backend.name,
+        backend: backend.name,
         backend_session_id: backendSession.id,
         title,
         state: "open",
         created_at: new Date().toISOString(),
         base_commit: (await headCommit(this.git, workspace.path)) ?? EMPTY_TREE,
         totals: emptyTotals(),
+        ...(input.model ? { model: input.model } : {}),
       };
-      if (input.model) record.model = input.model;
-      await this.registry.saveSession(record);
-      this.log.info(`opened session ${record.id} on ${workspace.path}`, { workspace: workspace.id, reused });
-      const result: OpenResult = {
+      await this.records.sessions.save(record);
+      this.log.info(`opened session ${record.id} on ${workspace.path}`, { workspace: workspace.id, backend: backend.name, reused });
+      const branch = await currentBranch(this.git, workspace.path);
+      return {
         session_id: record.id,
         workspace_id: workspace.id,
         workspace_path: workspace.path,
         managed: workspace.managed,
         scope,
+        backend: backend.name,
         backend_session_id: backendSession.id,
         reused_workspace: reused,
+        ...(branch ? { branch } : {}),
+        ...(input.scope_id ? { scope_id: input.scope_id } : {}),
       };
-      const branch = await currentBranch(this.git, workspace.path);
-      if (branch) result.branch = branch;
-      if (input.scope_id) result.scope_id = input.scope_id;
-      return result;
     } catch (err) {
       // Nothing half-made: a workspace created for this call goes again (from disk if managed, from the
-      // registry always) if the session could not open, so no scope_id can later reuse a dead record.
-      if (!reused) {
-        if (workspace.managed) await this.workspaces.remove(workspace).catch((e) => this.log.warn(`cleanup after failed open: ${errorMessage(e)}`));
-        workspace.removed_at = new Date().toISOString();
-        await this.registry.saveWorkspace(workspace).catch(() => undefined);
-      }
+      // records always) if the session could not open, so no scope_id can later reuse a dead record.
+      if (!reused) await this.dropWorkspace(workspace, "after a failed open");
       throw err;
     }
   }
 
-  private async createWorkspace(input: OpenInput, scope: WorkspaceRecord["scope"]): Promise<WorkspaceRecord> {
+  /**
+   * The model a task runs with: one the caller named, checked against what the backend offers, or the
+   * backend's default, sent explicitly so a session never inherits the model of an earlier (failed) prompt.
+   */
+  private async chooseModel(backend: CodingBackend, requested: string | undefined, tool: string): Promise<string | undefined> {
+    const catalog = await backend.models();
+    if (!catalog) {
+      if (requested) {
+        throw new UserError(`backend ${backend.name} cannot choose a model, so model "${requested}" cannot be used`, `Leave model out of ${tool}; the agent uses its own.`, "unknown_model");
+      }
+      return undefined;
+    }
+    if (requested === undefined) return catalog.default;
+    if (catalog.available.includes(requested)) return requested;
+    const shown = catalog.available.slice(0, 30).join(", ") + (catalog.available.length > 30 ? `, and ${catalog.available.length - 30} more` : "");
+    throw new UserError(
+      `model "${requested}" is not offered by backend ${backend.name}`,
+      `Use one of: ${shown || "(none configured)"}; or leave model out for the default${catalog.default ? ` (${catalog.default})` : ""}.`,
+      "unknown_model",
+    );
+  }
+
+  private async createWorkspace(input: OpenInput, scope: Scope): Promise<WorkspaceRecord> {
     const base = { id: newId("ws"), scope, created_at: new Date().toISOString(), ...(input.scope_id ? { scope_id: input.scope_id } : {}) };
     let record: WorkspaceRecord;
     if (input.workspace_path) {
@@ -171,12 +196,30 @@ export class SessionManager {
     } else {
       record = { ...base, path: await this.workspaces.createEmpty(base.id), managed: true };
     }
-    await this.registry.saveWorkspace(record);
+    await this.records.workspaces.save(record);
     return record;
   }
 
+  /** Remove a managed workspace from disk and mark its record removed. */
+  private async dropWorkspace(workspace: WorkspaceRecord, why: string): Promise<void> {
+    if (workspace.managed) await this.workspaces.remove(workspace).catch((e) => this.log.warn(`could not remove ${workspace.path} ${why}: ${errorMessage(e)}`));
+    await this.records.workspaces
+      .update(workspace.id, (w) => (w.removed_at = new Date().toISOString()))
+      .catch((e) => this.log.warn(`could not record workspace ${workspace.id} as removed ${why}: ${errorMessage(e)}`));
+  }
+
+  /** The live workspace of a scope (read fresh: another coding-mcp process may have created it). */
+  private async workspaceOfScope(scope: Scope, scopeId: string): Promise<WorkspaceRecord | undefined> {
+    return (await this.records.workspaces.refresh()).find((w) => w.scope === scope && w.scope_id === scopeId && !w.removed_at);
+  }
+
+  /** Open sessions on a workspace, other processes' included. */
+  private async openSessionsOf(workspaceId: string): Promise<SessionRecord[]> {
+    return (await this.records.sessions.refresh()).filter((s) => s.workspace_id === workspaceId && s.state === "open");
+  }
+
   private async requireKnown(sessionId: string): Promise<SessionRecord> {
-    const session = await this.registry.session(sessionId);
+    const session = await this.records.sessions.get(sessionId);
     if (!session) {
       throw new UserError(`unknown session_id "${sessionId}"`, "Use the session_id that coding_open returned; open a new session with coding_open.", "unknown_session");
     }
@@ -189,50 +232,50 @@ export class SessionManager {
     if (session.state !== "open") {
       throw new UserError(`session ${sessionId} is closed`, "Open a new session with coding_open (with the same scope_id to get the same workspace back, if it was kept).", "session_closed");
     }
-    const workspace = await this.registry.workspace(session.workspace_id);
+    const workspace = await this.records.workspaces.get(session.workspace_id);
     if (!workspace || workspace.removed_at) {
       throw new UserError(`the workspace of session ${sessionId} no longer exists`, "Close this session and open a new one.", "workspace_gone");
     }
     return { session, workspace };
   }
 
-  async code(input: CodeInput, options: { signal?: AbortSignal; onEvent?: (event: TaskEvent) => void } = {}): Promise<CodeResult | TaskView> {
+  async code(input: CodeInput, options: { signal?: AbortSignal; onEvent?: (event: TaskEvent) => void } = {}): Promise<CodeAnswer> {
     if (!input.task.trim()) throw new UserError("task is empty", "Describe the coding task in task, e.g. \"Add a --verbose flag to cli.py and a test for it\".");
     const { session, workspace } = await this.requireOpen(input.session_id);
+    const backend = this.backends.get(session.backend);
     const files = await Promise.all((input.files ?? []).map((f) => repoRelativePath(workspace.path, f, "files")));
     await this.tasks.refuseWhileRunning(session.id, "start another task");
-    const model = input.model ?? session.model ?? this.config.opencode.model;
-    const agent = input.agent ?? this.config.opencode.agent;
-    const { done, ...view } = this.tasks.start({
+    const model = await this.chooseModel(backend, input.model ?? session.model, "code");
+    const { view, done } = this.tasks.start({
       session,
       workspace,
       task: input.task,
       prompt: buildTaskPrompt({ task: input.task, ...(input.context ? { context: input.context } : {}), files }),
       timeoutMs: (input.timeout_sec ?? this.config.limits.task_timeout_min * 60) * 1000,
       ...(model ? { model } : {}),
-      ...(agent ? { agent } : {}),
+      ...(input.agent ? { agent: input.agent } : {}),
       // A background task outlives the call, so the call's cancellation does not reach it.
       ...(options.signal && !input.background ? { signal: options.signal } : {}),
       ...(options.onEvent && !input.background ? { onEvent: options.onEvent } : {}),
     });
     if (input.background) {
-      done.catch(() => undefined);
-      return view;
+      done.catch(() => undefined); // logged by the task runner
+      return { state: "running", task: view };
     }
-    return done;
+    return { state: "done", result: await done };
   }
 
   /** Open sessions (or the one asked for) with their running or last task. */
   async status(sessionId?: string): Promise<SessionStatus[]> {
-    const sessions = sessionId ? [await this.requireKnown(sessionId)] : this.registry.allSessions().filter((s) => s.state === "open");
+    const sessions = sessionId ? [await this.requireKnown(sessionId)] : this.records.sessions.all().filter((s) => s.state === "open");
     return Promise.all(
-      sessions.map(async (session: SessionRecord) => {
-        const workspace = await this.registry.workspace(session.workspace_id);
+      sessions.map(async (session) => {
+        const workspace = await this.records.workspaces.get(session.workspace_id);
         const task = this.tasks.view(session);
-        const state: SessionStatus["state"] = session.state === "closed" ? "closed" : this.tasks.isRunning(session.id) ? "running" : "idle";
         return {
           session_id: session.id,
-          state,
+          state: this.stateOf(session),
+          backend: session.backend,
           workspace_path: workspace?.path ?? "",
           title: session.title,
           ...(task ? { task } : {}),
@@ -242,10 +285,14 @@ export class SessionManager {
     );
   }
 
-  async cancel(sessionId: string): Promise<{ cancelled: boolean; state: "idle" | "running" | "closed" }> {
+  private stateOf(session: SessionRecord): SessionState {
+    return session.state === "closed" ? "closed" : this.tasks.isRunning(session.id) ? "running" : "idle";
+  }
+
+  async cancel(sessionId: string): Promise<{ cancelled: boolean; state: SessionState }> {
     const session = await this.requireKnown(sessionId);
     const cancelled = await this.tasks.cancel(session.id);
-    return { cancelled, state: session.state === "closed" ? "closed" : this.tasks.isRunning(session.id) ? "running" : "idle" };
+    return { cancelled, state: this.stateOf(session) };
   }
 
   /** coding-mcp is stopping: running tasks are left to be picked up by the next start. */
@@ -256,7 +303,7 @@ export class SessionManager {
   /** After a restart: follow the tasks that were running when coding-mcp stopped. */
   resumeTasks(): void {
     this.tasks.resumeAll(async (session) => {
-      const workspace = await this.registry.workspace(session.workspace_id);
+      const workspace = await this.records.workspaces.get(session.workspace_id);
       return workspace && !workspace.removed_at ? workspace : undefined;
     });
   }
@@ -284,26 +331,32 @@ export class SessionManager {
   async close(input: { session_id: string; success?: boolean }): Promise<CloseResult> {
     const { session, workspace } = await this.requireOpen(input.session_id);
     await this.tasks.refuseWhileRunning(input.session_id, "close");
-    const filesChanged = await changedFiles(this.git, workspace.path, session.base_commit).catch(() => []);
-    session.state = "closed";
-    session.closed_at = new Date().toISOString();
-    await this.registry.saveSession(session);
+    const warnings: string[] = [];
+    const filesChanged = await changedFiles(this.git, workspace.path, session.base_commit).catch((err) => {
+      warnings.push(`files_changed is incomplete: git could not list the session's changes (${errorMessage(err)})`);
+      this.log.warn(`closing ${session.id}: ${warnings.at(-1)}`);
+      return [];
+    });
+    const closed = await this.records.sessions.update(session.id, (s) => {
+      s.state = "closed";
+      s.closed_at = new Date().toISOString();
+    });
 
-    const others = (await this.registry.openSessionsOf(workspace.id)).filter((s) => s.id !== session.id);
+    const others = (await this.openSessionsOf(workspace.id)).filter((s) => s.id !== session.id);
     const policy = this.config.workspace.cleanup_policy;
     const policyAllows = policy === "on_session_end" || (policy === "on_success" && input.success !== false);
     let cleanedUp = false;
     if (workspace.managed && policyAllows && others.length === 0) {
       await this.workspaces.remove(workspace);
-      workspace.removed_at = new Date().toISOString();
-      await this.registry.saveWorkspace(workspace);
+      await this.records.workspaces.update(workspace.id, (w) => (w.removed_at = new Date().toISOString()));
       cleanedUp = true;
       // The agent's session only makes sense with its workspace; a kept workspace keeps it for inspection.
-      await this.backend
-        .closeSession(session.backend_session_id, workspace.path)
+      await this.backends
+        .find(session.backend)
+        ?.closeSession(session.backend_session_id, workspace.path)
         .catch((err) => this.log.warn(`could not delete backend session ${session.backend_session_id}: ${errorMessage(err)}`));
     }
     this.log.info(`closed session ${session.id}`, { cleaned_up: cleanedUp, policy, other_open_sessions: others.length });
-    return { files_changed: filesChanged, cleaned_up: cleanedUp, workspace_path: workspace.path, totals: session.totals };
+    return { files_changed: filesChanged, cleaned_up: cleanedUp, workspace_path: workspace.path, totals: closed.totals, ...(warnings.length ? { warnings } : {}) };
   }
 }

@@ -1,34 +1,21 @@
 import { randomBytes } from "node:crypto";
 import { ROOT_CONTEXT, context } from "@opentelemetry/api";
-import { addTokens, type CodingBackend, type RunTaskRequest, type TaskEvent, type TaskResult, type ToolCallTrace } from "./backend.js";
+import type { CodingBackend, PermissionAsk, RunTaskRequest, TaskEvent } from "./backend.js";
+import type { Backends } from "./backends.js";
 import type { ResolvedConfig } from "./config.js";
 import { UserError, errorMessage } from "./errors.js";
 import type { Logger } from "./log.js";
-import type { Registry, RunningTaskRecord, SessionRecord, Totals, WorkspaceRecord } from "./registry.js";
+import { addToTotals, type CodeResult, type PermissionReply, type RunningTaskRecord, type SessionRecord, type TaskResult, type TaskView, type ToolCallTrace, type WorkspaceRecord } from "./model.js";
+import type { PermissionPolicy } from "./permissions.js";
+import type { Records } from "./records.js";
 import { TaskSpan } from "./telemetry.js";
-import { changedFiles, commitsBetween, headCommit, snapshotWorkingTree, type ChangedFile, type Git } from "./workspace/git.js";
+import { EMPTY_TREE, changedFiles, commitsBetween, headCommit, snapshotWorkingTree, type Git } from "./workspace/git.js";
 
 /**
  * Coding tasks: one at a time per session, run in the foreground (the `code` call waits) or the
  * background (`code` answers at once; `coding_status` follows it). A running task is recorded on
  * disk with its checkpoint, so a restarted coding-mcp picks it up again and follows it to its end.
  */
-
-export interface CodeResult extends TaskResult {
-  files_changed: ChangedFile[];
-  commits?: { hash: string; subject: string }[];
-}
-
-/** What coding_status shows of a task: while it runs, its tool calls so far; once done, its result. */
-export interface TaskView {
-  task_id: string;
-  task: string;
-  state: "running" | "done";
-  started_at: string;
-  finished_at?: string;
-  tool_calls: ToolCallTrace[];
-  result?: CodeResult;
-}
 
 export interface StartTask extends Pick<RunTaskRequest, "prompt" | "model" | "agent" | "timeoutMs" | "onEvent"> {
   session: SessionRecord;
@@ -45,8 +32,6 @@ interface ActiveTask {
   done: Promise<CodeResult>;
 }
 
-/** Git's empty tree: the base to diff against in a repository that has no commit yet. */
-export const EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
 const STATUS_CALLS = 30;
 const SETTLE_MS = 15_000;
 
@@ -57,8 +42,9 @@ export class TaskRunner {
 
   constructor(
     private readonly config: ResolvedConfig,
-    private readonly registry: Registry,
-    private readonly backend: CodingBackend,
+    private readonly records: Records,
+    private readonly backends: Backends,
+    private readonly policy: PermissionPolicy,
     private readonly git: Git,
     private readonly log: Logger,
   ) {}
@@ -70,9 +56,7 @@ export class TaskRunner {
   /** Refuse while a task runs; a cancelled one still winding down (abort, final trace) is waited for, briefly. */
   async refuseWhileRunning(sessionId: string, what: string): Promise<void> {
     const current = this.active.get(sessionId);
-    if (current?.controller.signal.aborted) {
-      await Promise.race([current.done.catch(() => undefined), new Promise((r) => setTimeout(r, SETTLE_MS).unref())]);
-    }
+    if (current?.controller.signal.aborted) await settle(current.done);
     if (this.active.has(sessionId)) {
       throw new UserError(
         `session ${sessionId} is already running a task, so it cannot ${what} now`,
@@ -83,8 +67,9 @@ export class TaskRunner {
   }
 
   /** Start a task; the answer's `done` resolves with its result (also when it fails or is cancelled). */
-  start(request: StartTask): TaskView & { done: Promise<CodeResult> } {
+  start(request: StartTask): { view: TaskView; done: Promise<CodeResult> } {
     const { session } = request;
+    const backend = this.backends.get(session.backend);
     const controller = new AbortController();
     if (request.signal) {
       if (request.signal.aborted) controller.abort();
@@ -92,16 +77,16 @@ export class TaskRunner {
     }
     const view: TaskView = { task_id: `task_${randomBytes(6).toString("hex")}`, task: request.task.slice(0, 500), state: "running", started_at: new Date().toISOString(), tool_calls: [] };
     // Started here, inside the code call's span: a background task's span stays its child after the call answered.
-    const span = new TaskSpan(taskAttributes(session, request.workspace, view), request.model);
+    const span = new TaskSpan(backend.telemetry, taskAttributes(backend, session, request.workspace, view), request.model ? backend.describeModel(request.model) : undefined);
     const done = this.launch(session, view, controller, span, (track) =>
       context.with(span.context, () =>
-        this.run(request, view, controller.signal, (event) => {
+        this.run(backend, request, view, controller.signal, (event) => {
           track(event);
           request.onEvent?.(event);
         }),
       ),
     );
-    return { ...view, done };
+    return { view: { ...view }, done };
   }
 
   /**
@@ -136,7 +121,7 @@ export class TaskRunner {
     const current = this.active.get(sessionId);
     if (!current) return false;
     current.controller.abort();
-    await Promise.race([current.done.catch(() => undefined), new Promise((r) => setTimeout(r, SETTLE_MS).unref())]);
+    await settle(current.done);
     return true;
   }
 
@@ -159,26 +144,35 @@ export class TaskRunner {
 
   /** After a restart: follow every task that was running when coding-mcp stopped. */
   resumeAll(workspaceOf: (session: SessionRecord) => Promise<WorkspaceRecord | undefined>): void {
-    for (const session of this.registry.allSessions()) {
+    for (const session of this.records.sessions.all()) {
       const running = session.running;
       if (!running || session.state !== "open" || this.active.has(session.id)) continue;
       void (async () => {
         const workspace = await workspaceOf(session);
-        if (!workspace) return;
+        if (!workspace) {
+          this.log.warn(`task ${running.task_id} of ${session.id} cannot be picked up: its workspace is gone`);
+          return;
+        }
+        const backend = this.backends.find(session.backend);
+        if (!backend) {
+          this.log.warn(`task ${running.task_id} of ${session.id} cannot be picked up: backend "${session.backend}" is no longer configured`);
+          return;
+        }
         this.log.info(`picking up task ${running.task_id} of ${session.id} after a restart`);
         const controller = new AbortController();
         const view: TaskView = { task_id: running.task_id, task: running.task, state: "running", started_at: running.started_at, tool_calls: [] };
         // The call that started the task is gone with the old process: this span starts a trace of its own.
-        const span = new TaskSpan({ ...taskAttributes(session, workspace, view), "coding_mcp.resumed": true }, undefined, ROOT_CONTEXT);
+        const span = new TaskSpan(backend.telemetry, { ...taskAttributes(backend, session, workspace, view), "coding_mcp.resumed": true }, undefined, ROOT_CONTEXT);
         await this.launch(session, view, controller, span, (track) =>
           this.finish(session, workspace, view, running, () =>
-            this.backend.resumeTask({
+            backend.resumeTask({
               sessionId: session.backend_session_id,
               directory: workspace.path,
               ...(running.checkpoint ? { checkpoint: running.checkpoint } : {}),
               timeoutMs: Math.max(1000, Date.parse(running.deadline) - Date.now()),
               signal: controller.signal,
               onEvent: track,
+              decide: this.decider(session),
             }),
           ),
         ).catch(() => undefined); // already logged by launch
@@ -186,25 +180,32 @@ export class TaskRunner {
     }
   }
 
-  private async run(request: StartTask, view: TaskView, signal: AbortSignal, onEvent: (event: TaskEvent) => void): Promise<CodeResult> {
+  /** How this session's permission requests are answered. */
+  private decider(session: SessionRecord): (ask: PermissionAsk) => Promise<PermissionReply> {
+    return async (ask) => {
+      const reply = this.policy.decide(ask.permission);
+      this.log.info(`permission ${ask.permission} ${reply === "reject" ? "denied" : "allowed"} by policy`, { session: session.id });
+      return reply;
+    };
+  }
+
+  private async run(backend: CodingBackend, request: StartTask, view: TaskView, signal: AbortSignal, onEvent: (event: TaskEvent) => void): Promise<CodeResult> {
     const { session, workspace } = request;
+    const [head, tree] = await Promise.all([headCommit(this.git, workspace.path), snapshotWorkingTree(this.git, workspace.path)]);
     const running: RunningTaskRecord = {
       task_id: view.task_id,
       task: view.task,
       started_at: view.started_at,
       deadline: new Date(Date.now() + request.timeoutMs).toISOString(),
-      ...(await Promise.all([headCommit(this.git, workspace.path), snapshotWorkingTree(this.git, workspace.path)]).then(([head, tree]) => ({
-        head_before: head ?? EMPTY_TREE,
-        tree_before: tree,
-      }))),
+      head_before: head ?? EMPTY_TREE,
+      tree_before: tree,
     };
-    session.running = running;
-    await this.registry.saveSession(session);
+    await this.records.sessions.update(session.id, (s) => (s.running = running));
     return this.finish(session, workspace, view, running, async () => {
       const deadline = Date.parse(running.deadline);
       let result: TaskResult;
       for (let attempt = 1; ; attempt++) {
-        result = await this.backend.runTask({
+        result = await backend.runTask({
           sessionId: session.backend_session_id,
           directory: workspace.path,
           prompt: request.prompt,
@@ -212,11 +213,14 @@ export class TaskRunner {
           ...(request.model ? { model: request.model } : {}),
           ...(request.agent ? { agent: request.agent } : {}),
           signal,
+          decide: this.decider(session),
           onEvent: (event) => {
             if (event.type === "started" && event.checkpoint && attempt === 1) {
               // Recorded so a restarted coding-mcp can find this task's turn.
               running.checkpoint = event.checkpoint;
-              void this.registry.saveSession(session).catch(() => undefined);
+              this.records.sessions
+                .update(session.id, (s) => (s.running = running))
+                .catch((err) => this.log.warn(`could not record the checkpoint of task ${view.task_id} (a restart meanwhile would not find its turn): ${errorMessage(err)}`));
             }
             onEvent(event);
           },
@@ -242,45 +246,64 @@ export class TaskRunner {
   ): Promise<CodeResult> {
     const result = await execute();
     if (this.stopping) throw new Error(`task ${view.task_id} left running: coding-mcp is stopping`);
-    const [filesChanged, headAfter] = await Promise.all([
-      changedFiles(this.git, workspace.path, running.tree_before).catch(() => []),
-      headCommit(this.git, workspace.path),
+    const warnings: string[] = [];
+    const [filesChanged, commits] = await Promise.all([
+      changedFiles(this.git, workspace.path, running.tree_before).catch((err) => {
+        // Said in the answer: an empty list would read as "the agent changed nothing".
+        warnings.push(`files_changed is incomplete: git could not list the changes (${errorMessage(err)})`);
+        return [];
+      }),
+      this.agentCommits(workspace.path, running.head_before).catch((err) => {
+        warnings.push(`commits is incomplete: git could not list the agent's commits (${errorMessage(err)})`);
+        return [];
+      }),
     ]);
-    const commits =
-      headAfter && headAfter !== running.head_before
-        ? await commitsBetween(this.git, workspace.path, running.head_before === EMPTY_TREE ? undefined : running.head_before, headAfter)
-        : [];
-    const code: CodeResult = { ...result, files_changed: filesChanged, ...(commits.length ? { commits } : {}) };
-    // Re-read: the record may have changed on disk while the task ran (e.g. the checkpoint save).
-    const record = (await this.registry.session(session.id)) ?? session;
-    record.totals = addToTotals(record.totals, result);
-    delete record.running;
-    record.last_task = {
-      task_id: view.task_id,
-      started_at: view.started_at,
-      finished_at: new Date().toISOString(),
-      task: view.task,
-      success: result.success,
-      summary: result.summary.slice(0, 1000),
-      cost: result.trace.cost,
-      duration_ms: result.trace.duration_ms,
-      tool_calls: result.trace.tool_calls.length + (result.trace.tool_calls_omitted ?? 0),
-      ...(result.error ? { error: result.error } : {}),
-      result: code,
-    };
-    Object.assign(session, record);
-    await this.registry.saveSession(record);
+    for (const warning of warnings) this.log.warn(`task ${view.task_id} on ${session.id}: ${warning}`);
+    const { retryable: _internal, ...answer } = result;
+    const code: CodeResult = { ...answer, files_changed: filesChanged, ...(commits.length ? { commits } : {}), ...(warnings.length ? { warnings } : {}) };
+    const finishedAt = new Date().toISOString();
+    await this.records.sessions.update(session.id, (record) => {
+      record.totals = addToTotals(record.totals, result);
+      delete record.running;
+      record.last_task = {
+        task_id: view.task_id,
+        started_at: view.started_at,
+        finished_at: finishedAt,
+        task: view.task,
+        success: result.success,
+        summary: result.summary.slice(0, 1000),
+        cost: result.trace.cost,
+        duration_ms: result.trace.duration_ms,
+        tool_calls: result.trace.tool_calls.length + (result.trace.tool_calls_omitted ?? 0),
+        ...(result.error ? { error: result.error } : {}),
+        result: code,
+      };
+    });
     return code;
+  }
+
+  /** Commits made since `headBefore` (the agent's own), newest first. */
+  private async agentCommits(dir: string, headBefore: string) {
+    const headAfter = await headCommit(this.git, dir);
+    if (!headAfter || headAfter === headBefore) return [];
+    return commitsBetween(this.git, dir, headBefore === EMPTY_TREE ? undefined : headBefore, headAfter);
   }
 }
 
 /**
- * Failures a new attempt may fix, as the backend judged them: OpenCode went away before the agent
+ * Failures a new attempt may fix, as the backend judged them: the backend went away before the agent
  * did anything (a managed one is restarted meanwhile), or a provider error marked retryable. A task
  * whose tools already ran is not repeated: its effects would be doubled.
  */
 function worthRepeating(result: TaskResult): boolean {
   return (result.failure === "backend_unavailable" || result.failure === "agent_error") && result.retryable === true;
+}
+
+/** Wait for a cancelled task to wind down, at most SETTLE_MS. */
+async function settle(done: Promise<unknown>): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([done.catch(() => undefined), new Promise((r) => (timer = setTimeout(r, SETTLE_MS)))]);
+  clearTimeout(timer);
 }
 
 /** Wait, unless the signal aborts first; true when the full time passed. */
@@ -299,10 +322,12 @@ function sleep(ms: number, signal?: AbortSignal): Promise<boolean> {
   });
 }
 
-function taskAttributes(session: SessionRecord, workspace: WorkspaceRecord, view: TaskView) {
+function taskAttributes(backend: CodingBackend, session: SessionRecord, workspace: WorkspaceRecord, view: TaskView) {
+  const prefix = backend.telemetry.prefix;
   return {
-    "opencode.session_id": session.backend_session_id,
-    "opencode.workspace": workspace.path,
+    [`${prefix}.session_id`]: session.backend_session_id,
+    [`${prefix}.workspace`]: workspace.path,
+    "coding_mcp.backend": backend.name,
     "coding_mcp.session_id": session.id,
     "coding_mcp.task_id": view.task_id,
   };
@@ -320,13 +345,4 @@ function traced(span: TaskSpan, done: Promise<CodeResult>): Promise<CodeResult> 
       throw err;
     },
   );
-}
-
-export function addToTotals(totals: Totals, result: TaskResult): Totals {
-  return {
-    tasks: totals.tasks + 1,
-    cost: Math.round((totals.cost + result.trace.cost) * 1e6) / 1e6,
-    tokens: addTokens({ ...totals.tokens }, result.trace.tokens),
-    duration_ms: totals.duration_ms + result.trace.duration_ms,
-  };
 }

@@ -14,9 +14,10 @@ import {
   type Span,
 } from "@opentelemetry/api";
 import { W3CTraceContextPropagator } from "@opentelemetry/core";
-import type { TaskEvent, TaskResult, ToolCallTrace } from "./backend.js";
+import type { TaskEvent, TelemetryLabels } from "./backend.js";
 import { UserError, errorMessage } from "./errors.js";
 import type { Logger } from "./log.js";
+import type { TaskResult, ToolCallTrace } from "./model.js";
 import { Redactor } from "./redact.js";
 import { VERSION } from "./version.js";
 
@@ -92,31 +93,33 @@ export function contextFromMeta(meta: Record<string, unknown> | undefined, base:
 }
 
 /**
- * The span of one coding task (`opencode.task`), and under it one span per tool call of the agent
- * (`opencode.tool.<name>`), opened and closed as the task's events arrive, with the backend's own
- * start and end times.
+ * The span of one coding task (`<prefix>.task`, e.g. `opencode.task`), and under it one span per tool
+ * call of the agent (`<prefix>.tool.<name>`), opened and closed as the task's events arrive, with the
+ * backend's own start and end times. The backend's labels choose the names.
  */
 export class TaskSpan {
   readonly context: Context;
   private readonly span: Span;
   private readonly tools = new Map<string, { span: Span; start: number }>();
+  private readonly prefix: string;
 
   constructor(
+    labels: TelemetryLabels,
     attributes: AttributeInput,
-    private readonly requestedModel?: string,
+    private readonly requested?: { provider?: string; model: string },
     parent: Context = context.active(),
   ) {
-    const requested = requestedModel ? splitModel(requestedModel) : undefined;
+    this.prefix = labels.prefix;
     this.span = tracer.startSpan(
-      "opencode.task",
+      `${this.prefix}.task`,
       {
         attributes: safeAttributes({
           "gen_ai.operation.name": "invoke_agent",
-          "gen_ai.agent.name": "opencode",
+          "gen_ai.agent.name": labels.agent,
           "gen_ai.provider.name": requested?.provider,
           "gen_ai.request.model": requested?.model,
-          "opencode.provider": requested?.provider,
-          "opencode.model": requested?.model,
+          [`${this.prefix}.provider`]: requested?.provider,
+          [`${this.prefix}.model`]: requested?.model,
           ...attributes,
         }),
       },
@@ -132,9 +135,12 @@ export class TaskSpan {
       if (event.phase === "started") this.startTool(key, event.call);
       else this.endTool(key, event.call);
     } else if (event.type === "retry") {
-      this.span.addEvent("retry", safeAttributes({ "opencode.attempt": event.attempt, "error.message": event.error }));
+      this.span.addEvent("retry", safeAttributes({ [`${this.prefix}.attempt`]: event.attempt, "error.message": event.error }));
     } else if (event.type === "permission") {
-      this.span.addEvent("permission", safeAttributes({ "opencode.permission": event.decision.permission, "opencode.permission.reply": event.decision.reply }));
+      this.span.addEvent(
+        "permission",
+        safeAttributes({ [`${this.prefix}.permission`]: event.decision.permission, [`${this.prefix}.permission.reply`]: event.decision.reply }),
+      );
     }
   };
 
@@ -142,7 +148,7 @@ export class TaskSpan {
     if (this.tools.has(key)) return;
     const start = call.started_at ?? Date.now();
     const span = tracer.startSpan(
-      `opencode.tool.${call.tool}`,
+      `${this.prefix}.tool.${call.tool}`,
       {
         // A Date, not a number: OpenTelemetry reads a small number as time since process start.
         startTime: new Date(start),
@@ -150,7 +156,7 @@ export class TaskSpan {
           "gen_ai.operation.name": "execute_tool",
           "gen_ai.tool.name": call.tool,
           "gen_ai.tool.call.id": call.call_id,
-          "opencode.tool.title": call.title,
+          [`${this.prefix}.tool.title`]: call.title,
         }),
       },
       this.context,
@@ -162,7 +168,7 @@ export class TaskSpan {
     if (!this.tools.has(key)) this.startTool(key, call);
     const { span, start } = this.tools.get(key)!;
     this.tools.delete(key);
-    setAttributes(span, { "opencode.tool.status": call.status, "opencode.tool.title": call.title });
+    setAttributes(span, { [`${this.prefix}.tool.status`]: call.status, [`${this.prefix}.tool.title`]: call.title });
     if (call.status === "error") failSpan(span, "tool_error", call.error);
     span.end(new Date(Math.max(start, call.ended_at ?? Date.now())));
   }
@@ -170,25 +176,25 @@ export class TaskSpan {
   /** The task's result: usage, cost and model on the span, which then ends. */
   end(result: TaskResult, filesChanged?: number): void {
     const { trace: t } = result;
-    const requested = this.requestedModel ? splitModel(this.requestedModel) : undefined;
+    const p = this.prefix;
     setAttributes(this.span, {
-      "opencode.model": t.model,
-      "opencode.provider": t.provider,
-      "opencode.cost": t.cost,
-      "opencode.tokens.input": t.tokens.input,
-      "opencode.tokens.output": t.tokens.output,
-      "opencode.tokens.reasoning": t.tokens.reasoning,
-      "opencode.tokens.cache_read": t.tokens.cache_read,
-      "opencode.tokens.cache_write": t.tokens.cache_write,
-      "opencode.tool_calls": t.tool_calls.length + (t.tool_calls_omitted ?? 0),
-      "opencode.finish_reason": t.finish_reason,
-      "opencode.attempts": result.attempts,
-      "opencode.files_changed": filesChanged,
+      [`${p}.model`]: t.model,
+      [`${p}.provider`]: t.provider,
+      [`${p}.cost`]: t.cost,
+      [`${p}.tokens.input`]: t.tokens.input,
+      [`${p}.tokens.output`]: t.tokens.output,
+      [`${p}.tokens.reasoning`]: t.tokens.reasoning,
+      [`${p}.tokens.cache_read`]: t.tokens.cache_read,
+      [`${p}.tokens.cache_write`]: t.tokens.cache_write,
+      [`${p}.tool_calls`]: t.tool_calls.length + (t.tool_calls_omitted ?? 0),
+      [`${p}.finish_reason`]: t.finish_reason,
+      [`${p}.attempts`]: result.attempts,
+      [`${p}.files_changed`]: filesChanged,
       "gen_ai.provider.name": t.provider,
-      "gen_ai.request.model": requested?.model ?? t.model,
+      "gen_ai.request.model": this.requested?.model ?? t.model,
       "gen_ai.response.model": t.model,
       "gen_ai.response.finish_reasons": [t.finish_reason],
-      // GenAI conventions count cached input in input_tokens; OpenCode's "input" leaves it out.
+      // GenAI conventions count cached input in input_tokens; the trace's "input" leaves it out.
       "gen_ai.usage.input_tokens": t.tokens.input + t.tokens.cache_read + t.tokens.cache_write,
       "gen_ai.usage.output_tokens": t.tokens.output,
       "gen_ai.usage.cache_read.input_tokens": t.tokens.cache_read,
@@ -207,17 +213,12 @@ export class TaskSpan {
   private close(): void {
     // Calls cut off with the task (cancel, timeout) end with it.
     for (const { span } of this.tools.values()) {
-      setAttributes(span, { "opencode.tool.status": "interrupted" });
+      setAttributes(span, { [`${this.prefix}.tool.status`]: "interrupted" });
       span.end();
     }
     this.tools.clear();
     this.span.end();
   }
-}
-
-function splitModel(model: string): { provider?: string; model: string } {
-  const slash = model.indexOf("/");
-  return slash > 0 ? { provider: model.slice(0, slash), model: model.slice(slash + 1) } : { model };
 }
 
 export interface Telemetry {

@@ -96,7 +96,7 @@ describe("OpencodeBackend", () => {
       if (req.method === "POST" && req.url?.startsWith("/session/ses_1/message")) return { status: 200 };
     });
     const backend = new OpencodeBackend({ url, username: "opencode", pathMap: {}, log: quietLog });
-    const result = await backend.runTask({ sessionId: "ses_1", directory: "/w", prompt: "x", timeoutMs: 5000 });
+    const result = await backend.runTask({ sessionId: "ses_1", directory: "/w", prompt: "x", timeoutMs: 5000, decide: async () => "once" });
     expect(listed).toBe(2);
     expect(result.success).toBe(true);
     expect(result.summary).toBe("done");
@@ -114,7 +114,7 @@ describe("OpencodeBackend", () => {
       if (req.method === "POST" && req.url?.startsWith("/session/ses_1/message")) return { status: 200 };
     });
     const backend = new OpencodeBackend({ url, username: "opencode", pathMap: {}, log: quietLog });
-    const result = await backend.runTask({ sessionId: "ses_1", directory: "/w", prompt: "x", timeoutMs: 5000 });
+    const result = await backend.runTask({ sessionId: "ses_1", directory: "/w", prompt: "x", timeoutMs: 5000, decide: async () => "once" });
     expect(result.success).toBe(false);
     expect(result.failure).toBe("agent_error");
     expect(result.error).toContain("empty body");

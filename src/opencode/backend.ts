@@ -1,6 +1,7 @@
-import type { CodingBackend, PermissionDecision, ResumeTaskRequest, RunTaskRequest, TaskEvent, TaskResult, ToolCallTrace } from "../backend.js";
+import type { CodingBackend, ModelCatalog, ResumeTaskRequest, RunTaskRequest, TaskEvent } from "../backend.js";
 import { UserError, errorMessage } from "../errors.js";
 import type { Logger } from "../log.js";
+import type { Failure, PermissionDecision, TaskResult, ToolCallTrace } from "../model.js";
 import {
   OpencodeClient,
   OpencodeHttpError,
@@ -26,13 +27,16 @@ export interface OpencodeBackendOptions {
   username: string;
   password?: string;
   pathMap: Record<string, string>;
-  /** How permission requests are answered, by permission kind ("bash", "edit", ...) with "*" as the default. */
-  permissions?: Record<string, "allow" | "deny">;
+  /** provider/model for tasks that name none (opencode.model); omitted: the server's own default. */
+  model?: string;
+  /** OpenCode agent for tasks that name none (opencode.agent). */
+  agent?: string;
   log: Logger;
   /** For a managed server: the environment it gets (secrets already removed) and where it runs. */
   managed?: { env: NodeJS.ProcessEnv; cwd: string; startupTimeoutMs: number; registerSecret?: (value: string) => void };
 }
 
+/** OpenCode names a model provider/model. */
 export function parseModel(model: string): { providerID: string; modelID: string } {
   const slash = model.indexOf("/");
   if (slash <= 0 || slash === model.length - 1) {
@@ -41,9 +45,14 @@ export function parseModel(model: string): { providerID: string; modelID: string
   return { providerID: model.slice(0, slash), modelID: model.slice(slash + 1) };
 }
 
+/** How long the model catalog is trusted before it is read again (a managed restart reads it anew). */
+const CATALOG_TTL_MS = 60_000;
+
 export class OpencodeBackend implements CodingBackend {
   readonly name = "opencode";
+  readonly telemetry = { agent: "opencode", prefix: "opencode" };
   private client?: OpencodeClient;
+  private catalog?: { at: number; url: string; value: Promise<ModelCatalog> };
   private started?: Promise<void>;
   private clientUrl?: string;
   private readonly managed?: ManagedOpencode;
@@ -110,9 +119,42 @@ export class OpencodeBackend implements CodingBackend {
     return this.client;
   }
 
-  async openSession(directory: string, options: { title: string; agent?: string }): Promise<{ id: string }> {
+  /** Every provider/model the server has configured; the default is opencode.model, else the server's own. */
+  async models(): Promise<ModelCatalog> {
     const client = await this.ready();
-    const session = await client.createSession(this.paths.toBackend(directory), { title: options.title, ...(options.agent ? { agent: options.agent } : {}) });
+    const cached = this.catalog;
+    if (cached && cached.url === client.baseUrl && Date.now() - cached.at < CATALOG_TTL_MS) return cached.value;
+    const value = this.readCatalog(client);
+    this.catalog = { at: Date.now(), url: client.baseUrl, value };
+    value.catch(() => (this.catalog = undefined));
+    return value;
+  }
+
+  private async readCatalog(client: OpencodeClient): Promise<ModelCatalog> {
+    const [{ providers, default: defaults }, config] = await Promise.all([client.providers(), client.config()]);
+    const available = providers.flatMap((p) => Object.keys(p.models).map((m) => `${p.id}/${m}`));
+    const first = providers.find((p) => defaults?.[p.id]);
+    const serverDefault = config.model ?? (first ? `${first.id}/${defaults![first.id]}` : undefined);
+    if (this.options.model && !available.includes(this.options.model)) {
+      throw new UserError(
+        `opencode.model "${this.options.model}" is not a model the OpenCode server offers`,
+        `Set opencode.model (or CODING_MCP_OPENCODE_MODEL) to one of: ${available.slice(0, 30).join(", ") || "(none configured)"}, or remove it to use OpenCode's default.`,
+        "unknown_model",
+      );
+    }
+    const fallback = this.options.model ?? serverDefault;
+    return { available, ...(fallback ? { default: fallback } : {}) };
+  }
+
+  describeModel(model: string): { provider: string; model: string } {
+    const { providerID, modelID } = parseModel(model);
+    return { provider: providerID, model: modelID };
+  }
+
+  async openSession(directory: string, options: { title: string }): Promise<{ id: string }> {
+    const client = await this.ready();
+    const agent = this.options.agent;
+    const session = await client.createSession(this.paths.toBackend(directory), { title: options.title, ...(agent ? { agent } : {}) });
     return { id: session.id };
   }
 
@@ -122,20 +164,12 @@ export class OpencodeBackend implements CodingBackend {
     const started = Date.now();
     const body: PromptBody = { parts: [{ type: "text", text: request.prompt }] };
     if (request.model) body.model = parseModel(request.model);
-    if (request.agent) body.agent = request.agent;
+    const agent = request.agent ?? this.options.agent;
+    if (agent) body.agent = agent;
 
     const live = new LiveTurn(request.sessionId, (event) => request.onEvent?.(event), (p) => this.paths.fromBackend(p));
     let promptSent = false;
-    const answerPermission = (asked: OpencodePermissionRequest) => {
-      if (asked.sessionID !== request.sessionId || !live.firstAsk(asked.id)) return;
-      const decision = this.decide(asked);
-      live.permissions.push(decision);
-      this.log.info(`permission ${asked.permission} ${decision.reply === "once" ? "allowed" : "denied"} by policy`, { session: request.sessionId });
-      request.onEvent?.({ type: "permission", decision });
-      client
-        .replyPermission(asked.id, directory, decision.reply, decision.reply === "reject" ? "Denied by coding-mcp's permission policy" : undefined)
-        .catch((err) => this.log.warn(`could not answer permission ${asked.id}: ${errorMessage(err)}`));
-    };
+    const answerPermission = this.permissionAnswerer(client, directory, request, live);
     const subscription = new EventSubscription(
       client,
       directory,
@@ -178,7 +212,6 @@ export class OpencodeBackend implements CodingBackend {
     let response: OpencodeMessage | undefined;
     let failure: TaskResult["failure"];
     let failureMessage: string | undefined;
-    let retryable = false;
     try {
       response = await client.prompt(request.sessionId, directory, body, {
         // The task timer above ends the call; this only keeps undici from cutting it first.
@@ -220,34 +253,70 @@ export class OpencodeBackend implements CodingBackend {
     const userMessageId =
       response?.info.parentID ?? messages.filter((m) => m.info.role === "user" && (!before || m.info.id > before)).at(-1)?.info.id;
     const turn = userMessageId ? turnMessages(messages, userMessageId) : [];
-    const { trace, summary, error } = summarizeTurn(turn, Date.now() - started, (p) => this.paths.fromBackend(p));
-    if (!response && !failure && trace.finish_reason !== "stop") {
+    if (!response && !failure && turn.at(-1)?.info.finish !== "stop") {
       // OpenCode answered 200 with an empty body: a failed run, unless the messages show it finished.
       failure = "agent_error";
       failureMessage = "OpenCode answered with an empty body and the session shows no finished reply";
     }
-    if (error && !failure) {
-      failure = "agent_error";
-      failureMessage = `${error.name}: ${error.message}`;
-      retryable = error.retryable === true;
-    }
-    // Calls that ended without an event seen (e.g. the last one before the answer) are reported now, once.
+    // Repeating is safe only when we know no tool ran: the live feed was up and saw none.
+    const nothingRan = subscription.connectedOnce && live.calls().length === 0 && !turn.some((m) => m.parts.some((p) => p.type === "tool"));
+    const result = this.turnResult(turn, started, live, {
+      ...(failure ? { failure, message: failureMessage ?? failure } : {}),
+      retryable: failure === "backend_unavailable" && nothingRan,
+    });
+    request.onEvent?.({ type: "finished", result });
+    return result;
+  }
+
+  /**
+   * The task's result from the turn's messages: its trace, summary and how it ended. `outcome` is what
+   * coding-mcp itself saw go wrong (timeout, cancel, OpenCode gone); otherwise the agent's own error
+   * in the messages decides. Calls not yet reported live are reported now, once.
+   */
+  private turnResult(
+    turn: OpencodeMessage[],
+    started: number,
+    live: LiveTurn,
+    outcome: { failure?: Failure; message?: string; retryable?: boolean },
+  ): TaskResult {
+    const { trace, summary, error } = summarizeTurn(turn, Date.now() - started, (p) => this.paths.fromBackend(p));
     for (const m of turn) for (const part of m.parts) live.part(part);
     // Messages unreadable (OpenCode died): the calls seen live are the partial trace.
     if (turn.length === 0) trace.tool_calls = live.calls();
-    // Repeating is safe only when we know no tool ran: the live feed was up and saw none.
-    const nothingRan = subscription.connectedOnce && trace.tool_calls.length === 0 && live.calls().length === 0;
-    if (failure === "backend_unavailable" && nothingRan) retryable = true;
     if (live.permissions.length) trace.permissions = live.permissions;
+    let { failure, message } = outcome;
+    let retryable = outcome.retryable === true;
+    if (error && !failure) {
+      failure = "agent_error";
+      message = `${error.name}: ${error.message}`;
+      retryable = error.retryable === true;
+    }
     const result: TaskResult = { success: !failure, summary, trace };
     if (retryable) result.retryable = true;
     if (failure) {
       result.failure = failure;
-      result.error = failureMessage;
+      result.error = message ?? failure;
       if (failure !== "agent_error" && trace.finish_reason === "unknown") trace.finish_reason = failure;
     }
-    request.onEvent?.({ type: "finished", result });
     return result;
+  }
+
+  /** Answers the turn's permission requests, each once, as the core decides; the decisions go into the trace. */
+  private permissionAnswerer(client: OpencodeClient, directory: string, request: RunTaskRequest | ResumeTaskRequest, live: LiveTurn) {
+    return (asked: OpencodePermissionRequest): void => {
+      if (asked.sessionID !== request.sessionId || !live.firstAsk(asked.id)) return;
+      const patterns = (asked.patterns ?? []).slice(0, 10).map((p) => this.paths.fromBackend(p));
+      void (async () => {
+        const reply = await request.decide({ permission: asked.permission, patterns }).catch((err) => {
+          this.log.warn(`permission ${asked.id}: no decision (${errorMessage(err)}); rejecting`);
+          return "reject" as const;
+        });
+        const decision: PermissionDecision = { permission: asked.permission, patterns, reply };
+        live.permissions.push(decision);
+        request.onEvent?.({ type: "permission", decision });
+        await client.replyPermission(asked.id, directory, reply, reply === "reject" ? "Denied by coding-mcp's permission policy" : undefined);
+      })().catch((err) => this.log.warn(`could not answer permission ${asked.id}: ${errorMessage(err)}`));
+    };
   }
 
   async resumeTask(request: ResumeTaskRequest): Promise<TaskResult> {
@@ -257,8 +326,10 @@ export class OpencodeBackend implements CodingBackend {
     const deadline = started + request.timeoutMs;
     const live = new LiveTurn(request.sessionId, (event) => request.onEvent?.(event), (p) => this.paths.fromBackend(p));
     const after = (m: OpencodeMessage) => !request.checkpoint || m.info.id > request.checkpoint;
+    const answerPermission = this.permissionAnswerer(client, directory, request, live);
     let idlePolls = 0;
     for (;;) {
+      for (const asked of await client.permissions(directory).catch(() => [])) answerPermission(asked);
       const messages = await client.messages(request.sessionId, directory).catch(() => undefined);
       const userId = messages?.filter((m) => m.info.role === "user" && after(m)).at(-1)?.info.id;
       const turn = messages && userId ? turnMessages(messages, userId) : [];
@@ -272,16 +343,15 @@ export class OpencodeBackend implements CodingBackend {
       // Idle twice in a row without a finished reply: OpenCode no longer runs this turn.
       if ((finished && !busy) || idlePolls >= 2 || stop) {
         if (stop && busy) await this.abort(request.sessionId, request.directory).catch(() => undefined);
-        const { trace, summary, error } = summarizeTurn(turn, Date.now() - started, (p) => this.paths.fromBackend(p));
-        const result: TaskResult = { success: finished && !error && !stop, summary, trace };
-        if (!result.success) {
-          result.failure = stop ? (request.signal?.aborted ? "cancelled" : "timeout") : error ? "agent_error" : "backend_unavailable";
-          result.error = stop
-            ? request.signal?.aborted ? "the task was cancelled and aborted in OpenCode" : "the task did not finish in time and was aborted"
-            : error
-              ? `${error.name}: ${error.message}`
-              : "the task was interrupted: coding-mcp restarted while it ran, and OpenCode no longer runs it; run it again";
-        }
+        const cancelled = request.signal?.aborted === true;
+        const outcome: { failure?: Failure; message?: string } = stop
+          ? cancelled
+            ? { failure: "cancelled", message: "the task was cancelled and aborted in OpenCode" }
+            : { failure: "timeout", message: "the task did not finish in time and was aborted" }
+          : finished
+            ? {}
+            : { failure: "backend_unavailable", message: "the task was interrupted: coding-mcp restarted while it ran, and OpenCode no longer runs it; run it again" };
+        const result = this.turnResult(turn, started, live, outcome);
         request.onEvent?.({ type: "finished", result });
         return result;
       }
@@ -297,12 +367,6 @@ export class OpencodeBackend implements CodingBackend {
     } else if (event.type === "permission.asked") {
       answerPermission(props as unknown as OpencodePermissionRequest);
     }
-  }
-
-  private decide(asked: OpencodePermissionRequest): PermissionDecision {
-    const policy = this.options.permissions ?? { "*": "allow" };
-    const rule = policy[asked.permission] ?? policy["*"] ?? "allow";
-    return { permission: asked.permission, patterns: (asked.patterns ?? []).slice(0, 10).map((p) => this.paths.fromBackend(p)), reply: rule === "allow" ? "once" : "reject" };
   }
 
   async abort(sessionId: string, directory: string): Promise<void> {

@@ -183,6 +183,16 @@ export class OpencodeClient {
     return this.call("GET", `/session/status${dirQuery(directory)}`);
   }
 
+  /** The providers this server has configured, with their models and the default model of each. */
+  providers(): Promise<{ providers: { id: string; models: Record<string, unknown> }[]; default?: Record<string, string> }> {
+    return this.call("GET", "/config/providers");
+  }
+
+  /** The server's configuration; `model` is its configured default provider/model. */
+  config(): Promise<{ model?: string }> {
+    return this.call("GET", "/config");
+  }
+
   /** Pending permission requests of every session of this directory's instance. */
   permissions(directory: string): Promise<OpencodePermissionRequest[]> {
     return this.call("GET", `/permission${dirQuery(directory)}`);

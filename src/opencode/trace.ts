@@ -1,4 +1,4 @@
-import { addTokens, emptyTokens, type TaskTrace, type ToolCallTrace, type TokenCounts } from "../backend.js";
+import { addTokens, emptyTokens, type TaskTrace, type ToolCallTrace, type TokenCounts } from "../model.js";
 import type { OpencodeMessage, OpencodePart } from "./client.js";
 
 /**

@@ -1,13 +1,14 @@
 import { z } from "zod";
 import { defineTool } from "./define.js";
 import { TaskProgress } from "./progress.js";
-import { CodeResult, formatChangedFiles, sessionId } from "./schemas.js";
+import { CodeResult } from "../model.js";
+import { formatChangedFiles, sessionId } from "./schemas.js";
 
 export const codeTool = defineTool({
   name: "code",
   title: "Run a coding task",
   description:
-    "Hand a whole coding task to the OpenCode agent in the session's workspace and wait for it to finish. " +
+    "Hand a whole coding task to the session's coding agent (the backend chosen at coding_open) in its workspace and wait for it to finish. " +
     "The agent reads, edits and runs code there; with a progressToken you get a notification as each tool call starts and ends. Answers with success, the agent's summary, the files changed (from git), " +
     "commits the agent made, and a trace: every tool call with its status and a preview of its output, tokens, cost and model. " +
     "Commit and push afterwards with coding_commit and coding_push.",
@@ -16,8 +17,8 @@ export const codeTool = defineTool({
     task: z.string().min(1, { error: "task is required: describe what the agent should do" }).max(100_000).describe("What to do, in plain words"),
     context: z.string().max(100_000).optional().describe("Background the agent should know (constraints, conventions, links)"),
     files: z.array(z.string().min(1)).max(100).optional().describe("Paths in the workspace to point the agent at"),
-    model: z.string().optional().describe("provider/model for this task, e.g. anthropic/claude-sonnet-4-5"),
-    agent: z.string().optional().describe("OpenCode agent to use, e.g. build or plan"),
+    model: z.string().optional().describe("A model the session's backend offers (OpenCode: provider/model, e.g. anthropic/claude-sonnet-4-5); checked before the task starts"),
+    agent: z.string().optional().describe("The backend's agent or mode, e.g. OpenCode's build or plan"),
     timeout_sec: z.number().int().min(1).max(24 * 3600).optional().describe("Abort the task after this many seconds (default limits.task_timeout_min)"),
     background: z.boolean().optional().describe("Answer at once with a task_id and run the task in the background; follow it with coding_status"),
   },
@@ -36,13 +37,13 @@ export const codeTool = defineTool({
     } finally {
       await progress.drain();
     }
-    if (!("trace" in answer)) {
+    if (answer.state === "running") {
       return {
-        structured: { state: "running" as const, task_id: answer.task_id },
-        text: `Task ${answer.task_id} started in the background. Follow it with coding_status (session_id ${args.session_id}); stop it with coding_cancel.`,
+        structured: { state: "running" as const, task_id: answer.task.task_id },
+        text: `Task ${answer.task.task_id} started in the background. Follow it with coding_status (session_id ${args.session_id}); stop it with coding_cancel.`,
       };
     }
-    const result = answer;
+    const { result } = answer;
     const trace = result.trace;
     const { tool_calls: calls } = trace;
     const tools = calls.length ? `${calls.length} tool calls (${[...new Set(calls.map((c) => c.tool))].join(", ")})` : "no tool calls";
@@ -53,7 +54,8 @@ export const codeTool = defineTool({
       text:
         `${head}\nFiles changed: ${formatChangedFiles(result.files_changed)}\n` +
         `${tools}; ${tokens} tokens; cost ${trace.cost}; ${(trace.duration_ms / 1000).toFixed(1)} s; model ${trace.provider}/${trace.model}` +
-        (result.commits?.length ? `\nCommits by the agent: ${result.commits.map((c) => c.hash.slice(0, 10)).join(", ")}` : ""),
+        (result.commits?.length ? `\nCommits by the agent: ${result.commits.map((c) => c.hash.slice(0, 10)).join(", ")}` : "") +
+        (result.warnings?.length ? `\nWarning: ${result.warnings.join("; ")}` : ""),
     };
   },
 });

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { defineTool } from "./define.js";
+import { SessionState } from "../model.js";
 import { sessionId } from "./schemas.js";
 
 export const codingCancelTool = defineTool({
@@ -7,11 +8,11 @@ export const codingCancelTool = defineTool({
   title: "Cancel a running task",
   description:
     "Stop the task a session is running (a background task, or one whose client cannot send a cancellation): the agent is " +
-    "aborted in OpenCode and the session stays usable. Answers whether there was a task to cancel.",
+    "aborted in its backend and the session stays usable. Answers whether there was a task to cancel.",
   inputSchema: { session_id: sessionId },
   outputSchema: {
     cancelled: z.boolean(),
-    state: z.enum(["idle", "running", "closed"]),
+    state: SessionState,
   },
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
   async handle(args, ctx) {

@@ -1,5 +1,6 @@
 import { z } from "zod";
-import { ChangedFile, Totals, formatChangedFiles, sessionId } from "./schemas.js";
+import { ChangedFile, Totals } from "../model.js";
+import { formatChangedFiles, sessionId } from "./schemas.js";
 import { defineTool } from "./define.js";
 
 export const codingCloseTool = defineTool({
@@ -18,6 +19,7 @@ export const codingCloseTool = defineTool({
     cleaned_up: z.boolean(),
     workspace_path: z.string(),
     totals: Totals,
+    warnings: z.array(z.string()).optional(),
   },
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: false },
   async handle(args, ctx) {

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { Scope } from "../model.js";
 import { defineTool } from "./define.js";
 
 export const codingOpenTool = defineTool({
@@ -9,6 +10,7 @@ export const codingOpenTool = defineTool({
     "with repo_url coding-mcp clones it (https, ssh, git@host:path) into a managed workspace; with workspace_path it uses " +
     "your existing git repository (which must be inside the configured allowed roots and is never deleted). " +
     "Sessions with scope \"workflow\" and the same scope_id share one workspace, so later steps see earlier commits. " +
+    "The session's coding agent is chosen here (backend; default: the configured default_backend) and kept for all its tasks. " +
     "Returns a session_id for code, coding_commit, coding_push and coding_close.",
   inputSchema: {
     workspace_path: z.string().min(1).optional().describe("An existing git repository to work in (inside workspace.allowed_roots)"),
@@ -17,13 +19,14 @@ export const codingOpenTool = defineTool({
     shallow: z.boolean().optional().describe("Clone with depth 1"),
     sparse_paths: z.array(z.string().min(1)).max(200).optional().describe("Check out only these directories (sparse checkout)"),
     title: z.string().max(200).optional().describe("A title for the session, shown in OpenCode"),
-    scope: z.enum(["agent", "workflow"]).optional().describe("agent (default): a workspace of its own; workflow: shared by sessions with the same scope_id"),
+    scope: Scope.optional().describe("agent (default): a workspace of its own; workflow: shared by sessions with the same scope_id"),
     scope_id: z
       .string()
       .regex(/^[A-Za-z0-9._:-]{1,128}$/, { error: "scope_id: use 1-128 letters, digits, '.', '_', ':' or '-'" })
       .optional()
       .describe("Sessions with the same scope and scope_id reuse one workspace"),
-    model: z.string().optional().describe("Default provider/model for this session's tasks, e.g. anthropic/claude-sonnet-4-5"),
+    model: z.string().optional().describe("Default model for this session's tasks, one the backend offers (OpenCode: provider/model, e.g. anthropic/claude-sonnet-4-5); checked now"),
+    backend: z.string().min(1).optional().describe("The coding agent for this session: opencode, or a name configured under backends (default: default_backend)"),
   },
   outputSchema: {
     session_id: z.string(),
@@ -31,8 +34,9 @@ export const codingOpenTool = defineTool({
     workspace_path: z.string(),
     managed: z.boolean(),
     branch: z.string().optional(),
-    scope: z.enum(["agent", "workflow"]),
+    scope: Scope,
     scope_id: z.string().optional(),
+    backend: z.string(),
     backend_session_id: z.string(),
     reused_workspace: z.boolean(),
   },
@@ -42,7 +46,7 @@ export const codingOpenTool = defineTool({
     const where = opened.reused_workspace ? "reused workspace" : opened.managed ? "new managed workspace" : "your workspace";
     return {
       structured: opened,
-      text: `Opened session ${opened.session_id} on ${where} ${opened.workspace_path}${opened.branch ? ` (branch ${opened.branch})` : ""}.`,
+      text: `Opened session ${opened.session_id} (backend ${opened.backend}) on ${where} ${opened.workspace_path}${opened.branch ? ` (branch ${opened.branch})` : ""}.`,
     };
   },
 });

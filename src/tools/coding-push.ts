@@ -1,5 +1,6 @@
 import { z } from "zod";
-import { CommitRef, sessionId } from "./schemas.js";
+import { CommitRef } from "../model.js";
+import { sessionId } from "./schemas.js";
 import { defineTool } from "./define.js";
 
 export const codingPushTool = defineTool({

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { defineTool } from "./define.js";
-import { TaskView, Totals } from "./schemas.js";
+import { SessionState, TaskView, Totals } from "../model.js";
 
 export const codingStatusTool = defineTool({
   name: "coding_status",
@@ -16,7 +16,8 @@ export const codingStatusTool = defineTool({
     sessions: z.array(
       z.object({
         session_id: z.string(),
-        state: z.enum(["idle", "running", "closed"]),
+        state: SessionState,
+        backend: z.string(),
         workspace_path: z.string(),
         title: z.string(),
         task: TaskView.optional(),

@@ -1,6 +1,7 @@
 import { setImmediate as nextTurn } from "node:timers/promises";
 import type { LoggingLevel } from "@modelcontextprotocol/sdk/types.js";
-import type { TaskEvent, ToolCallTrace } from "../backend.js";
+import type { TaskEvent } from "../backend.js";
+import type { ToolCallTrace } from "../model.js";
 import type { Redactor } from "../redact.js";
 import type { ToolExtra } from "./define.js";
 
@@ -36,7 +37,7 @@ export function describeEvent(event: TaskEvent): string {
       if (event.phase === "started") return `▶ ${describeCall(event.call)}`;
       return `${event.call.status === "error" ? "✗" : "✓"} ${describeCall(event.call)} (${seconds(event.call.duration_ms)})${event.call.error ? `: ${event.call.error.slice(0, 200)}` : ""}`;
     case "permission":
-      return `permission ${event.decision.permission} ${event.decision.reply === "once" ? "allowed" : "denied"} by policy${event.decision.patterns.length ? `: ${event.decision.patterns.join(", ").slice(0, 120)}` : ""}`;
+      return `permission ${event.decision.permission} ${event.decision.reply === "reject" ? "denied" : "allowed"}${event.decision.patterns.length ? `: ${event.decision.patterns.join(", ").slice(0, 120)}` : ""}`;
     case "retry":
       return `attempt ${event.attempt} in ${seconds(event.delayMs)} after: ${event.error.slice(0, 200)}`;
     case "finished": {

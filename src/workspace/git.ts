@@ -4,6 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import type { execa as Execa } from "execa";
 import { UserError } from "../errors.js";
+import type { ChangedFile, FileStatus } from "../model.js";
 import type { Redactor } from "../redact.js";
 import type { GitAuth } from "./credentials.js";
 import { repoRelativePath } from "./paths.js";
@@ -417,14 +418,8 @@ function cloneError(git: Git, err: unknown, o: CloneOptions): unknown {
 // Changes, commits and pushes
 // ---------------------------------------------------------------------------------------------
 
-export type FileStatus = "added" | "modified" | "deleted" | "renamed";
-
-export interface ChangedFile {
-  path: string;
-  status: FileStatus;
-  additions?: number;
-  deletions?: number;
-}
+/** Git's empty tree: the base to diff against in a repository that has no commit yet. */
+export const EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
 
 interface Numstat {
   path: string;

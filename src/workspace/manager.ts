@@ -3,7 +3,7 @@ import path from "node:path";
 import type { ResolvedConfig } from "../config.js";
 import { UserError } from "../errors.js";
 import type { Logger } from "../log.js";
-import type { WorkspaceRecord } from "../registry.js";
+import type { WorkspaceRecord } from "../model.js";
 import { setAttributes, withSpan } from "../telemetry.js";
 import { authEnv } from "./credentials.js";
 import { checkRemoteName, cloneRepository, commitChanges, initRepository, pushBranch, type Git } from "./git.js";

@@ -1,0 +1,235 @@
+import { z } from "zod";
+
+/**
+ * Every shape that crosses a layer, defined once as a zod schema with its type derived from it: what
+ * backends report, what tasks and sessions answer, what the tools send to clients and what the
+ * registry keeps on disk. The tools' output schemas are built from these, so a change here is a
+ * change clients see (the schema snapshot test shows it).
+ */
+
+export const TokenCounts = z.object({
+  input: z.number(),
+  output: z.number(),
+  reasoning: z.number(),
+  cache_read: z.number(),
+  cache_write: z.number(),
+});
+export type TokenCounts = z.infer<typeof TokenCounts>;
+
+export const ToolCallStatus = z.enum(["pending", "running", "completed", "error"]);
+
+/** One tool call of the agent, as clients see it. */
+export const ToolCall = z.object({
+  tool: z.string(),
+  status: ToolCallStatus,
+  title: z.string().optional(),
+  /** The tool's input, with long string values cut short. */
+  input: z.record(z.string(), z.unknown()),
+  output_preview: z.string(),
+  duration_ms: z.number(),
+  error: z.string().optional(),
+});
+
+/** A tool call as the backend reports it: what clients see, plus what follows it from start to end (never sent). */
+export const ToolCallTrace = ToolCall.extend({
+  /** The backend's id of the call. */
+  call_id: z.string().optional(),
+  /** Epoch ms, when the backend reported them (for spans). */
+  started_at: z.number().optional(),
+  ended_at: z.number().optional(),
+});
+export type ToolCallTrace = z.infer<typeof ToolCallTrace>;
+
+/** How a permission request of the agent was answered: once, for the rest of the session, or refused. */
+export const PermissionReply = z.enum(["once", "always", "reject"]);
+export type PermissionReply = z.infer<typeof PermissionReply>;
+
+/** A permission request the agent made mid-task, and how it was answered. */
+export const PermissionDecision = z.object({
+  /** The policy's kind: bash, edit, read, webfetch, external_directory, ... */
+  permission: z.string(),
+  patterns: z.array(z.string()),
+  reply: PermissionReply,
+});
+export type PermissionDecision = z.infer<typeof PermissionDecision>;
+
+export const TaskTrace = z.object({
+  model: z.string(),
+  provider: z.string(),
+  cost: z.number(),
+  tokens: TokenCounts,
+  duration_ms: z.number(),
+  finish_reason: z.string(),
+  /** Parsed as ToolCall: the fields that follow a call from start to end are never sent or stored. */
+  tool_calls: z.array(ToolCall),
+  /** How many tool calls were left out of `tool_calls` to keep the answer small. */
+  tool_calls_omitted: z.number().int().optional(),
+  reasoning: z.array(z.string()),
+  permissions: z.array(PermissionDecision).optional(),
+});
+export type TaskTrace = z.infer<typeof TaskTrace>;
+
+/** Why a task ended without success, for callers that branch on it. */
+export const Failure = z.enum(["timeout", "cancelled", "agent_error", "backend_unavailable"]);
+export type Failure = z.infer<typeof Failure>;
+
+/** What a backend answers for one task. */
+export const TaskResult = z.object({
+  success: z.boolean(),
+  summary: z.string(),
+  trace: TaskTrace,
+  error: z.string().optional(),
+  failure: Failure.optional(),
+  /** The backend says repeating the task may succeed (e.g. a provider's transient error). Not sent to clients. */
+  retryable: z.boolean().optional(),
+  /** How many attempts the task took (more than 1 after retries). */
+  attempts: z.number().int().optional(),
+});
+export type TaskResult = z.infer<typeof TaskResult>;
+
+export const FileStatus = z.enum(["added", "modified", "deleted", "renamed"]);
+export type FileStatus = z.infer<typeof FileStatus>;
+
+export const ChangedFile = z.object({
+  path: z.string(),
+  status: FileStatus,
+  additions: z.number().int().optional(),
+  deletions: z.number().int().optional(),
+});
+export type ChangedFile = z.infer<typeof ChangedFile>;
+
+export const CommitRef = z.object({ hash: z.string(), subject: z.string() });
+export type CommitRef = z.infer<typeof CommitRef>;
+
+/** A finished task's answer: what `code` returns, and what coding_status shows once a task is done. */
+export const CodeResult = TaskResult.omit({ retryable: true }).extend({
+  files_changed: z.array(ChangedFile),
+  /** Commits the agent made during the task. */
+  commits: z.array(CommitRef).optional(),
+  /** Something went wrong around the task that makes part of this answer incomplete (e.g. git could not list the changes). */
+  warnings: z.array(z.string()).optional(),
+});
+export type CodeResult = z.infer<typeof CodeResult>;
+
+/** What coding_status shows of a task: while it runs, its tool calls so far; once done, its result. */
+export const TaskView = z.object({
+  task_id: z.string(),
+  task: z.string(),
+  state: z.enum(["running", "done"]),
+  started_at: z.string(),
+  finished_at: z.string().optional(),
+  tool_calls: z.array(ToolCall),
+  result: CodeResult.optional(),
+});
+export type TaskView = z.infer<typeof TaskView>;
+
+/** What `code` answers: the finished task, or (background) the task that was started. */
+export type CodeAnswer = { state: "done"; result: CodeResult } | { state: "running"; task: TaskView };
+
+export const Totals = z.object({
+  tasks: z.number().int(),
+  cost: z.number(),
+  tokens: TokenCounts,
+  duration_ms: z.number(),
+});
+export type Totals = z.infer<typeof Totals>;
+
+export const Scope = z.enum(["agent", "workflow"]);
+export type Scope = z.infer<typeof Scope>;
+
+export const SessionState = z.enum(["idle", "running", "closed"]);
+export type SessionState = z.infer<typeof SessionState>;
+
+// ---------------------------------------------------------------------------------------------
+// Records kept on disk
+// ---------------------------------------------------------------------------------------------
+
+/** A session's last task, with its whole (bounded) answer for coding_status after the fact. */
+export const TaskRecord = z.object({
+  task_id: z.string().optional(),
+  started_at: z.string(),
+  finished_at: z.string().optional(),
+  task: z.string(),
+  success: z.boolean().optional(),
+  summary: z.string().optional(),
+  error: z.string().optional(),
+  cost: z.number(),
+  duration_ms: z.number(),
+  tool_calls: z.number(),
+  result: CodeResult.optional(),
+});
+export type TaskRecord = z.infer<typeof TaskRecord>;
+
+/** A task in progress, recorded so a restarted coding-mcp can follow it to its end. */
+export const RunningTaskRecord = z.object({
+  task_id: z.string(),
+  task: z.string(),
+  started_at: z.string(),
+  deadline: z.string(),
+  /** Where the task's turn starts in the backend session. */
+  checkpoint: z.string().optional(),
+  head_before: z.string(),
+  tree_before: z.string(),
+});
+export type RunningTaskRecord = z.infer<typeof RunningTaskRecord>;
+
+export const WorkspaceRecord = z.object({
+  id: z.string(),
+  path: z.string(),
+  /** Created by coding-mcp under base_path (and so removable); false for a caller's own directory. */
+  managed: z.boolean(),
+  repo_url: z.string().optional(),
+  branch: z.string().optional(),
+  scope: Scope,
+  scope_id: z.string().optional(),
+  created_at: z.string(),
+  removed_at: z.string().optional(),
+});
+export type WorkspaceRecord = z.infer<typeof WorkspaceRecord>;
+
+export const SessionRecord = z.object({
+  id: z.string(),
+  workspace_id: z.string(),
+  /** The configured backend's name ("opencode", or a name under `backends`). */
+  backend: z.string(),
+  backend_session_id: z.string(),
+  title: z.string(),
+  model: z.string().optional(),
+  agent: z.string().optional(),
+  state: z.enum(["open", "closed"]),
+  created_at: z.string(),
+  closed_at: z.string().optional(),
+  /** HEAD when the session opened: what coding_close's files_changed is measured against. */
+  base_commit: z.string(),
+  last_task: TaskRecord.optional(),
+  running: RunningTaskRecord.optional(),
+  totals: Totals,
+});
+export type SessionRecord = z.infer<typeof SessionRecord>;
+
+export function emptyTokens(): TokenCounts {
+  return { input: 0, output: 0, reasoning: 0, cache_read: 0, cache_write: 0 };
+}
+
+export function addTokens(into: TokenCounts, more: TokenCounts): TokenCounts {
+  into.input += more.input;
+  into.output += more.output;
+  into.reasoning += more.reasoning;
+  into.cache_read += more.cache_read;
+  into.cache_write += more.cache_write;
+  return into;
+}
+
+export function emptyTotals(): Totals {
+  return { tasks: 0, cost: 0, tokens: emptyTokens(), duration_ms: 0 };
+}
+
+/** The totals after one more task. */
+export function addToTotals(totals: Totals, result: TaskResult): Totals {
+  return {
+    tasks: totals.tasks + 1,
+    cost: Math.round((totals.cost + result.trace.cost) * 1e6) / 1e6,
+    tokens: addTokens({ ...totals.tokens }, result.trace.tokens),
+    duration_ms: totals.duration_ms + result.trace.duration_ms,
+  };
+}
