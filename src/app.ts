@@ -39,6 +39,8 @@ export interface AppOptions {
   env?: NodeJS.ProcessEnv;
   /** Builds the backends instead of the configured ones (tests use a scripted backend). */
   backends?: (deps: BackendDeps) => CodingBackend[];
+  /** With `backends`: the default one's name (else default_backend). */
+  defaultBackend?: string;
 }
 
 /**
@@ -99,7 +101,7 @@ export async function createApp(config: ResolvedConfig, options: AppOptions = {}
   const git = new Git({ redactor, log: (m: string) => log.debug(m), hideEnv: secretVariables(config, env) });
   const workspaces = new WorkspaceManager(config, git, log);
   const deps: BackendDeps = { config, log, redactor, agentEnv: agentEnvironment(config, env) };
-  const backends = new Backends((options.backends ?? configuredBackends)(deps), config.default_backend);
+  const backends = new Backends((options.backends ?? configuredBackends)(deps), options.defaultBackend ?? config.default_backend);
   const policy = new PermissionPolicy(config.opencode.permissions);
   const sessions = new SessionManager(config, records, workspaces, backends, policy, git, log);
   // Tasks that were running when coding-mcp last stopped are followed to their end again.

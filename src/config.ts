@@ -3,6 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
+import { errorMessage } from "./errors.js";
 
 /**
  * coding-mcp's configuration: an optional YAML file, then environment variables on top, validated
@@ -183,7 +184,15 @@ function unwrap(schema: z.ZodType): z.ZodType {
 }
 
 /** CODING_MCP_<SECTION>_<KEY> variables (e.g. CODING_MCP_LIMITS_TASK_TIMEOUT_MIN=30) override the file. */
-function applyEnvironment(raw: Record<string, any>, env: NodeJS.ProcessEnv): void {
+/** The config as read from YAML, before validation: sections of untyped values. */
+type RawConfig = Record<string, unknown>;
+
+function sectionOf(raw: RawConfig, name: string): Record<string, unknown> {
+  const value = raw[name];
+  return value && typeof value === "object" && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
+}
+
+function applyEnvironment(raw: RawConfig, env: NodeJS.ProcessEnv): void {
   for (const [name, value] of Object.entries(env)) {
     if (!name.startsWith("CODING_MCP_") || value === undefined || OWN_VARIABLES.has(name)) continue;
     const rest = name.slice("CODING_MCP_".length).toLowerCase();
@@ -196,9 +205,9 @@ function applyEnvironment(raw: Record<string, any>, env: NodeJS.ProcessEnv): voi
           `${Object.keys(SECTIONS).join(", ")} and KEY a key of that section (see README), plus ${[...OWN_VARIABLES].join(", ")}`,
       );
     }
-    raw[section] = { ...(raw[section] ?? {}), [key]: envValue(shape[key], value, name) };
+    raw[section] = { ...sectionOf(raw, section), [key]: envValue(shape[key], value, name) };
   }
-  if (env.OPENCODE_URL) raw.opencode = { ...(raw.opencode ?? {}), url: env.OPENCODE_URL };
+  if (env.OPENCODE_URL) raw.opencode = { ...sectionOf(raw, "opencode"), url: env.OPENCODE_URL };
   if (env.CODING_MCP_LOG_LEVEL) raw.log_level = env.CODING_MCP_LOG_LEVEL;
   if (env.CODING_MCP_DEFAULT_BACKEND) raw.default_backend = env.CODING_MCP_DEFAULT_BACKEND;
 }
@@ -207,8 +216,10 @@ function describeIssues(error: z.ZodError, source: string): string {
   const lines = error.issues.map((issue) => {
     const at = issue.path.join(".") || "(top level)";
     if (issue.code === "unrecognized_keys") {
-      // eslint-disable-next-line @typescript-eslint/no-explicit-any
-      const parent = issue.path.reduce<any>((s, k) => (unwrap(s) as any).shape?.[k], ConfigSchema);
+      const parent = issue.path.reduce<z.ZodType | undefined>((s, k) => {
+        const inner = s && unwrap(s);
+        return inner instanceof z.ZodObject ? (inner.shape as Record<PropertyKey, z.ZodType>)[k] : undefined;
+      }, ConfigSchema);
       const inner = parent ? unwrap(parent) : undefined;
       const allowed = inner instanceof z.ZodObject ? Object.keys(inner.shape).join(", ") : "";
       return `  ${issue.keys.map((k) => (issue.path.length ? `${at}.${k}` : k)).join(", ")}: unknown key; allowed here: ${allowed}`;
@@ -224,7 +235,7 @@ function describeIssues(error: z.ZodError, source: string): string {
 export function loadConfig(options: { configPath?: string; env?: NodeJS.ProcessEnv } = {}): ResolvedConfig {
   const env = options.env ?? process.env;
   const { file } = configFilePath(options.configPath, env);
-  let raw: Record<string, any> = {};
+  let raw: RawConfig = {};
   if (file) {
     let text: string;
     try {
@@ -234,7 +245,7 @@ export function loadConfig(options: { configPath?: string; env?: NodeJS.ProcessE
       throw new ConfigError(
         code === "ENOENT"
           ? `config file ${file} does not exist; fix the path given by --config or CODING_MCP_CONFIG, or leave both out to use the defaults`
-          : `cannot read config file ${file}: ${code ?? err}`,
+          : `cannot read config file ${file}: ${code ?? errorMessage(err)}`,
       );
     }
     let parsed: unknown;
@@ -246,7 +257,7 @@ export function loadConfig(options: { configPath?: string; env?: NodeJS.ProcessE
     if (parsed !== null && parsed !== undefined && (typeof parsed !== "object" || Array.isArray(parsed))) {
       throw new ConfigError(`config file ${file} must be a YAML mapping with the sections opencode, workspace, git, limits, http`);
     }
-    raw = (parsed as Record<string, any>) ?? {};
+    raw = (parsed as RawConfig | null) ?? {};
   }
   applyEnvironment(raw, env);
   const source = file ? `file ${file} and environment` : "environment and defaults";

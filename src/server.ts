@@ -4,9 +4,10 @@ import { registerTool, type ConnectionState, type ToolContext } from "./tools/de
 import { allTools } from "./tools/index.js";
 import { VERSION } from "./version.js";
 
-const INSTRUCTIONS = `coding-mcp delegates whole coding tasks to the OpenCode agent inside git workspaces.
+const INSTRUCTIONS = `coding-mcp delegates whole coding tasks to a coding agent (OpenCode, or another configured backend chosen at coding_open) inside git workspaces.
 Typical flow: coding_open (new, cloned or existing repository) -> code (one or more tasks) -> coding_commit -> coding_push -> coding_close.
-code answers with the agent's summary, the files changed and a trace of its tool calls. Close sessions when done.`;
+code answers with the agent's summary, the files changed and a trace of its tool calls. For long tasks pass background: true and follow the task with coding_status; stop a running task with coding_cancel.
+Close sessions when done.`;
 
 /** The MCP server with every coding tool registered; one per MCP connection, all sharing one context. */
 export function createServer(ctx: ToolContext): McpServer {

@@ -107,7 +107,11 @@ export class TaskRunner {
     };
     const done = traced(span, execute(track)).finally(() => this.active.delete(session.id));
     this.active.set(session.id, { view, controller, calls, done });
-    done.catch((err) => (this.stopping ? this.log.info : this.log.error)(`task ${view.task_id} on ${session.id}: ${errorMessage(err)}`));
+    done.catch((err) => {
+      const line = `task ${view.task_id} on ${session.id}: ${errorMessage(err)}`;
+      if (this.stopping) this.log.info(line);
+      else this.log.error(line);
+    });
     return done;
   }
 

@@ -41,7 +41,7 @@ export function safeAttributes(attributes: AttributeInput): Attributes {
   const out: Attributes = {};
   for (const [key, value] of Object.entries(attributes)) {
     if (value === undefined) continue;
-    out[key] = typeof value === "string" ? redactor.text(value) : Array.isArray(value) ? (redactor.value(value) as AttributeValue) : value;
+    out[key] = typeof value === "string" ? redactor.text(value) : Array.isArray(value) ? (redactor.value(value)) : value;
   }
   return out;
 }

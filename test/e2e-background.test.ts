@@ -60,7 +60,7 @@ describe("background tasks", () => {
     const running = await until(async () => {
       const s = await status(opened.session_id);
       return s.state === "running" && s.task?.tool_calls.length ? s : undefined;
-    }, 15_000);
+    }, 30_000);
     expect(running?.task.task_id).toBe(answer.task_id);
     expect(running?.task.tool_calls[0].tool).toBe("bash");
 

@@ -237,7 +237,7 @@ describe("cloneRepository", () => {
       expect(await exists(dir)).toBe(false);
       // git-remote-http held the connection; killing the process group closes it.
       expect(sockets.length).toBeGreaterThan(0);
-      await Promise.all(sockets.map((s) => (s.closed ? undefined : new Promise((resolve) => s.once("close", resolve)))));
+      await Promise.all(sockets.filter((s) => !s.closed).map((s) => new Promise((resolve) => s.once("close", resolve))));
     } finally {
       sockets.forEach((s) => s.destroy());
       server.close();

@@ -1,3 +1,4 @@
+import type * as UndiciModule from "undici";
 import type { Agent, Dispatcher } from "undici";
 
 /**
@@ -99,7 +100,7 @@ export interface OpencodeClientOptions {
 
 const RETRY_BASE = { maxRetries: 4, minTimeout: 200, maxTimeout: 3000, timeoutFactor: 2 };
 
-type Undici = typeof import("undici");
+type Undici = typeof UndiciModule;
 type DispatcherKind = "direct" | "idempotent" | "firstContact";
 
 interface Transport {

@@ -57,18 +57,22 @@ export function errorResult(redactor: Redactor, message: string, hint?: string):
   return { isError: true, content: [{ type: "text", text: redactor.text(text) }] };
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export function registerTool(server: McpServer, tool: ToolDefinition<any, any>, ctx: ToolContextWithConnection): void {
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- every tool, whatever its shapes, goes through this one registration
+export type AnyTool = ToolDefinition<any, any>;
+
+export function registerTool(server: McpServer, tool: AnyTool, ctx: ToolContextWithConnection): void {
+  const inputSchema = tool.inputSchema as z.ZodRawShape;
+  const outputSchema = tool.outputSchema as z.ZodRawShape;
   // Parsing the answer with the output schema drops internal fields (e.g. span timestamps), so
   // clients get exactly the declared shape.
-  const output = z.object(tool.outputSchema);
+  const output = z.object(outputSchema);
   server.registerTool(
     tool.name,
     {
       title: tool.title,
       description: tool.description,
-      inputSchema: tool.inputSchema,
-      outputSchema: tool.outputSchema,
+      inputSchema,
+      outputSchema,
       annotations: { title: tool.title, ...tool.annotations },
     },
     // One SERVER span per call, a child of the client's trace when its request carries _meta.traceparent;
@@ -91,7 +95,7 @@ export function registerTool(server: McpServer, tool: ToolDefinition<any, any>, 
           if (typeof answer.structured.session_id === "string") setAttributes(span, { "coding_mcp.session_id": answer.structured.session_id });
           return {
             content: [{ type: "text", text: ctx.redactor.text(answer.text) }],
-            structuredContent: ctx.redactor.value(output.parse(answer.structured)) as Record<string, unknown>,
+            structuredContent: ctx.redactor.value<Record<string, unknown>>(output.parse(answer.structured)),
           };
         } catch (err) {
           failSpan(span, errorType(err), errorMessage(err));

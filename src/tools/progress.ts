@@ -15,12 +15,11 @@ import type { ToolExtra } from "./define.js";
 const MIN_GAP_MS = 25;
 const SEVERITY: LoggingLevel[] = ["debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"];
 
+/** A short line for a tool call: a command, else its title, else the file or pattern it works on. */
 export function describeCall(call: ToolCallTrace): string {
   const input = call.input;
-  const detail =
-    call.tool === "bash"
-      ? `: ${String(input.command ?? call.title ?? "")}`
-      : ` ${String(call.title || input.filePath || input.path || input.pattern || "")}`;
+  const str = (value: unknown) => (typeof value === "string" ? value : "");
+  const detail = call.tool === "bash" ? `: ${str(input.command) || call.title || ""}` : ` ${call.title || str(input.filePath) || str(input.path) || str(input.pattern)}`;
   const text = `${call.tool}${detail}`.trim();
   return text.length > 120 ? `${text.slice(0, 117)}...` : text;
 }

@@ -15,7 +15,6 @@ import {
   type RequestId,
 } from "@modelcontextprotocol/sdk/types.js";
 import type { Logger } from "../log.js";
-import { isLoopbackHost } from "../net.js";
 
 /**
  * MCP over HTTP on one port: Streamable HTTP at /mcp and the legacy SSE transport at /sse +
@@ -330,6 +329,7 @@ export async function serveHttp(newServer: () => McpServer, log: Logger, options
       return;
     }
     if (!makeRoom()) return tooManySessions(res);
+    // eslint-disable-next-line prefer-const -- assigned once the transport that refers to it exists
     let session: McpSession | undefined;
     const transport = new StreamableHTTPServerTransport({
       sessionIdGenerator: randomUUID,

@@ -48,6 +48,7 @@ async function realDirectory(p: string): Promise<string> {
  * `what` names the input in the error ("paths", "sparse_paths").
  */
 export async function repoRelativePath(root: string, p: string, what: string): Promise<string> {
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what is refused here
   if (p.length === 0 || /[\x00-\x1f\x7f]/.test(p)) throw new UserError(`${what}: ${JSON.stringify(p)} is empty or contains control characters`);
   if (p.startsWith("-")) throw new UserError(`${what}: ${p} starts with '-'`, "prefix it with ./ if it really is a file name");
   const bases = [path.resolve(root)];

@@ -44,6 +44,7 @@ function refuse(what: string, hint: string = ALLOWED): never {
 
 export function validateRepoUrl(url: string, opts: RepoUrlPolicy): ValidRepoUrl {
   if (url.length === 0) refuse("is empty");
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what is refused here
   if (/[\s\x00-\x1f\x7f]/.test(url)) refuse("contains whitespace or control characters");
   if (url.startsWith("-")) refuse("starts with '-', which git would read as an option");
   if (TRANSPORT_HELPER.test(url)) refuse("uses a git remote helper (transport::address), which is never allowed");

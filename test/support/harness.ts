@@ -182,9 +182,9 @@ export async function startHttpHarness(options: HttpHarnessOptions = {}): Promis
     stdio: ["ignore", "pipe", "pipe"],
   });
   const stdout: string[] = [];
-  child.stdout!.on("data", (chunk: Buffer) => stdout.push(chunk.toString("utf8")));
+  child.stdout.on("data", (chunk: Buffer) => stdout.push(chunk.toString("utf8")));
   let partial = "";
-  child.stderr!.on("data", (chunk: Buffer) => {
+  child.stderr.on("data", (chunk: Buffer) => {
     const lines = (partial + chunk.toString("utf8")).split("\n");
     partial = lines.pop() ?? "";
     stderr.push(...lines.filter(Boolean));
@@ -269,7 +269,7 @@ export function textOf(result: CallToolResult): string {
   return first && first.type === "text" ? first.text : "";
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- the caller names the shape it expects
 export function structured<T = any>(result: CallToolResult): T {
   if (result.isError) throw new Error(`tool answered an error: ${textOf(result)}`);
   return result.structuredContent as T;

@@ -54,11 +54,12 @@ function attributesOf(list: KeyValue[] | undefined): Record<string, unknown> {
   return Object.fromEntries((list ?? []).map((kv) => [kv.key, valueOf(kv.value)]));
 }
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
+/* eslint-disable @typescript-eslint/no-explicit-any -- OTLP JSON as received, checked field by field below */
 function decode(body: any): ReceivedSpan[] {
   const spans: ReceivedSpan[] = [];
   for (const rs of body.resourceSpans ?? []) {
-    const service = String(attributesOf(rs.resource?.attributes)["service.name"] ?? "");
+    const name = attributesOf(rs.resource?.attributes)["service.name"];
+    const service = typeof name === "string" ? name : "";
     for (const ss of rs.scopeSpans ?? []) {
       for (const s of ss.spans ?? []) {
         spans.push({

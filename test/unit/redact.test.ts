@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { Redactor } from "../src/redact.js";
+import { Redactor } from "../../src/redact.js";
 
 describe("Redactor", () => {
   const secret = "s3cr3t-Value/with+chars";

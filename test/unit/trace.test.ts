@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import type { OpencodeMessage } from "../src/opencode/client.js";
-import { PathMap } from "../src/opencode/path-map.js";
-import { TRACE_LIMITS, summarizeTurn, turnMessages } from "../src/opencode/trace.js";
+import type { OpencodeMessage } from "../../src/opencode/client.js";
+import { PathMap } from "../../src/opencode/path-map.js";
+import { TRACE_LIMITS, summarizeTurn, turnMessages } from "../../src/opencode/trace.js";
 
 function assistant(id: string, parentID: string, parts: OpencodeMessage["parts"], extra: Partial<OpencodeMessage["info"]> = {}): OpencodeMessage {
   return {

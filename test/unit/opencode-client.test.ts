@@ -1,10 +1,10 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { createLogger } from "../src/log.js";
-import { OpencodeBackend } from "../src/opencode/backend.js";
-import { OpencodeClient, OpencodeHttpError } from "../src/opencode/client.js";
-import { Redactor } from "../src/redact.js";
+import { createLogger } from "../../src/log.js";
+import { OpencodeBackend } from "../../src/opencode/backend.js";
+import { OpencodeClient, OpencodeHttpError } from "../../src/opencode/client.js";
+import { Redactor } from "../../src/redact.js";
 
 // Unit tests of the HTTP client and backend against a small scripted stand-in for OpenCode's API,
 // for the failure modes a real server shows only now and then (5xx, empty bodies, 2.x versions).
@@ -19,13 +19,15 @@ afterEach(async () => {
 
 async function fakeOpencode(handler: Handler): Promise<{ url: string; seen: string[] }> {
   const seen: string[] = [];
-  const server = http.createServer(async (req, res) => {
+  const server = http.createServer((req, res) => {
     let body = "";
-    for await (const chunk of req) body += chunk;
-    seen.push(`${req.method} ${req.url} ${req.headers.authorization ?? ""}`);
-    const answer = handler(req, body) ?? { status: 404 };
-    res.writeHead(answer.status, { "content-type": "application/json" });
-    res.end(answer.body === undefined ? "" : JSON.stringify(answer.body));
+    req.on("data", (chunk: Buffer) => (body += chunk.toString("utf8")));
+    req.on("end", () => {
+      seen.push(`${req.method} ${req.url} ${req.headers.authorization ?? ""}`);
+      const answer = handler(req, body) ?? { status: 404 };
+      res.writeHead(answer.status, { "content-type": "application/json" });
+      res.end(answer.body === undefined ? "" : JSON.stringify(answer.body));
+    });
   });
   servers.push(server);
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
