@@ -241,7 +241,11 @@ export function opencodeConfigFor(baseURL) {
         npm: "@ai-sdk/openai-compatible",
         name: "Fake",
         options: { baseURL, apiKey: "fake-key" },
-        models: { "fake-coder": { name: "Fake Coder", tool_call: true, cost: { input: 3, output: 15, cache_read: 0.3, cache_write: 3.75 } } },
+        models: {
+          "fake-coder": { name: "Fake Coder", tool_call: true, cost: { input: 3, output: 15, cache_read: 0.3, cache_write: 3.75 } },
+          // A second model, so tests can tell which one a prompt really named.
+          "fake-alt": { name: "Fake Alternative", tool_call: true },
+        },
       },
     },
   };
