@@ -8,7 +8,7 @@
 //                        (synchronous POST /session/{id}/message); one open session on each side, reused
 //   cold start           dist/cli.js to its first tools/list answer  vs  a minimal McpServer with one tool
 //   16 at once           16 concurrent `code` calls  vs  16 concurrent direct prompts (wall time)
-//   commit + changes     changedFiles + commitChanges (dist/workspace/git.js)  vs  the plain git commands
+//   commit + changes     changedFiles + commitChanges (src/workspace/git.ts)  vs  the plain git commands
 //                        computing the same, in a generated repository of 20,000 files with 2,000 changed
 //   memory               coding-mcp's own RSS (/proc/PID/status), idle and with 100 open sessions
 //
@@ -39,11 +39,15 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { Agent, request } from "undici";
 import { stringify } from "yaml";
-import { resolveOpencodeBinary } from "../dist/opencode/managed.js";
-import { Redactor } from "../dist/redact.js";
-import { buildTaskPrompt } from "../dist/task-prompt.js";
-import { Git, changedFiles, commitChanges } from "../dist/workspace/git.js";
 import { hermeticOpencodeEnv, opencodeConfigFor, startFakeModel } from "../test/support/fake-model.mjs";
+import { transpile } from "./build.mjs";
+
+// The library's own modules, transpiled from src/ (dist/ holds only the bundled CLI).
+await transpile(fileURLToPath(new URL("../.bench/lib", import.meta.url)));
+const { resolveOpencodeBinary } = await import("../.bench/lib/opencode/managed.js");
+const { Redactor } = await import("../.bench/lib/redact.js");
+const { buildTaskPrompt } = await import("../.bench/lib/task-prompt.js");
+const { Git, changedFiles, commitChanges } = await import("../.bench/lib/workspace/git.js");
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const CLI = path.join(ROOT, "dist", "cli.js");
