@@ -2,6 +2,7 @@ import { z } from "zod";
 import { defineTool } from "./define.js";
 import { TaskProgress } from "./progress.js";
 import { CodeResult } from "../model.js";
+import { diffResourceLink } from "../resources/diff.js";
 import { formatChangedFiles, sessionId } from "./schemas.js";
 
 export const codeTool = defineTool({
@@ -37,8 +38,11 @@ export const codeTool = defineTool({
     } finally {
       await progress.drain();
     }
+    // The change stays readable (and reviewable before a commit) at the session's diff resource.
+    const links = [diffResourceLink(args.session_id)];
     if (answer.state === "running") {
       return {
+        links,
         structured: { state: "running" as const, task_id: answer.task.task_id },
         text: `Task ${answer.task.task_id} started in the background. Follow it with coding_status (session_id ${args.session_id}); stop it with coding_cancel.`,
       };
@@ -50,6 +54,7 @@ export const codeTool = defineTool({
     const head = result.success ? `Task finished: ${result.summary || "(no summary)"}` : `Task failed: ${result.error}`;
     const tokens = trace.tokens.input + trace.tokens.output + trace.tokens.reasoning;
     return {
+      links,
       structured: { state: "done" as const, ...result },
       text:
         `${head}\nFiles changed: ${formatChangedFiles(result.files_changed)}\n` +
