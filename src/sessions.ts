@@ -195,7 +195,7 @@ export class SessionManager {
         state: "open",
         created_at: new Date().toISOString(),
         base_commit: (await headCommit(this.git, workspace.path)) ?? EMPTY_TREE,
-        ...(await this.stateAtOpen(workspace)),
+        ...(await this.stateAtOpen(workspace, !reused)),
         totals: emptyTotals(),
         ...(input.model ? { model: input.model } : {}),
       };
@@ -253,8 +253,10 @@ export class SessionManager {
   /**
    * What the session's change is measured against: the working tree as it is now (as a tree object) and,
    * in a caller's own checkout, the files that already had uncommitted changes (coding_commit leaves them out).
+   * A managed workspace created by this very call is a clean checkout of HEAD: base_commit says it all.
    */
-  private async stateAtOpen(workspace: WorkspaceRecord): Promise<Pick<SessionRecord, "tree_at_open" | "dirty_at_open">> {
+  private async stateAtOpen(workspace: WorkspaceRecord, created: boolean): Promise<Pick<SessionRecord, "tree_at_open" | "dirty_at_open">> {
+    if (workspace.managed && created) return {};
     const [tree, dirty] = await Promise.all([
       snapshotWorkingTree(this.git, workspace.path).catch((err) => {
         this.log.warn(`could not snapshot ${workspace.path} at open; coding_diff will measure from HEAD: ${errorMessage(err)}`);

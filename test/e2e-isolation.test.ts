@@ -17,6 +17,8 @@ let owner: string;
 let remote: string;
 let ownerBefore: OwnerState;
 const TOKEN = `ghp_${"Z9".repeat(18)}`;
+// Tests that run agent tasks (two at once, on shared and busy machines) get more than the default bound.
+const TASK_TEST_TIMEOUT = 300_000;
 
 beforeAll(async () => {
   h = await startHarness();
@@ -133,7 +135,7 @@ describe("isolated sessions on one repository", () => {
     expect(resourceLinks(codeA)).toEqual([expect.objectContaining({ uri: `coding://sessions/${a.session_id}/diff`, mimeType: "text/x-diff" })]);
 
     expect(ownerState(owner)).toEqual(ownerBefore);
-  });
+  }, TASK_TEST_TIMEOUT);
 
   it("shows each session's change as a diff, as the tool and as the resource, matching git diff", async () => {
     const diffA = structured(await h.call("coding_diff", { session_id: a.session_id }));
@@ -274,7 +276,7 @@ describe("a session in the owner's own checkout", () => {
     expect(named.left_out).toEqual(["README.md"]);
     expect(git(plain, "show", "--name-only", "--format=", "HEAD")).toBe("scratch.txt");
     structured(await h.call("coding_close", { session_id: opened.session_id }));
-  });
+  }, TASK_TEST_TIMEOUT);
 });
 
 describe("bad input for isolation is answered clearly and leaves nothing behind", () => {

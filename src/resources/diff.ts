@@ -50,8 +50,8 @@ export function registerDiffResource(server: McpServer, ctx: ToolContext): void 
     },
     async (uri, variables) => {
       const raw = variables.session_id;
-      const sessionId = decodeURIComponent(Array.isArray(raw) ? (raw[0] ?? "") : (raw ?? ""));
       try {
+        const sessionId = decodeURIComponent(Array.isArray(raw) ? (raw[0] ?? "") : (raw ?? ""));
         const diff = await ctx.sessions.diff({ session_id: sessionId });
         return {
           contents: [{ uri: uri.href, mimeType: DIFF_MIME_TYPE, text: ctx.redactor.text(diff.diff), _meta: { truncated: diff.truncated, base: diff.base } }],

@@ -12,6 +12,7 @@ export const codeTool = defineTool({
     "Hand a whole coding task to the session's coding agent (the backend chosen at coding_open) in its workspace and wait for it to finish. " +
     "The agent reads, edits and runs code there; with a progressToken you get a notification as each tool call starts and ends. Answers with success, the agent's summary, the files changed (from git), " +
     "commits the agent made, and a trace: every tool call with its status and a preview of its output, tokens, cost and model. " +
+    "The answer links (resource_link) to the session's diff, coding://sessions/{session_id}/diff; read it, or call coding_diff, to review the change. " +
     "Commit and push afterwards with coding_commit and coding_push.",
   inputSchema: {
     session_id: sessionId,
