@@ -61,7 +61,8 @@ export const codeTool = defineTool({
         `${head}\nFiles changed: ${formatChangedFiles(result.files_changed)}\n` +
         `${tools}; ${tokens} tokens; cost ${trace.cost}; ${(trace.duration_ms / 1000).toFixed(1)} s; model ${trace.provider}/${trace.model}` +
         (result.commits?.length ? `\nCommits by the agent: ${result.commits.map((c) => c.hash.slice(0, 10)).join(", ")}` : "") +
-        (result.warnings?.length ? `\nWarning: ${result.warnings.join("; ")}` : ""),
+        (result.warnings?.length ? `\nWarning: ${result.warnings.join("; ")}` : "") +
+        `\nReview the change with coding_diff or the resource ${links[0]!.uri}.`,
     };
   },
 });

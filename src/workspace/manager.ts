@@ -97,6 +97,13 @@ export class WorkspaceManager {
   /** A new worktree of `source` under base_path on the new branch `branch`, from the checkout's HEAD. */
   async createWorktree(id: string, source: SourceRepository, branch: string): Promise<string> {
     const dir = this.dirFor(id);
+    if (isInside(dir, source.top)) {
+      throw new UserError(
+        `workspace.base_path ${this.config.workspace.base_path} is inside the repository ${source.top}, so its worktree would show up in your checkout`,
+        "Set workspace.base_path to a directory outside the repository, or open it without isolation.",
+        "path_not_allowed",
+      );
+    }
     this.log.info(`creating worktree ${dir} of ${source.top} on branch ${branch} at ${source.head.slice(0, 12)}`);
     await withSpan("git.worktree.add", { "coding_mcp.workspace": dir, "git.branch": branch }, () =>
       addWorktree(this.git, { repo: source.top, dir, branch, commit: source.head, timeoutMs: this.config.limits.clone_timeout_min * 60_000 }),
