@@ -10,6 +10,8 @@ import { loadConfig } from "../src/config.js";
 import { createLogger } from "../src/log.js";
 import { emptyTokens, type TaskResult } from "../src/model.js";
 import { Redactor } from "../src/redact.js";
+import { Git } from "../src/workspace/git.js";
+import { WorkspaceManager } from "../src/workspace/manager.js";
 
 // Session rules around isolation, in process and fast: the real SessionManager, records and git, with
 // a scripted backend in place of an agent (its "task" edits files as the script says). The end-to-end
@@ -114,6 +116,16 @@ describe("isolated sessions", () => {
     const opened = await app.sessions.open({ workspace_path: repo, isolation: "worktree", branch: "wip" });
     expect(opened.branch).toBe("wip");
     await app.sessions.close({ session_id: opened.session_id });
+  });
+
+  it("refuse a worktree that would land inside the caller's repository", async () => {
+    const repo = repository("holds-base");
+    const config = { ...app.config, workspace: { ...app.config.workspace, base_path: path.join(repo, "workspaces") } };
+    const manager = new WorkspaceManager(config, new Git({ redactor: new Redactor([]) }), createLogger(new Redactor([]), "error"));
+    const source = await manager.sourceForWorktree(repo);
+    await expect(manager.createWorktree("ws_inside", source, "inside")).rejects.toThrow(/is inside the repository/);
+    expect(git(repo, "branch", "--list")).toBe("* main\n");
+    expect(git(repo, "status", "--porcelain")).toBe("");
   });
 
   it("push without a remote says the branch is already in the caller's repository", async () => {
