@@ -140,6 +140,29 @@ export type Scope = z.infer<typeof Scope>;
 export const SessionState = z.enum(["idle", "running", "closed"]);
 export type SessionState = z.infer<typeof SessionState>;
 
+/** none: the session works in the directory it was given; worktree: in a new git worktree of it, on a branch of its own. */
+export const Isolation = z.enum(["none", "worktree"]);
+export type Isolation = z.infer<typeof Isolation>;
+
+/** What coding_diff measures from: the session's start (committed or not), or the last commit (what is not committed yet). */
+export const DiffSince = z.enum(["open", "commit"]);
+export type DiffSince = z.infer<typeof DiffSince>;
+
+/** A session's change as a unified diff: what coding_diff answers and the diff resource holds. */
+export const SessionDiff = z.object({
+  /** Unified diff (git's format: renames as renames, binary files named, not dumped), at most max_bytes. */
+  diff: z.string(),
+  files_changed: z.array(ChangedFile),
+  /** The diff was cut at a line boundary to stay within max_bytes. */
+  truncated: z.boolean(),
+  since: DiffSince,
+  /** The commit (or tree) the diff starts from. */
+  base: z.string(),
+  /** Files in the caller's checkout that had uncommitted changes before the session opened, changed now, and so not shown (name them in paths to see them). */
+  left_out: z.array(z.string()).optional(),
+});
+export type SessionDiff = z.infer<typeof SessionDiff>;
+
 // ---------------------------------------------------------------------------------------------
 // Records kept on disk
 // ---------------------------------------------------------------------------------------------
@@ -179,7 +202,12 @@ export const WorkspaceRecord = z.object({
   /** Created by coding-mcp under base_path (and so removable); false for a caller's own directory. */
   managed: z.boolean(),
   repo_url: z.string().optional(),
+  /** The branch cloned, or (isolation worktree) the session branch created for the worktree. */
   branch: z.string().optional(),
+  /** Absent in records written before isolation existed: "none". */
+  isolation: Isolation.optional(),
+  /** isolation worktree: the top directory of the caller's repository the worktree belongs to. */
+  source_repo: z.string().optional(),
   scope: Scope,
   scope_id: z.string().optional(),
   created_at: z.string(),
@@ -201,6 +229,10 @@ export const SessionRecord = z.object({
   closed_at: z.string().optional(),
   /** HEAD when the session opened: what coding_close's files_changed is measured against. */
   base_commit: z.string(),
+  /** The working tree when the session opened, as a tree object: what coding_diff measures from (absent in old records: base_commit). */
+  tree_at_open: z.string().optional(),
+  /** In a caller's own checkout (no isolation): paths (from the repository's top) with uncommitted changes when the session opened; coding_commit leaves them out. */
+  dirty_at_open: z.array(z.string()).optional(),
   last_task: TaskRecord.optional(),
   running: RunningTaskRecord.optional(),
   totals: Totals,

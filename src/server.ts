@@ -1,11 +1,13 @@
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { SetLevelRequestSchema } from "@modelcontextprotocol/sdk/types.js";
+import { registerDiffResource } from "./resources/diff.js";
 import { registerTool, type ConnectionState, type ToolContext } from "./tools/define.js";
 import { allTools } from "./tools/index.js";
 import { VERSION } from "./version.js";
 
 const INSTRUCTIONS = `coding-mcp delegates whole coding tasks to a coding agent (OpenCode, or another configured backend chosen at coding_open) inside git workspaces.
 Typical flow: coding_open (new, cloned or existing repository) -> code (one or more tasks) -> coding_commit -> coding_push -> coding_close.
+For parallel work on one repository, open each session with workspace_path and isolation "worktree": each gets its own worktree and branch. Read a session's change with coding_diff (or the resource coding://sessions/{session_id}/diff) before committing.
 code answers with the agent's summary, the files changed and a trace of its tool calls. For long tasks pass background: true and follow the task with coding_status; stop a running task with coding_cancel.
 Close sessions when done.`;
 
@@ -22,5 +24,6 @@ export function createServer(ctx: ToolContext): McpServer {
     return {};
   });
   for (const tool of allTools) registerTool(server, tool, { ...ctx, connection });
+  registerDiffResource(server, ctx);
   return server;
 }

@@ -1,16 +1,43 @@
+import fs from "node:fs/promises";
 import path from "node:path";
 import type { CodingBackend, TaskEvent } from "./backend.js";
 import type { Backends } from "./backends.js";
 import type { ResolvedConfig } from "./config.js";
 import { UserError, errorMessage } from "./errors.js";
 import type { Logger } from "./log.js";
-import { emptyTotals, type ChangedFile, type CodeAnswer, type Scope, type SessionRecord, type SessionState, type TaskView, type Totals, type WorkspaceRecord } from "./model.js";
+import {
+  emptyTotals,
+  type ChangedFile,
+  type CodeAnswer,
+  type DiffSince,
+  type Isolation,
+  type Scope,
+  type SessionDiff,
+  type SessionRecord,
+  type SessionState,
+  type TaskView,
+  type Totals,
+  type WorkspaceRecord,
+} from "./model.js";
 import type { PermissionPolicy } from "./permissions.js";
 import type { Records } from "./records.js";
 import { newId } from "./store.js";
 import { buildTaskPrompt } from "./task-prompt.js";
 import { TaskRunner } from "./tasks.js";
-import { EMPTY_TREE, changedFiles, currentBranch, headCommit, type Git } from "./workspace/git.js";
+import {
+  EMPTY_TREE,
+  changedFiles,
+  currentBranch,
+  dirtyPaths,
+  headCommit,
+  repositoryPrefix,
+  repositoryTop,
+  snapshotWorkingTree,
+  stagedPaths,
+  workingTreeDiff,
+  type CommitResult,
+  type Git,
+} from "./workspace/git.js";
 import type { WorkspaceManager } from "./workspace/manager.js";
 import { repoRelativePath } from "./workspace/paths.js";
 
@@ -21,6 +48,7 @@ import { repoRelativePath } from "./workspace/paths.js";
 
 export interface OpenInput {
   workspace_path?: string;
+  isolation?: Isolation;
   repo_url?: string;
   branch?: string;
   shallow?: boolean;
@@ -37,6 +65,7 @@ export interface OpenResult {
   workspace_id: string;
   workspace_path: string;
   managed: boolean;
+  isolation: Isolation;
   branch?: string;
   scope: Scope;
   scope_id?: string;
@@ -64,6 +93,32 @@ export interface SessionStatus {
   title: string;
   task?: TaskView;
   totals: Totals;
+  /** Something is wrong with the session's workspace (e.g. its directory was deleted outside coding-mcp). */
+  warnings?: string[];
+}
+
+export interface DiffInput {
+  session_id: string;
+  since?: DiffSince;
+  paths?: string[];
+  max_bytes?: number;
+}
+
+/** How much of a diff coding_diff and the diff resource answer unless asked for another bound. */
+export const DEFAULT_DIFF_BYTES = 200_000;
+
+export interface CommitAnswer extends CommitResult {
+  /** Files with uncommitted changes from before the session opened, not committed (name them in paths to commit them). */
+  left_out?: string[];
+}
+
+export interface PushResult {
+  pushed: boolean;
+  remote: string;
+  branch: string;
+  commits: { hash: string; subject: string }[];
+  /** An isolated session: how to review and merge its branch in the caller's repository. */
+  merge_hint?: string;
 }
 
 export interface CloseResult {
@@ -91,40 +146,48 @@ export class SessionManager {
 
   async open(input: OpenInput): Promise<OpenResult> {
     const scope = input.scope ?? "agent";
+    const isolation = input.isolation ?? "none";
     if (input.workspace_path && input.repo_url) {
       throw new UserError("give either workspace_path or repo_url, not both", "workspace_path opens a directory you already have; repo_url clones into a new managed workspace.");
     }
     if (scope === "workflow" && !input.scope_id) {
       throw new UserError("scope \"workflow\" needs a scope_id", "Pass the same scope_id to every coding_open of the workflow so its steps share one workspace.");
     }
-    if (!input.repo_url && (input.branch || input.shallow || input.sparse_paths?.length)) {
-      throw new UserError("branch, shallow and sparse_paths apply only to a clone", "Pass repo_url with them, or leave them out.");
+    if (isolation === "worktree" && !input.workspace_path) {
+      throw new UserError(
+        "isolation \"worktree\" needs a workspace_path",
+        "Give the repository to branch from in workspace_path. A repo_url clone or a new managed workspace is already a checkout of its own; leave isolation out for those.",
+      );
+    }
+    if (!input.repo_url && (input.shallow || input.sparse_paths?.length)) {
+      throw new UserError("shallow and sparse_paths apply only to a clone", "Pass repo_url with them, or leave them out.");
+    }
+    if (!input.repo_url && input.branch && isolation !== "worktree") {
+      throw new UserError(
+        "branch applies only to a clone (the branch to check out) or to isolation \"worktree\" (the new branch to work on)",
+        "Pass repo_url or isolation: \"worktree\" with it, or leave it out.",
+      );
     }
     const backend = this.backends.get(input.backend);
     // Checked before anything is created: a bad model leaves nothing behind.
     if (input.model) await this.chooseModel(backend, input.model, "coding_open");
 
+    const sessionId = newId("cs");
     let workspace = input.scope_id ? await this.workspaceOfScope(scope, input.scope_id) : undefined;
     const reused = Boolean(workspace);
+    /** The commit a worktree created by this call started at: its branch goes again if the open fails. */
+    let branchStart: string | undefined;
     if (workspace) {
-      if (input.repo_url && workspace.repo_url !== input.repo_url) {
-        throw new UserError(
-          `scope_id "${input.scope_id}" already has a workspace cloned from ${workspace.repo_url ?? "nothing (an empty managed workspace)"}`,
-          "Use another scope_id for another repository, or omit repo_url to reuse the workspace.",
-        );
-      }
-      if (input.workspace_path && path.resolve(input.workspace_path) !== workspace.path) {
-        throw new UserError(`scope_id "${input.scope_id}" already uses the workspace ${workspace.path}`, "Omit workspace_path to reuse it, or use another scope_id.");
-      }
+      await this.checkReuse(workspace, input);
     } else {
-      workspace = await this.createWorkspace(input, scope);
+      ({ record: workspace, branchStart } = await this.createWorkspace(input, scope, isolation, sessionId));
     }
 
     try {
-      const title = input.title?.trim() || `coding-mcp: ${path.basename(workspace.path)}`;
+      const title = input.title?.trim() || `coding-mcp: ${path.basename(workspace.source_repo ?? workspace.path)}`;
       const backendSession = await backend.openSession(workspace.path, { title });
       const record: SessionRecord = {
-        id: newId("cs"),
+        id: sessionId,
         workspace_id: workspace.id,
         backend: backend.name,
         backend_session_id: backendSession.id,
@@ -132,17 +195,19 @@ export class SessionManager {
         state: "open",
         created_at: new Date().toISOString(),
         base_commit: (await headCommit(this.git, workspace.path)) ?? EMPTY_TREE,
+        ...(await this.stateAtOpen(workspace, !reused)),
         totals: emptyTotals(),
         ...(input.model ? { model: input.model } : {}),
       };
       await this.records.sessions.save(record);
-      this.log.info(`opened session ${record.id} on ${workspace.path}`, { workspace: workspace.id, backend: backend.name, reused });
-      const branch = await currentBranch(this.git, workspace.path);
+      this.log.info(`opened session ${record.id} on ${workspace.path}`, { workspace: workspace.id, backend: backend.name, reused, isolation: workspace.isolation ?? "none" });
+      const branch = workspace.isolation === "worktree" ? workspace.branch : await currentBranch(this.git, workspace.path);
       return {
         session_id: record.id,
         workspace_id: workspace.id,
         workspace_path: workspace.path,
         managed: workspace.managed,
+        isolation: workspace.isolation ?? "none",
         scope,
         backend: backend.name,
         backend_session_id: backendSession.id,
@@ -152,10 +217,54 @@ export class SessionManager {
       };
     } catch (err) {
       // Nothing half-made: a workspace created for this call goes again (from disk if managed, from the
-      // records always) if the session could not open, so no scope_id can later reuse a dead record.
-      if (!reused) await this.dropWorkspace(workspace, "after a failed open");
+      // records always; a worktree's new branch too) if the session could not open, so no scope_id can
+      // later reuse a dead record.
+      if (!reused) await this.dropWorkspace(workspace, "after a failed open", branchStart);
       throw err;
     }
+  }
+
+  /** A scope's existing workspace may be reused only by a coding_open that asks for the same thing. */
+  private async checkReuse(workspace: WorkspaceRecord, input: OpenInput): Promise<void> {
+    const scopeId = input.scope_id;
+    if (input.repo_url && workspace.repo_url !== input.repo_url) {
+      throw new UserError(
+        `scope_id "${scopeId}" already has a workspace cloned from ${workspace.repo_url ?? "nothing (an empty managed workspace)"}`,
+        "Use another scope_id for another repository, or omit repo_url to reuse the workspace.",
+      );
+    }
+    const isolation = workspace.isolation ?? "none";
+    if (input.isolation && input.isolation !== isolation) {
+      throw new UserError(`scope_id "${scopeId}" already has a workspace with isolation "${isolation}"`, `Omit isolation (or pass "${isolation}") to reuse it, or use another scope_id.`);
+    }
+    if (input.workspace_path) {
+      const given = await fs.realpath(input.workspace_path).catch(() => path.resolve(input.workspace_path!));
+      const own = workspace.source_repo ?? workspace.path;
+      if (given !== own) throw new UserError(`scope_id "${scopeId}" already uses the workspace ${own}`, "Omit workspace_path to reuse it, or use another scope_id.");
+    }
+    if (isolation === "worktree" && input.branch && input.branch !== workspace.branch) {
+      throw new UserError(`scope_id "${scopeId}" already works on branch ${workspace.branch}`, "Omit branch to reuse its worktree, or use another scope_id for another branch.");
+    }
+    if (!(await isDirectory(workspace.path))) {
+      throw new UserError(`the workspace of scope_id "${scopeId}" at ${workspace.path} no longer exists (deleted outside coding-mcp)`, "Close the scope's open sessions with coding_close, then open it again.", "workspace_gone");
+    }
+  }
+
+  /**
+   * What the session's change is measured against: the working tree as it is now (as a tree object) and,
+   * in a caller's own checkout, the files that already had uncommitted changes (coding_commit leaves them out).
+   * A managed workspace created by this very call is a clean checkout of HEAD: base_commit says it all.
+   */
+  private async stateAtOpen(workspace: WorkspaceRecord, created: boolean): Promise<Pick<SessionRecord, "tree_at_open" | "dirty_at_open">> {
+    if (workspace.managed && created) return {};
+    const [tree, dirty] = await Promise.all([
+      snapshotWorkingTree(this.git, workspace.path).catch((err) => {
+        this.log.warn(`could not snapshot ${workspace.path} at open; coding_diff will measure from HEAD: ${errorMessage(err)}`);
+        return undefined;
+      }),
+      workspace.managed ? undefined : dirtyPaths(this.git, workspace.path),
+    ]);
+    return { ...(tree ? { tree_at_open: tree } : {}), ...(dirty ? { dirty_at_open: dirty } : {}) };
   }
 
   /**
@@ -180,10 +289,17 @@ export class SessionManager {
     );
   }
 
-  private async createWorkspace(input: OpenInput, scope: Scope): Promise<WorkspaceRecord> {
+  private async createWorkspace(input: OpenInput, scope: Scope, isolation: Isolation, sessionId: string): Promise<{ record: WorkspaceRecord; branchStart?: string }> {
     const base = { id: newId("ws"), scope, created_at: new Date().toISOString(), ...(input.scope_id ? { scope_id: input.scope_id } : {}) };
     let record: WorkspaceRecord;
-    if (input.workspace_path) {
+    let branchStart: string | undefined;
+    if (input.workspace_path && isolation === "worktree") {
+      const source = await this.workspaces.sourceForWorktree(await this.workspaces.adopt(input.workspace_path));
+      const branch = input.branch ?? `coding-mcp/${sessionId}`;
+      const dir = await this.workspaces.createWorktree(base.id, source, branch);
+      branchStart = source.head;
+      record = { ...base, path: dir, managed: true, isolation, source_repo: source.top, branch };
+    } else if (input.workspace_path) {
       record = { ...base, path: await this.workspaces.adopt(input.workspace_path), managed: false };
     } else if (input.repo_url) {
       const clone = await this.workspaces.clone(base.id, {
@@ -196,13 +312,26 @@ export class SessionManager {
     } else {
       record = { ...base, path: await this.workspaces.createEmpty(base.id), managed: true };
     }
-    await this.records.workspaces.save(record);
-    return record;
+    try {
+      await this.records.workspaces.save(record);
+    } catch (err) {
+      await this.dropWorkspace(record, "after its record could not be written", branchStart);
+      throw err;
+    }
+    return { record, ...(branchStart ? { branchStart } : {}) };
   }
 
-  /** Remove a managed workspace from disk and mark its record removed. */
-  private async dropWorkspace(workspace: WorkspaceRecord, why: string): Promise<void> {
-    if (workspace.managed) await this.workspaces.remove(workspace).catch((e) => this.log.warn(`could not remove ${workspace.path} ${why}: ${errorMessage(e)}`));
+  /**
+   * Remove a managed workspace from disk and mark its record removed. With `dropBranchAt`, a worktree's
+   * branch goes too while it still points there (a session that never opened leaves nothing behind).
+   */
+  private async dropWorkspace(workspace: WorkspaceRecord, why: string, dropBranchAt?: string): Promise<void> {
+    if (workspace.managed) {
+      await this.workspaces
+        .remove(workspace, dropBranchAt ? { dropBranchAt } : {})
+        .then((problems) => problems.forEach((p) => this.log.warn(`removing ${workspace.path} ${why}: ${p}`)))
+        .catch((e) => this.log.warn(`could not remove ${workspace.path} ${why}: ${errorMessage(e)}`));
+    }
     await this.records.workspaces
       .update(workspace.id, (w) => (w.removed_at = new Date().toISOString()))
       .catch((e) => this.log.warn(`could not record workspace ${workspace.id} as removed ${why}: ${errorMessage(e)}`));
@@ -226,8 +355,12 @@ export class SessionManager {
     return session;
   }
 
-  /** A session that exists and is open, with its live workspace; otherwise a clear error. */
-  async requireOpen(sessionId: string): Promise<{ session: SessionRecord; workspace: WorkspaceRecord }> {
+  /**
+   * A session that exists and is open, with its live workspace; otherwise a clear error. A workspace
+   * whose directory was deleted outside coding-mcp is refused too, unless `allowMissingDirectory`
+   * (coding_close, which tidies up after it).
+   */
+  async requireOpen(sessionId: string, options: { allowMissingDirectory?: boolean } = {}): Promise<{ session: SessionRecord; workspace: WorkspaceRecord }> {
     const session = await this.requireKnown(sessionId);
     if (session.state !== "open") {
       throw new UserError(`session ${sessionId} is closed`, "Open a new session with coding_open (with the same scope_id to get the same workspace back, if it was kept).", "session_closed");
@@ -235,6 +368,9 @@ export class SessionManager {
     const workspace = await this.records.workspaces.get(session.workspace_id);
     if (!workspace || workspace.removed_at) {
       throw new UserError(`the workspace of session ${sessionId} no longer exists`, "Close this session and open a new one.", "workspace_gone");
+    }
+    if (!options.allowMissingDirectory && !(await isDirectory(workspace.path))) {
+      throw new UserError(missingWorkspace(sessionId, workspace), missingWorkspaceHint(workspace), "workspace_gone");
     }
     return { session, workspace };
   }
@@ -272,6 +408,7 @@ export class SessionManager {
       sessions.map(async (session) => {
         const workspace = await this.records.workspaces.get(session.workspace_id);
         const task = this.tasks.view(session);
+        const gone = session.state === "open" && workspace && !workspace.removed_at && !(await isDirectory(workspace.path));
         return {
           session_id: session.id,
           state: this.stateOf(session),
@@ -280,6 +417,7 @@ export class SessionManager {
           title: session.title,
           ...(task ? { task } : {}),
           totals: session.totals,
+          ...(gone ? { warnings: [`${missingWorkspace(session.id, workspace)}. ${missingWorkspaceHint(workspace)}`] } : {}),
         };
       }),
     );
@@ -304,39 +442,106 @@ export class SessionManager {
   resumeTasks(): void {
     this.tasks.resumeAll(async (session) => {
       const workspace = await this.records.workspaces.get(session.workspace_id);
-      return workspace && !workspace.removed_at ? workspace : undefined;
+      return workspace && !workspace.removed_at && (await isDirectory(workspace.path)) ? workspace : undefined;
     });
   }
 
-  async commit(input: { session_id: string; message: string; add_all?: boolean; paths?: string[] }) {
-    const { workspace } = await this.requireOpen(input.session_id);
+  /**
+   * Commit in the session's workspace. In a caller's own checkout, files that already had uncommitted
+   * changes when the session opened are left out (and listed) unless `paths` names them: the session
+   * commits its own change, never the owner's work in progress.
+   */
+  async commit(input: { session_id: string; message: string; add_all?: boolean; paths?: string[] }): Promise<CommitAnswer> {
+    const { session, workspace } = await this.requireOpen(input.session_id);
     await this.tasks.refuseWhileRunning(input.session_id, "commit");
-    return this.workspaces.commit(workspace.path, {
-      message: input.message,
-      addAll: input.add_all ?? true,
-      ...(input.paths ? { paths: input.paths } : {}),
-    });
+    if (workspace.managed || !session.dirty_at_open?.length) {
+      return this.workspaces.commit(workspace.path, {
+        message: input.message,
+        addAll: input.add_all ?? true,
+        ...(input.paths ? { paths: input.paths } : {}),
+      });
+    }
+    const dir = workspace.path;
+    const dirtyAtOpen = new Set(session.dirty_at_open);
+    const [top, named] = await Promise.all([repositoryTop(this.git, dir), this.pathsFromTop(dir, input.paths)]);
+    const changedNow = await dirtyPaths(this.git, dir);
+    const leftOut = changedNow.filter((p) => dirtyAtOpen.has(p) && !covers(named, p));
+    const ownPaths = named ?? ((input.add_all ?? true) ? changedNow : await stagedPaths(this.git, dir)).filter((p) => !dirtyAtOpen.has(p));
+    const result: CommitResult = ownPaths.length
+      ? await this.workspaces.commit(top, { message: input.message, addAll: true, paths: ownPaths.map((p) => path.join(top, p)) })
+      : { committed: false, files_changed: 0, insertions: 0, deletions: 0 };
+    if (leftOut.length) this.log.info(`commit in ${session.id} left out ${leftOut.length} files changed before the session opened`);
+    return { ...result, ...(leftOut.length ? { left_out: leftOut } : {}) };
   }
 
-  async push(input: { session_id: string; remote?: string; branch?: string; set_upstream?: boolean }) {
+  /** Caller-given paths (relative to the workspace, or absolute inside it) as paths from the repository's top. */
+  private async pathsFromTop(dir: string, paths: string[] | undefined): Promise<string[] | undefined> {
+    if (!paths?.length) return undefined;
+    const [prefix, relative] = await Promise.all([repositoryPrefix(this.git, dir), Promise.all(paths.map((p) => repoRelativePath(dir, p, "paths")))]);
+    return relative.map((r) => (r === "." ? prefix.replace(/\/$/, "") || "." : prefix + r));
+  }
+
+  async push(input: { session_id: string; remote?: string; branch?: string; set_upstream?: boolean }): Promise<PushResult> {
     const { workspace } = await this.requireOpen(input.session_id);
     await this.tasks.refuseWhileRunning(input.session_id, "push");
-    const branch = input.branch ?? (await currentBranch(this.git, workspace.path));
+    const isolated = workspace.isolation === "worktree" && workspace.source_repo && workspace.branch;
+    // An isolated session pushes its own branch, wherever the agent moved the worktree's HEAD.
+    const branch = input.branch ?? (isolated ? workspace.branch : await currentBranch(this.git, workspace.path));
     if (!branch) throw new UserError("the workspace is on a detached HEAD, so there is no current branch to push", "Pass branch to push HEAD to that branch name.");
     const remote = input.remote ?? "origin";
-    const pushed = await this.workspaces.push(workspace.path, { remote, branch, setUpstream: input.set_upstream ?? true });
-    return { pushed: true, remote, branch, commits: pushed.commits };
+    const hint = isolated ? mergeHint(workspace.source_repo!, workspace.branch!) : undefined;
+    const pushed = await this.workspaces.push(workspace.path, { remote, branch, setUpstream: input.set_upstream ?? true }).catch((err: unknown) => {
+      if (hint && err instanceof UserError && err.code === "no_such_remote") throw new UserError(err.message, `${err.hint}. ${hint}`, err.code);
+      throw err;
+    });
+    return { pushed: true, remote, branch, commits: pushed.commits, ...(hint ? { merge_hint: `${hint} It is on ${remote} as ${branch} too, for a pull request.` } : {}) };
+  }
+
+  /** The session's change as a unified diff: since it opened (committed or not), or what is not committed yet. */
+  async diff(input: DiffInput): Promise<SessionDiff> {
+    const { session, workspace } = await this.requireOpen(input.session_id);
+    const dir = workspace.path;
+    const since = input.since ?? "open";
+    const named = await this.pathsFromTop(dir, input.paths);
+    const base = since === "open" ? await this.baseOf(session, dir) : ((await headCommit(this.git, dir)) ?? EMPTY_TREE);
+    // What is not committed yet, in a caller's checkout, is measured like coding_commit commits: the owner's earlier work stays out.
+    const dirtyAtOpen = since === "commit" && !workspace.managed && session.dirty_at_open?.length ? new Set(session.dirty_at_open) : undefined;
+    const result = await workingTreeDiff(this.git, dir, {
+      base,
+      ...(named ? { paths: named } : {}),
+      ...(dirtyAtOpen ? { leaveOut: (f: ChangedFile) => dirtyAtOpen.has(f.path) && !covers(named, f.path) } : {}),
+      maxBytes: input.max_bytes ?? DEFAULT_DIFF_BYTES,
+    });
+    return {
+      diff: result.diff,
+      files_changed: result.files,
+      truncated: result.truncated,
+      since,
+      base,
+      ...(result.leftOut.length ? { left_out: result.leftOut } : {}),
+    };
+  }
+
+  /** The working tree at open when git still has it (an unreferenced tree may be pruned by gc after weeks), else the commit at open. */
+  private async baseOf(session: SessionRecord, dir: string): Promise<string> {
+    const tree = session.tree_at_open;
+    if (tree && (await this.git.exec(["cat-file", "-e", `${tree}^{tree}`], { cwd: dir })).exitCode === 0) return tree;
+    return session.base_commit;
   }
 
   async close(input: { session_id: string; success?: boolean }): Promise<CloseResult> {
-    const { session, workspace } = await this.requireOpen(input.session_id);
+    const { session, workspace } = await this.requireOpen(input.session_id, { allowMissingDirectory: true });
     await this.tasks.refuseWhileRunning(input.session_id, "close");
     const warnings: string[] = [];
-    const filesChanged = await changedFiles(this.git, workspace.path, session.base_commit).catch((err) => {
-      warnings.push(`files_changed is incomplete: git could not list the session's changes (${errorMessage(err)})`);
-      this.log.warn(`closing ${session.id}: ${warnings.at(-1)}`);
-      return [];
-    });
+    const missing = !(await isDirectory(workspace.path));
+    if (missing) warnings.push(`${missingWorkspace(session.id, workspace)}, so files_changed is empty`);
+    const filesChanged = missing
+      ? []
+      : await changedFiles(this.git, workspace.path, await this.baseOf(session, workspace.path)).catch((err) => {
+          warnings.push(`files_changed is incomplete: git could not list the session's changes (${errorMessage(err)})`);
+          this.log.warn(`closing ${session.id}: ${warnings.at(-1)}`);
+          return [];
+        });
     const closed = await this.records.sessions.update(session.id, (s) => {
       s.state = "closed";
       s.closed_at = new Date().toISOString();
@@ -346,10 +551,11 @@ export class SessionManager {
     const policy = this.config.workspace.cleanup_policy;
     const policyAllows = policy === "on_session_end" || (policy === "on_success" && input.success !== false);
     let cleanedUp = false;
-    if (workspace.managed && policyAllows && others.length === 0) {
-      await this.workspaces.remove(workspace);
+    // A directory deleted outside coding-mcp is tidied up whatever the policy (for a worktree: git forgets it; the branch stays).
+    if (workspace.managed && (policyAllows || missing) && others.length === 0) {
+      warnings.push(...(await this.workspaces.remove(workspace)));
       await this.records.workspaces.update(workspace.id, (w) => (w.removed_at = new Date().toISOString()));
-      cleanedUp = true;
+      cleanedUp = !missing;
       // The agent's session only makes sense with its workspace; a kept workspace keeps it for inspection.
       await this.backends
         .find(session.backend)
@@ -359,4 +565,35 @@ export class SessionManager {
     this.log.info(`closed session ${session.id}`, { cleaned_up: cleanedUp, policy, other_open_sessions: others.length });
     return { files_changed: filesChanged, cleaned_up: cleanedUp, workspace_path: workspace.path, totals: closed.totals, ...(warnings.length ? { warnings } : {}) };
   }
+}
+
+async function isDirectory(p: string): Promise<boolean> {
+  return fs.stat(p).then((st) => st.isDirectory(), () => false);
+}
+
+/** Whether a path from the repository's top is one of `named` or lies below one of them. */
+function covers(named: string[] | undefined, p: string): boolean {
+  return Boolean(named?.some((n) => n === "." || n === p || p.startsWith(`${n}/`)));
+}
+
+function missingWorkspace(sessionId: string, workspace: WorkspaceRecord): string {
+  const what = workspace.isolation === "worktree" ? "worktree" : "workspace";
+  return `the ${what} of session ${sessionId} at ${workspace.path} no longer exists (it was deleted outside coding-mcp)`;
+}
+
+function missingWorkspaceHint(workspace: WorkspaceRecord): string {
+  const branch = workspace.isolation === "worktree" && workspace.branch ? ` Its branch ${workspace.branch} stays in ${workspace.source_repo} unless it was deleted too.` : "";
+  return `Close the session with coding_close (it tidies up after the directory) and open a new one.${branch}`;
+}
+
+/** A path or name as one shell word. */
+function shellWord(s: string): string {
+  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, "'\\''")}'`;
+}
+
+/** How the owner reviews and merges an isolated session's branch in their own repository. */
+function mergeHint(repo: string, branch: string): string {
+  const r = shellWord(repo);
+  const b = shellWord(branch);
+  return `The branch ${branch} is in your repository ${repo} already: review it with \`git -C ${r} diff HEAD...${b}\`, merge it with \`git -C ${r} merge ${b}\`.`;
 }

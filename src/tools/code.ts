@@ -2,6 +2,7 @@ import { z } from "zod";
 import { defineTool } from "./define.js";
 import { TaskProgress } from "./progress.js";
 import { CodeResult } from "../model.js";
+import { diffResourceLink } from "../resources/diff.js";
 import { formatChangedFiles, sessionId } from "./schemas.js";
 
 export const codeTool = defineTool({
@@ -11,6 +12,7 @@ export const codeTool = defineTool({
     "Hand a whole coding task to the session's coding agent (the backend chosen at coding_open) in its workspace and wait for it to finish. " +
     "The agent reads, edits and runs code there; with a progressToken you get a notification as each tool call starts and ends. Answers with success, the agent's summary, the files changed (from git), " +
     "commits the agent made, and a trace: every tool call with its status and a preview of its output, tokens, cost and model. " +
+    "The answer links (resource_link) to the session's diff, coding://sessions/{session_id}/diff; read it, or call coding_diff, to review the change. " +
     "Commit and push afterwards with coding_commit and coding_push.",
   inputSchema: {
     session_id: sessionId,
@@ -37,8 +39,11 @@ export const codeTool = defineTool({
     } finally {
       await progress.drain();
     }
+    // The change stays readable (and reviewable before a commit) at the session's diff resource.
+    const links = [diffResourceLink(args.session_id)];
     if (answer.state === "running") {
       return {
+        links,
         structured: { state: "running" as const, task_id: answer.task.task_id },
         text: `Task ${answer.task.task_id} started in the background. Follow it with coding_status (session_id ${args.session_id}); stop it with coding_cancel.`,
       };
@@ -50,12 +55,14 @@ export const codeTool = defineTool({
     const head = result.success ? `Task finished: ${result.summary || "(no summary)"}` : `Task failed: ${result.error}`;
     const tokens = trace.tokens.input + trace.tokens.output + trace.tokens.reasoning;
     return {
+      links,
       structured: { state: "done" as const, ...result },
       text:
         `${head}\nFiles changed: ${formatChangedFiles(result.files_changed)}\n` +
         `${tools}; ${tokens} tokens; cost ${trace.cost}; ${(trace.duration_ms / 1000).toFixed(1)} s; model ${trace.provider}/${trace.model}` +
         (result.commits?.length ? `\nCommits by the agent: ${result.commits.map((c) => c.hash.slice(0, 10)).join(", ")}` : "") +
-        (result.warnings?.length ? `\nWarning: ${result.warnings.join("; ")}` : ""),
+        (result.warnings?.length ? `\nWarning: ${result.warnings.join("; ")}` : "") +
+        `\nReview the change with coding_diff or the resource ${links[0]!.uri}.`,
     };
   },
 });

@@ -9,6 +9,7 @@ export const codingCloseTool = defineTool({
   description:
     "Close a session. A managed workspace is removed according to workspace.cleanup_policy (on_session_end: always; " +
     "on_success: unless success is false; manual: never) once no other session uses it; your own workspace_path is never deleted. " +
+    "An isolated session's worktree is removed the same way (git worktree remove); its branch and commits stay in your repository. " +
     "Push first what you want to keep. Answers the files changed over the session and its totals (tasks, cost, tokens, time).",
   inputSchema: {
     session_id: sessionId,

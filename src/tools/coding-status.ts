@@ -22,6 +22,7 @@ export const codingStatusTool = defineTool({
         title: z.string(),
         task: TaskView.optional(),
         totals: Totals,
+        warnings: z.array(z.string()).optional(),
       }),
     ),
   },
@@ -35,7 +36,7 @@ export const codingStatusTool = defineTool({
         : t.state === "running"
           ? `running ${t.task_id} (${t.tool_calls.length} tool calls so far)`
           : `last task ${t.task_id} ${t.result?.success ? "succeeded" : `failed: ${t.result?.error ?? "unknown"}`}`;
-      return `${s.session_id}: ${s.state}; ${task}; ${s.totals.tasks} tasks, cost ${s.totals.cost}`;
+      return `${s.session_id}: ${s.state}; ${task}; ${s.totals.tasks} tasks, cost ${s.totals.cost}${s.warnings?.length ? `; warning: ${s.warnings.join("; ")}` : ""}`;
     });
     return { structured: { sessions }, text: lines.join("\n") || "No open sessions." };
   },

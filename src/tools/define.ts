@@ -1,6 +1,6 @@
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { RequestHandlerExtra } from "@modelcontextprotocol/sdk/shared/protocol.js";
-import type { CallToolResult, LoggingLevel, ServerNotification, ServerRequest, ToolAnnotations } from "@modelcontextprotocol/sdk/types.js";
+import type { CallToolResult, LoggingLevel, ResourceLink, ServerNotification, ServerRequest, ToolAnnotations } from "@modelcontextprotocol/sdk/types.js";
 import { SpanKind } from "@opentelemetry/api";
 import { z } from "zod";
 import { UserError, errorMessage } from "../errors.js";
@@ -36,6 +36,8 @@ export type ToolExtra = RequestHandlerExtra<ServerRequest, ServerNotification>;
 export interface ToolAnswer<O> {
   structured: O;
   text: string;
+  /** Resources the answer points at, sent as resource_link content after the text. */
+  links?: ResourceLink[];
 }
 
 export interface ToolDefinition<I extends z.ZodRawShape, O extends z.ZodRawShape> {
@@ -94,7 +96,7 @@ export function registerTool(server: McpServer, tool: AnyTool, ctx: ToolContextW
           ctx.log.debug(`${tool.name} answered in ${Date.now() - started} ms`);
           if (typeof answer.structured.session_id === "string") setAttributes(span, { "coding_mcp.session_id": answer.structured.session_id });
           return {
-            content: [{ type: "text", text: ctx.redactor.text(answer.text) }],
+            content: [{ type: "text", text: ctx.redactor.text(answer.text) }, ...(answer.links ?? []).map((link) => ctx.redactor.value(link))],
             structuredContent: ctx.redactor.value<Record<string, unknown>>(output.parse(answer.structured)),
           };
         } catch (err) {

@@ -9,6 +9,7 @@ import { authEnv } from "./credentials.js";
 import { checkRemoteName, cloneRepository, commitChanges, initRepository, pushBranch, type Git } from "./git.js";
 import { isInside, resolveInsideRoots } from "./paths.js";
 import { validateRepoUrl } from "./remote-url.js";
+import { addWorktree, deleteBranch, inspectSourceRepository, removeWorktree, type SourceRepository } from "./worktree.js";
 
 /**
  * Workspaces on disk: managed ones under base_path (created empty or cloned, removable), and a
@@ -71,6 +72,13 @@ export class WorkspaceManager {
     const roots = [this.config.workspace.base_path, ...this.config.workspace.allowed_roots];
     const real = await resolveInsideRoots(workspacePath, roots);
     const top = await this.git.run(["rev-parse", "--show-toplevel"], { cwd: real }).catch(() => undefined);
+    if (!top && (await this.git.exec(["rev-parse", "--is-bare-repository"], { cwd: real }).catch(() => undefined))?.stdout === "true") {
+      throw new UserError(
+        `workspace_path ${workspacePath} is a bare repository (it has no working tree to work in)`,
+        "Give a checkout of it instead (git clone, or git worktree add), or use repo_url to clone it into a managed workspace.",
+        "bare_repository",
+      );
+    }
     if (!top) {
       throw new UserError(
         `workspace_path ${workspacePath} is not a git repository`,
@@ -79,6 +87,28 @@ export class WorkspaceManager {
       );
     }
     return real;
+  }
+
+  /** The caller's checkout an isolated session branches from (after adopt's checks). */
+  sourceForWorktree(dir: string): Promise<SourceRepository> {
+    return inspectSourceRepository(this.git, dir);
+  }
+
+  /** A new worktree of `source` under base_path on the new branch `branch`, from the checkout's HEAD. */
+  async createWorktree(id: string, source: SourceRepository, branch: string): Promise<string> {
+    const dir = this.dirFor(id);
+    if (isInside(dir, source.top)) {
+      throw new UserError(
+        `workspace.base_path ${this.config.workspace.base_path} is inside the repository ${source.top}, so its worktree would show up in your checkout`,
+        "Set workspace.base_path to a directory outside the repository, or open it without isolation.",
+        "path_not_allowed",
+      );
+    }
+    this.log.info(`creating worktree ${dir} of ${source.top} on branch ${branch} at ${source.head.slice(0, 12)}`);
+    await withSpan("git.worktree.add", { "coding_mcp.workspace": dir, "git.branch": branch }, () =>
+      addWorktree(this.git, { repo: source.top, dir, branch, commit: source.head, timeoutMs: this.config.limits.clone_timeout_min * 60_000 }),
+    );
+    return dir;
   }
 
   commit(dir: string, options: { message: string; addAll: boolean; paths?: string[] }) {
@@ -104,13 +134,29 @@ export class WorkspaceManager {
     });
   }
 
-  /** Remove a managed workspace; refuses anything that is not a managed directory under base_path. */
-  async remove(workspace: WorkspaceRecord): Promise<void> {
+  /**
+   * Remove a managed workspace; refuses anything that is not a managed directory under base_path. A
+   * worktree is removed through git (its branch stays, unless `dropBranchAt` names the commit the
+   * branch must still be at: a session that never opened leaves no branch behind). Answers what could
+   * not be done cleanly.
+   */
+  async remove(workspace: WorkspaceRecord, options: { dropBranchAt?: string } = {}): Promise<string[]> {
     const base = this.config.workspace.base_path;
     if (!workspace.managed || !isInside(workspace.path, base) || path.resolve(workspace.path) === path.resolve(base)) {
       throw new Error(`refusing to remove ${workspace.path}: not a managed workspace under ${base}`);
     }
-    await fs.rm(workspace.path, { recursive: true, force: true });
-    this.log.info(`removed workspace ${workspace.path}`);
+    let problems: string[] = [];
+    if (workspace.isolation === "worktree" && workspace.source_repo) {
+      problems = await removeWorktree(this.git, { repo: workspace.source_repo, dir: workspace.path });
+      if (options.dropBranchAt && workspace.branch) {
+        await deleteBranch(this.git, workspace.source_repo, workspace.branch, options.dropBranchAt).catch((err) =>
+          problems.push(`could not delete branch ${workspace.branch}: ${err instanceof Error ? err.message : String(err)}`),
+        );
+      }
+    } else {
+      await fs.rm(workspace.path, { recursive: true, force: true });
+    }
+    this.log.info(`removed workspace ${workspace.path}`, problems.length ? { problems } : undefined);
+    return problems;
   }
 }
