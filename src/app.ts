@@ -4,6 +4,7 @@ import { Backends } from "./backends.js";
 import type { ResolvedConfig } from "./config.js";
 import { createLogger, type Logger } from "./log.js";
 import { OpencodeBackend } from "./opencode/backend.js";
+import type { ManagedOpencodeOptions } from "./opencode/managed.js";
 import { PermissionPolicy } from "./permissions.js";
 import { openRecords, type Records } from "./records.js";
 import { Redactor } from "./redact.js";
@@ -64,6 +65,14 @@ export function agentEnvironment(config: ResolvedConfig, env: NodeJS.ProcessEnv)
 /** The backends of the config: the built-in OpenCode, and one per `backends` entry. */
 export function configuredBackends(deps: BackendDeps): CodingBackend[] {
   const { config, log, redactor } = deps;
+  const managedOpencodeOptions: Omit<ManagedOpencodeOptions, "log"> = {
+    env: deps.agentEnv,
+    cwd: config.workspace.base_path,
+    startupTimeoutMs: config.opencode.startup_timeout_sec * 1000,
+    registerSecret: (value: string) => redactor.addSecret(value),
+    // Where its pid is recorded, so a coding-mcp starting after one that died stops what it left.
+    stateDir: config.stateDir,
+  };
   const opencode = new OpencodeBackend({
     ...(config.opencode.url ? { url: config.opencode.url } : {}),
     username: config.opencode.username,
@@ -72,16 +81,7 @@ export function configuredBackends(deps: BackendDeps): CodingBackend[] {
     ...(config.opencode.model ? { model: config.opencode.model } : {}),
     ...(config.opencode.agent ? { agent: config.opencode.agent } : {}),
     log,
-    ...(config.opencode.url
-      ? {}
-      : {
-          managed: {
-            env: deps.agentEnv,
-            cwd: config.workspace.base_path,
-            startupTimeoutMs: config.opencode.startup_timeout_sec * 1000,
-            registerSecret: (value: string) => redactor.addSecret(value),
-          },
-        }),
+    ...(config.opencode.url ? {} : { managed: managedOpencodeOptions }),
   });
   const others = Object.entries(config.backends).map(([name, entry]) => {
     throw new Error(`backend ${name}: type ${entry.type} is not available in this build of coding-mcp`);
