@@ -63,7 +63,7 @@ export function resolveOpencodeBinary(): string {
     // fall through
   }
   throw new Error(
-    "cannot find the opencode binary of the opencode-ai package; reinstall coding-mcp's dependencies (npm install) or set OPENCODE_URL to a running OpenCode 1.18 server",
+    "cannot find the opencode binary of the opencode-ai package; reinstall coding-mcp's dependencies (npm install) or set OPENCODE_URL to a running OpenCode 1.18 server (coding-mcp doctor checks the whole setup)",
   );
 }
 
