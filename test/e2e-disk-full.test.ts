@@ -3,6 +3,8 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { isDiskFull } from "../src/tools/define.js";
+import { GitError } from "../src/workspace/git.js";
 import { startHarness, structured, textOf, type Harness } from "./support/harness.js";
 
 // The disk under base_path fills up: coding_commit and coding_open fail cleanly, say that the disk is
@@ -48,6 +50,27 @@ function fill(file: string): void {
     fs.closeSync(fd);
   }
 }
+
+describe("what counts as a full disk", () => {
+  it.skipIf(!fs.existsSync("/dev/full"))("a real ENOSPC from node's fs (a write to /dev/full), also as the cause of another error", () => {
+    let enospc: unknown;
+    try {
+      fs.writeFileSync("/dev/full", "x");
+    } catch (err) {
+      enospc = err;
+    }
+    expect((enospc as NodeJS.ErrnoException).code).toBe("ENOSPC");
+    expect(isDiskFull(enospc)).toBe(true);
+    expect(isDiskFull(new Error("registry write failed", { cause: enospc }))).toBe(true);
+  });
+
+  it("git's own words, and nothing else", () => {
+    const stderr = "error: unable to write file .git/objects/ab/cdef: No space left on device\nfatal: unable to write new index file";
+    expect(isDiskFull(new GitError("git commit failed (exit 128): fatal: unable to write new index file", ["commit"], 128, stderr, false))).toBe(true);
+    expect(isDiskFull(new GitError("git push failed (exit 1): rejected", ["push"], 1, "! [rejected] main -> main (fetch first)", false))).toBe(false);
+    expect(isDiskFull(new Error("ECONNREFUSED"))).toBe(false);
+  });
+});
 
 describe.skipIf(!mounted)("a full disk under base_path", () => {
   it("is named as the cause, with the fix, and the session recovers once space is freed", async () => {
