@@ -61,8 +61,9 @@ describe.skipIf(process.platform !== "linux")("a coding-mcp killed with SIGKILL"
     structured(await h.call("code", { session_id: opened.session_id, task: "Wait [[fake:sleeper]]", background: true }));
     const [opencode] = managedPids(h);
     expect(opencode).toBeDefined();
-    const command = await until(() => processesWith(`sleep ${marker}`)[0], 60_000);
-    expect(command).toBeDefined();
+    const command = await until(() => processesWith(`sleep ${marker}`)[0], 120_000, 200);
+    const status = () => h!.call("coding_status", { session_id: opened.session_id }).then((r) => JSON.stringify(r.structuredContent));
+    expect(command, command ? "" : `the agent's command did not start; coding_status: ${await status()}`).toBeDefined();
 
     process.kill(codingMcpPid(h), "SIGKILL");
 
