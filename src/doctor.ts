@@ -209,6 +209,15 @@ function checkReadableFile(name: string, file: string, fix: string): CheckResult
   }
 }
 
+/** The fields of code's answer (its structuredContent) the round trip reads. */
+interface CodeAnswer {
+  success?: boolean;
+  failure?: string;
+  error?: string;
+  summary?: string;
+  files_changed?: { path: string }[];
+}
+
 /**
  * One real task, as an MCP client runs it: this coding-mcp started over stdio with the SDK's Client,
  * on a scratch base path (its OpenCode started as configured): open, code (write one file), check
@@ -246,18 +255,18 @@ async function roundTrip(configPath: string | undefined, env: NodeJS.ProcessEnv)
   try {
     await client.connect(transport);
     const opened = await call("coding_open", {});
-    const done = await call("code", {
+    const done = (await call("code", {
       session_id: opened.session_id,
       task: `Create the file ${file} containing the single line: ok`,
       timeout_sec: 300,
-    });
+    })) as CodeAnswer;
     const written = path.join(String(opened.workspace_path), file);
-    const changed = (done.files_changed as { path: string }[] | undefined)?.some((f) => f.path === file) ?? false;
+    const changed = done.files_changed?.some((f) => f.path === file) ?? false;
     if (done.success !== true || !changed || !fs.existsSync(written)) {
       return {
         status: "fail",
         name,
-        detail: `the task ${done.success === true ? `did not write ${file}` : `failed (${String(done.failure ?? "")}: ${String(done.error ?? done.summary ?? "")})`}`,
+        detail: `the task ${done.success === true ? `did not write ${file}` : `failed (${done.failure ?? "no failure kind"}: ${done.error ?? done.summary ?? "no message"})`}`,
         fix: "check the model OpenCode is configured with (OPENCODE_CONFIG or OPENCODE_CONFIG_CONTENT) and its credentials",
       };
     }

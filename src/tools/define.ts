@@ -133,7 +133,8 @@ export function isDiskFull(err: unknown): boolean {
   for (let e = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === "ENOSPC" || code === "EDQUOT") return true;
-    const text = `${(e as Error).message ?? ""}\n${(e as { stderr?: unknown }).stderr ?? ""}`;
+    const stderr = (e as { stderr?: unknown }).stderr;
+    const text = `${(e as Error).message ?? ""}\n${typeof stderr === "string" ? stderr : ""}`;
     if (/No space left on device|Disk quota exceeded/i.test(text)) return true;
   }
   return false;
