@@ -30,14 +30,11 @@
 // (20000 / 2000), BENCH_GROWTH_TASKS (500), BENCH_PROGRESS_TASKS (10).
 // Output: a Markdown table on stdout, the same figures in .bench/results.json. Exit code 0 whether or
 // not targets are met; non-zero only when the harness itself failed.
-import { execFile, execFileSync, spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
+import { execFile, execFileSync } from "node:child_process";
 import fs from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
-import readline from "node:readline";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
@@ -49,7 +46,7 @@ import { transpile } from "./build.mjs";
 
 // The library's own modules, transpiled from src/ (dist/ holds only the bundled CLI).
 await transpile(fileURLToPath(new URL("../.bench/lib", import.meta.url)));
-const { resolveOpencodeBinary } = await import("../.bench/lib/opencode/managed.js");
+const { ManagedOpencode } = await import("../.bench/lib/opencode/managed.js");
 const { Redactor } = await import("../.bench/lib/redact.js");
 const { buildTaskPrompt } = await import("../.bench/lib/task-prompt.js");
 const { Git, changedFiles, commitChanges } = await import("../.bench/lib/workspace/git.js");
@@ -92,8 +89,6 @@ const run = promisify(execFile);
 // ---------------------------------------------------------------------------------------------
 
 const cleanups = [];
-/** Process groups we started (detached children): SIGKILLed on any exit as a last resort. */
-const groups = new Set();
 /** Plain children (the MCP servers the SDK spawns): SIGKILLed on any exit as a last resort. */
 const plainPids = new Set();
 
@@ -113,14 +108,8 @@ async function cleanupAll() {
   }
 }
 
+// The OpenCode servers (coding-mcp's own launcher) are held by its process helper, which kills them on exit.
 process.once("exit", () => {
-  for (const pid of groups) {
-    try {
-      process.kill(-pid, "SIGKILL");
-    } catch {
-      // gone
-    }
-  }
   for (const pid of plainPids) {
     try {
       process.kill(pid, "SIGKILL");
@@ -140,38 +129,6 @@ function tempDir(label) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `coding-mcp-bench-${label}-`));
   onCleanup(() => fs.rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 }));
   return dir;
-}
-
-function waitForExit(child, ms) {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(false), ms);
-    child.once("exit", () => {
-      clearTimeout(timer);
-      resolve(true);
-    });
-  });
-}
-
-async function stopGroup(child, graceMs = 3_000) {
-  const pid = child.pid;
-  if (pid === undefined) return;
-  const kill = (signal) => {
-    try {
-      process.kill(-pid, signal);
-    } catch {
-      // gone
-    }
-  };
-  if (child.exitCode === null && child.signalCode === null) {
-    kill("SIGTERM");
-    if (!(await waitForExit(child, graceMs))) {
-      kill("SIGKILL");
-      await waitForExit(child, 2_000);
-    }
-  }
-  kill("SIGKILL"); // whatever its tools started
-  groups.delete(pid);
 }
 
 // git without the user's or the system's config (signing, hooks paths, fsmonitor...), the same for
@@ -195,65 +152,27 @@ function baseEnv() {
 
 let fake;
 
-async function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
-    });
-  });
-}
-
-/** A fresh `opencode serve` on a free loopback port, hermetic, behind a random password. */
+/** A fresh `opencode serve` on a free loopback port, hermetic, behind a random password: coding-mcp's own launcher. */
 async function startOpencode(label) {
   const home = tempDir(`opencode-${label}`);
-  const bin = resolveOpencodeBinary();
-  const port = await freePort();
-  const password = randomBytes(24).toString("hex");
-  const child = spawn(bin, ["serve", "--hostname", "127.0.0.1", "--port", String(port)], {
+  const server = new ManagedOpencode({
+    log: { debug() {}, info() {}, warn: note, error: note },
     cwd: home,
     env: {
       ...baseEnv(),
       ...hermeticOpencodeEnv(home),
       OPENCODE_CONFIG_CONTENT: JSON.stringify(opencodeConfigFor(fake.baseURL)),
-      OPENCODE_SERVER_PASSWORD: password,
-      OPENCODE_SERVER_USERNAME: "opencode",
     },
-    detached: true,
-    stdio: ["ignore", "pipe", "pipe"],
+    startupTimeoutMs: 60_000,
   });
-  groups.add(child.pid);
-  onCleanup(() => stopGroup(child));
-  const recent = [];
-  let url;
-  const ready = new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`opencode serve did not start within 60 s:\n${recent.join("\n")}`)), 60_000);
-    const onLine = (line) => {
-      recent.push(line);
-      if (recent.length > 30) recent.shift();
-      const m = /listening on (http:\/\/\S+)/.exec(line);
-      if (m && !url) {
-        url = m[1];
-        clearTimeout(timer);
-        resolve(undefined);
-      }
-    };
-    readline.createInterface({ input: child.stdout }).on("line", onLine);
-    readline.createInterface({ input: child.stderr }).on("line", onLine);
-    child.once("exit", (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`opencode serve exited (${code ?? signal}) before it was ready:\n${recent.join("\n")}`));
-    });
-  });
-  await ready;
+  onCleanup(() => server.stop());
+  const { url, password, pid } = await server.ensure();
   const direct = new DirectOpencode(url, password);
   onCleanup(() => direct.close());
   const health = await direct.call("GET", "/global/health");
   if (!health?.healthy) throw new Error(`OpenCode at ${url} is not healthy: ${JSON.stringify(health)}`);
   context.opencodeVersion = health.version;
-  return { url, password, pid: child.pid, version: health.version, direct, child };
+  return { url, password, pid, version: health.version, direct };
 }
 
 /** What a user calling OpenCode's HTTP API directly does: plain requests, Basic auth, keep-alive. */

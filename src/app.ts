@@ -80,6 +80,8 @@ export function configuredBackends(deps: BackendDeps): CodingBackend[] {
             cwd: config.workspace.base_path,
             startupTimeoutMs: config.opencode.startup_timeout_sec * 1000,
             registerSecret: (value: string) => redactor.addSecret(value),
+            // Where its pid is recorded, so a coding-mcp starting after one that died stops what it left.
+            stateDir: config.stateDir,
           },
         }),
   });

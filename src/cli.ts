@@ -16,6 +16,9 @@ Usage:
   coding-mcp [--config FILE]          serve MCP over stdio (what MCP clients start)
   coding-mcp --transport http [--host H] [--port P] [--config FILE]
                                       serve Streamable HTTP at /mcp and legacy SSE at /sse on one port
+  coding-mcp doctor [--config FILE] [--task]
+                                      check the setup (Node, git, ripgrep, OpenCode, config, paths, token),
+                                      one line per check with the fix; --task also runs one real task
   coding-mcp --help | --version
 
 Options:
@@ -41,19 +44,21 @@ function fail(message: string): never {
 }
 
 async function main(): Promise<void> {
-  let values: { config?: string; transport?: string; host?: string; port?: string; help?: boolean; version?: boolean };
+  let values: { config?: string; transport?: string; host?: string; port?: string; task?: boolean; help?: boolean; version?: boolean };
+  let positionals: string[];
   try {
-    ({ values } = parseArgs({
+    ({ values, positionals } = parseArgs({
       options: {
         config: { type: "string" },
         transport: { type: "string", default: "stdio" },
         host: { type: "string" },
         port: { type: "string" },
+        task: { type: "boolean" },
         help: { type: "boolean", short: "h" },
         version: { type: "boolean", short: "v" },
       },
       strict: true,
-      allowPositionals: false,
+      allowPositionals: true,
     }));
   } catch (err) {
     fail(`${(err as Error).message}\nRun coding-mcp --help for the options.`);
@@ -66,6 +71,15 @@ async function main(): Promise<void> {
     process.stdout.write(`${VERSION}\n`);
     return;
   }
+  const [command, ...extra] = positionals;
+  if (command !== undefined && command !== "doctor") fail(`unknown command ${command}; the only command is doctor (coding-mcp --help)`);
+  if (extra.length > 0) fail(`unexpected argument ${extra[0]}; run coding-mcp --help for the usage`);
+  if (command === "doctor") {
+    // Loaded only here: a server starts faster without it.
+    const { runDoctor } = await import("./doctor.js");
+    process.exit(await runDoctor({ ...(values.config ? { configPath: values.config } : {}), ...(values.task ? { task: true } : {}) }));
+  }
+  if (values.task) fail("--task applies to coding-mcp doctor only");
   if (values.transport !== "stdio" && values.transport !== "http") {
     fail(`--transport ${values.transport} is not known; use stdio (the default) or http`);
   }
@@ -77,7 +91,7 @@ async function main(): Promise<void> {
   try {
     config = loadConfig(values.config ? { configPath: values.config } : {});
   } catch (err) {
-    if (err instanceof ConfigError) fail(err.message);
+    if (err instanceof ConfigError) fail(`${err.message}\nRun coding-mcp doctor to check the whole setup.`);
     throw err;
   }
   // Checked before anything starts, so a refused start leaves nothing behind.
@@ -182,7 +196,7 @@ async function runHttp(app: App, options: HttpOptions): Promise<void> {
 function warmUpBackend(app: App): void {
   setTimeout(() => {
     const backend = app.backends.get();
-    backend.start().catch((err) => app.log.error(`backend ${backend.name} is not available yet: ${(err as Error).message}`));
+    backend.start().catch((err) => app.log.error(`backend ${backend.name} is not available yet: ${(err as Error).message} (coding-mcp doctor checks the whole setup)`));
   }, 300).unref();
 }
 

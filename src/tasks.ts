@@ -7,6 +7,7 @@ import { UserError, errorMessage } from "./errors.js";
 import type { Logger } from "./log.js";
 import { addToTotals, type CodeResult, type PermissionReply, type RunningTaskRecord, type SessionRecord, type TaskResult, type TaskView, type ToolCallTrace, type WorkspaceRecord } from "./model.js";
 import type { PermissionPolicy } from "./permissions.js";
+import { sleep } from "./process.js";
 import type { Records } from "./records.js";
 import { TaskSpan } from "./telemetry.js";
 import { EMPTY_TREE, changedFiles, commitsBetween, headCommit, snapshotWorkingTree, type Git } from "./workspace/git.js";
@@ -308,22 +309,6 @@ async function settle(done: Promise<unknown>): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   await Promise.race([done.catch(() => undefined), new Promise((r) => (timer = setTimeout(r, SETTLE_MS)))]);
   clearTimeout(timer);
-}
-
-/** Wait, unless the signal aborts first; true when the full time passed. */
-function sleep(ms: number, signal?: AbortSignal): Promise<boolean> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve(false);
-    const timer = setTimeout(() => resolve(true), ms);
-    signal?.addEventListener(
-      "abort",
-      () => {
-        clearTimeout(timer);
-        resolve(false);
-      },
-      { once: true },
-    );
-  });
 }
 
 function taskAttributes(backend: CodingBackend, session: SessionRecord, workspace: WorkspaceRecord, view: TaskView) {

@@ -1,4 +1,4 @@
-import { createRequire } from "node:module";
+import { packageJson } from "./package-json.js";
 
 /** The package version, read once from package.json so --version and the MCP handshake agree. */
-export const VERSION: string = (createRequire(import.meta.url)("../package.json") as { version: string }).version;
+export const VERSION: string = packageJson().version;

@@ -13,7 +13,7 @@ import {
   type PromptBody,
 } from "./client.js";
 import { EventSubscription, type OpencodeEvent } from "./events.js";
-import { ManagedOpencode } from "./managed.js";
+import { ManagedOpencode, type ManagedOpencodeOptions } from "./managed.js";
 import { PathMap } from "./path-map.js";
 import { summarizeTurn, toolCallOf, turnMessages } from "./trace.js";
 
@@ -33,7 +33,7 @@ export interface OpencodeBackendOptions {
   agent?: string;
   log: Logger;
   /** For a managed server: the environment it gets (secrets already removed) and where it runs. */
-  managed?: { env: NodeJS.ProcessEnv; cwd: string; startupTimeoutMs: number; registerSecret?: (value: string) => void };
+  managed?: Omit<ManagedOpencodeOptions, "log">;
 }
 
 /** OpenCode names a model provider/model. */

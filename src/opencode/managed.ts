@@ -1,18 +1,20 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import { createRequire } from "node:module";
-import net from "node:net";
 import path from "node:path";
 import readline from "node:readline";
 import type { Logger } from "../log.js";
+import { freeLoopbackPort, killGroup, killTree, processStartTime, sleep, spawnBound, withTimeout } from "../process.js";
 import { OpencodeClient } from "./client.js";
 
 /**
  * The OpenCode server coding-mcp starts itself when no OPENCODE_URL is given: `opencode serve` from
  * the opencode-ai dependency, on a free loopback port, behind a random password, in its own process
  * group (so the commands its tools started die with it), health-checked before first use and
- * stopped with coding-mcp. Its output goes to coding-mcp's log (stderr), never to stdout.
+ * stopped with coding-mcp, also when coding-mcp dies (src/process.ts). Its output goes to
+ * coding-mcp's log (stderr), never to stdout. The test support and the benchmark start their
+ * OpenCode servers with it too.
  */
 
 export interface ManagedOpencodeOptions {
@@ -23,6 +25,11 @@ export interface ManagedOpencodeOptions {
   startupTimeoutMs: number;
   /** Told the random password before it is used, so the redactor can remove it from every output. */
   registerSecret?: (value: string) => void;
+  /**
+   * coding-mcp's state directory: the running server's pid is recorded under it, so that a later
+   * coding-mcp on the same state stops what one that died without its exit hook left behind.
+   */
+  stateDir?: string;
 }
 
 export interface RunningOpencode {
@@ -56,21 +63,8 @@ export function resolveOpencodeBinary(): string {
     // fall through
   }
   throw new Error(
-    "cannot find the opencode binary of the opencode-ai package; reinstall coding-mcp's dependencies (npm install) or set OPENCODE_URL to a running OpenCode 1.18 server",
+    "cannot find the opencode binary of the opencode-ai package; reinstall coding-mcp's dependencies (npm install) or set OPENCODE_URL to a running OpenCode 1.18 server (coding-mcp doctor checks the whole setup)",
   );
-}
-
-async function freeLoopbackPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.unref();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 export class ManagedOpencode {
@@ -78,7 +72,7 @@ export class ManagedOpencode {
   private running?: RunningOpencode;
   private starting?: Promise<RunningOpencode>;
   private stopping = false;
-  private readonly killOnExit = () => this.killGroup("SIGKILL");
+  private leftoversChecked = false;
 
   constructor(private readonly options: ManagedOpencodeOptions) {}
 
@@ -95,6 +89,10 @@ export class ManagedOpencode {
 
   private async start(): Promise<RunningOpencode> {
     const { log, startupTimeoutMs } = this.options;
+    if (!this.leftoversChecked) {
+      this.leftoversChecked = true;
+      this.stopLeftovers();
+    }
     const bin = resolveOpencodeBinary();
     const port = await freeLoopbackPort();
     const password = randomBytes(24).toString("hex");
@@ -102,14 +100,14 @@ export class ManagedOpencode {
     const username = "opencode";
     const env = { ...this.options.env, OPENCODE_SERVER_PASSWORD: password, OPENCODE_SERVER_USERNAME: username };
     log.info(`starting managed OpenCode on 127.0.0.1:${port}`, { bin });
-    const child = spawn(bin, ["serve", "--hostname", "127.0.0.1", "--port", String(port)], {
+    // Its own process group, stopped as a whole, and never outliving coding-mcp.
+    const child = spawnBound(bin, ["serve", "--hostname", "127.0.0.1", "--port", String(port)], {
       cwd: this.options.cwd,
       env,
-      detached: true, // its own process group, stopped as a whole
       stdio: ["ignore", "pipe", "pipe"],
     });
     this.child = child;
-    process.once("exit", this.killOnExit);
+    this.recordPid(child.pid);
     const recent: string[] = [];
     const relay = (stream: NodeJS.ReadableStream, onLine?: (line: string) => void) => {
       readline.createInterface({ input: stream }).on("line", (line) => {
@@ -131,15 +129,10 @@ export class ManagedOpencode {
     });
     listening.catch(() => undefined); // awaited below; this only keeps a late rejection from going unhandled
     child.once("exit", (code, signal) => {
-      process.removeListener("exit", this.killOnExit);
-      // What it started in its own process group (plugins, language servers) must not outlive it, even
-      // after a crash. (Its bash commands run in sessions of their own; only OpenCode's abort ends those.)
-      try {
-        process.kill(-child.pid!, "SIGKILL");
-      } catch {
-        // the group is already empty
-      }
+      // spawnBound kills what is left in its group. (Its bash commands run in sessions of their own;
+      // OpenCode's abort ends those, or the watchdog when coding-mcp dies.)
       if (this.child === child) {
+        this.forgetPid();
         this.running = undefined;
         if (this.stopping) log.info(`managed OpenCode stopped`);
         else log.warn(`managed OpenCode exited unexpectedly (${signal ?? `code ${code}`}); it is restarted on the next call`);
@@ -159,7 +152,7 @@ export class ManagedOpencode {
         } catch (err) {
           if (Date.now() > deadline) throw new Error(`managed OpenCode did not become healthy: ${(err as Error).message}`);
         }
-        await new Promise((r) => setTimeout(r, 150));
+        await sleep(150);
       }
     } catch (err) {
       this.killGroup("SIGKILL");
@@ -189,23 +182,69 @@ export class ManagedOpencode {
 
   private killGroup(signal: NodeJS.Signals): void {
     const pid = this.child?.pid;
-    if (!pid) return;
+    if (pid) killGroup(pid, signal);
+  }
+
+  // The pid file: <stateDir>/opencode/<coding-mcp's pid>.json, one per coding-mcp sharing the state.
+  private pidFile(): string | undefined {
+    return this.options.stateDir && path.join(this.options.stateDir, "opencode", `${process.pid}.json`);
+  }
+
+  private recordPid(pid: number | undefined): void {
+    const file = this.pidFile();
+    const start = pid === undefined ? undefined : processStartTime(pid);
+    if (!file || pid === undefined || start === undefined) return;
+    const record: PidRecord = { pid, start, owner: process.pid, ownerStart: processStartTime(process.pid) ?? "" };
     try {
-      process.kill(-pid, signal);
+      fs.mkdirSync(path.dirname(file), { recursive: true });
+      fs.writeFileSync(file, JSON.stringify(record) + "\n");
+    } catch (err) {
+      this.options.log.warn(`cannot record the managed OpenCode's pid in ${file}: ${(err as Error).message}`);
+    }
+  }
+
+  private forgetPid(): void {
+    const file = this.pidFile();
+    if (file) fs.rmSync(file, { force: true });
+  }
+
+  /**
+   * Stop the OpenCode servers that coding-mcp processes which died on this state left running. A
+   * record names a process by pid and start time, so a pid the system gave to something else since
+   * is never touched; a record whose coding-mcp still runs (another client's) is left alone.
+   */
+  private stopLeftovers(): void {
+    const dir = this.options.stateDir && path.join(this.options.stateDir, "opencode");
+    if (!dir) return;
+    let names: string[];
+    try {
+      names = fs.readdirSync(dir).filter((n) => n.endsWith(".json"));
     } catch {
-      // already gone
+      return; // none recorded yet
+    }
+    for (const name of names) {
+      const file = path.join(dir, name);
+      let record: PidRecord;
+      try {
+        record = JSON.parse(fs.readFileSync(file, "utf8")) as PidRecord;
+      } catch {
+        fs.rmSync(file, { force: true });
+        continue;
+      }
+      if (record.owner !== process.pid && processStartTime(record.owner) === record.ownerStart) continue;
+      if (processStartTime(record.pid) === record.start) {
+        killTree(record.pid);
+        this.options.log.warn(`stopped the OpenCode (pid ${record.pid}) that coding-mcp pid ${record.owner}, which ended abruptly, left running`);
+      }
+      fs.rmSync(file, { force: true });
     }
   }
 }
 
-async function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(message)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
+/** One managed OpenCode, named by pid and start time, and the coding-mcp that started it. */
+interface PidRecord {
+  pid: number;
+  start: string;
+  owner: number;
+  ownerStart: string;
 }

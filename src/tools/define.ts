@@ -19,6 +19,8 @@ export interface ToolContext {
   sessions: SessionManager;
   redactor: Redactor;
   log: Logger;
+  /** Where workspaces live: named when the disk there is full. */
+  config?: { workspace: { base_path: string } };
 }
 
 /** What one MCP connection has told the server about itself. */
@@ -106,9 +108,36 @@ export function registerTool(server: McpServer, tool: AnyTool, ctx: ToolContextW
             return errorResult(ctx.redactor, `${tool.name}: ${err.message}`, err.hint);
           }
           ctx.log.error(`${tool.name} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-          return errorResult(ctx.redactor, `${tool.name} failed: ${errorMessage(err)}`, "This is likely a problem on coding-mcp's side or its OpenCode server; the server log (stderr) has details.");
+          if (isDiskFull(err)) {
+            const where = ctx.config?.workspace.base_path ?? (err as NodeJS.ErrnoException).path ?? "workspace.base_path";
+            return errorResult(
+              ctx.redactor,
+              `${tool.name} failed: no space left on the disk under ${where} (${errorMessage(err)})`,
+              `Free some space there (df -h ${where} shows what is left), or set workspace.base_path to a bigger disk, then call ${tool.name} again; nothing else needs to change.`,
+            );
+          }
+          return errorResult(
+            ctx.redactor,
+            `${tool.name} failed: ${errorMessage(err)}`,
+            "This is likely a problem on coding-mcp's side or its OpenCode server; the server log (stderr) has details, and coding-mcp doctor checks the setup.",
+          );
         }
       }, { kind: SpanKind.SERVER, parent: contextFromMeta(extra._meta) });
     },
   );
+}
+
+/**
+ * A full disk (or quota), as node's fs reports it (ENOSPC, EDQUOT) or as git or another process
+ * writes it in its message; also when it is the cause of the error.
+ */
+export function isDiskFull(err: unknown): boolean {
+  for (let e = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "ENOSPC" || code === "EDQUOT") return true;
+    const stderr = (e as { stderr?: unknown }).stderr;
+    const text = `${(e as Error).message ?? ""}\n${typeof stderr === "string" ? stderr : ""}`;
+    if (/No space left on device|Disk quota exceeded/i.test(text)) return true;
+  }
+  return false;
 }

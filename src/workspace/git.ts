@@ -5,6 +5,7 @@ import path from "node:path";
 import type { execa as Execa } from "execa";
 import { UserError } from "../errors.js";
 import type { ChangedFile, FileStatus } from "../model.js";
+import { holdGroup, killGroup, releaseGroup } from "../process.js";
 import type { Redactor } from "../redact.js";
 import type { GitAuth } from "./credentials.js";
 import { repoRelativePath } from "./paths.js";
@@ -70,26 +71,9 @@ const REPO_LOCATING_ENV = [
   "GIT_PREFIX",
 ];
 
-// git runs in its own process group, so a timeout (or our exit) also ends the helpers it started
-// (git-remote-https, ssh, index-pack), which would otherwise keep a dead clone's connection open.
-const running = new Set<number>();
-let exitHookInstalled = false;
-
-function killGroup(pid: number): void {
-  try {
-    process.kill(-pid, "SIGKILL");
-  } catch {
-    // Already gone.
-  }
-}
-
-function trackProcess(pid: number): void {
-  if (!exitHookInstalled) {
-    exitHookInstalled = true;
-    process.once("exit", () => running.forEach(killGroup));
-  }
-  running.add(pid);
-}
+// git runs in its own process group, held until it ends, so a timeout (or our exit, or our death) also
+// ends the helpers it started (git-remote-https, ssh, index-pack), which would otherwise keep a dead
+// clone's connection open.
 
 let execaModule: Promise<typeof Execa> | undefined;
 /** execa is loaded on first use, not at start-up: it is a large share of coding-mcp's cold start. */
@@ -143,13 +127,13 @@ export class Git {
             killGroup(pid);
           }, opts.timeoutMs)
         : undefined;
-    if (pid !== undefined) trackProcess(pid);
+    if (pid !== undefined) holdGroup(pid);
     let result;
     try {
       result = await subprocess;
     } finally {
       clearTimeout(timer);
-      if (pid !== undefined) running.delete(pid);
+      if (pid !== undefined) releaseGroup(pid);
     }
     this.log(`git ${this.redact(args.join(" "))} -> ${timedOut ? "timed out" : result.exitCode} in ${Date.now() - started} ms`);
     const stderr = String(result.stderr ?? "");
