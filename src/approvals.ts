@@ -88,6 +88,14 @@ interface WaitPlan<T> {
 
 type PermissionOutcome = { reply: PermissionReply; message?: string };
 
+const ANSWERED_HOW: Record<DecidedBy, string> = {
+  person: "by a person",
+  policy: "by the policy",
+  session: "allowed for the session",
+  timeout: "rejected: nobody answered in time",
+  cancelled: "rejected when the task ended",
+};
+
 /** How many answered request ids are remembered, to tell "already answered" from "unknown". */
 const ANSWERED_KEPT = 500;
 
@@ -195,7 +203,7 @@ export class Approvals {
       const done = this.answered.get(input.request_id);
       if (done && done.sessionId === sessionId) {
         throw new UserError(
-          `request ${input.request_id} was already answered (${done.decidedBy === "person" ? "by a person" : `by ${done.decidedBy}`}, ${Math.round((Date.now() - done.at) / 1000)} s ago)`,
+          `request ${input.request_id} was already answered (${ANSWERED_HOW[done.decidedBy]}, ${Math.round((Date.now() - done.at) / 1000)} s ago)`,
           "Each request is answered once; the task's trace shows the answer. coding_status lists what still waits.",
           "request_answered",
         );
