@@ -104,7 +104,7 @@ describe("a permission request the policy marks ask", () => {
     expect(progress).toContainEqual(expect.stringMatching(/^asking the person \(permission req_\w+\): run a command: echo allowed > bash.txt/));
     expect(progress).toContain("permission bash allowed by the person: echo allowed > bash.txt");
     structured(await call("coding_close", { session_id: session.session_id }));
-  });
+  }, 240_000);
 
   it("reject keeps the command from running, and the agent reads the person's message", async () => {
     const session = await open();
@@ -118,7 +118,7 @@ describe("a permission request the policy marks ask", () => {
     expect(JSON.stringify(toolMessage.content)).toContain("Not on this machine");
     expect(result.summary).toBe("Tried it.");
     structured(await call("coding_close", { session_id: session.session_id }));
-  });
+  }, 240_000);
 
   it("allow for the session answers later requests of that session without asking again", async () => {
     const session = await open();
@@ -137,7 +137,7 @@ describe("a permission request the policy marks ask", () => {
     expect(again.trace.permissions).toEqual([expect.objectContaining({ reply: "reject", decided_by: "person" })]);
     structured(await call("coding_close", { session_id: session.session_id }));
     structured(await call("coding_close", { session_id: other.session_id }));
-  });
+  }, 240_000);
 
   it("rejects a request nobody answers after limits.approval_timeout_sec, and withdraws the form", async () => {
     const session = await open();
@@ -158,7 +158,7 @@ describe("a permission request the policy marks ask", () => {
     expect(decision).toMatchObject({ reply: "reject", decided_by: "timeout" });
     expect(decision.duration_ms).toBeGreaterThanOrEqual(APPROVAL_TIMEOUT_SEC * 1000 - 50);
     structured(await call("coding_close", { session_id: session.session_id }));
-  });
+  }, 240_000);
 });
 
 describe("the policy decides without a person", () => {
@@ -171,7 +171,7 @@ describe("the policy decides without a person", () => {
       expect.objectContaining({ permission: "edit", patterns: ["written.txt"], reply: "reject", decided_by: "policy", message: "coding-mcp's permission policy denies edit" }),
     ]);
     structured(await call("coding_close", { session_id: session.session_id }));
-  });
+  }, 240_000);
 
   it("asks before the agent writes outside its workspace, whatever OpenCode's config says", async () => {
     const session = await open();
@@ -184,7 +184,7 @@ describe("the policy decides without a person", () => {
     expect(fs.existsSync(target)).toBe(false);
     expect(result.trace.permissions).toEqual([expect.objectContaining({ permission: "external_directory", reply: "reject", decided_by: "person" })]);
     structured(await call("coding_close", { session_id: session.session_id }));
-  });
+  }, 240_000);
 });
 
 describe("a question of the agent", () => {
@@ -222,7 +222,7 @@ describe("a question of the agent", () => {
     ]);
     expect(progress).toContain("question answered by the person: Green");
     structured(await call("coding_close", { session_id: session.session_id }));
-  });
+  }, 240_000);
 
   it("a declined question is dismissed, and the agent is told", async () => {
     const session = await open();
@@ -232,5 +232,5 @@ describe("a question of the agent", () => {
     expect(result.trace.questions).toEqual([expect.objectContaining({ rejected: true, decided_by: "person" })]);
     expect(result.trace.tool_calls).toEqual([expect.objectContaining({ tool: "question", status: "error", error: expect.stringMatching(/dismissed/) })]);
     structured(await call("coding_close", { session_id: session.session_id }));
-  });
+  }, 240_000);
 });

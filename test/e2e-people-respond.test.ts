@@ -126,7 +126,7 @@ describe("requests that wait for coding_respond", () => {
     // The client that started the tasks was told, though its calls had long answered.
     expect(notices).toContainEqual(expect.stringMatching(new RegExp(`^waiting for a person \\(permission ${pa!.request_id}\\): reach outside its workspace`)));
     for (const s of [a, b]) structured(await call(starter, "coding_close", { session_id: s.session_id }));
-  });
+  }, 300_000);
 
   it("answers a question of a background task with coding_respond", async () => {
     const s = structured(await call(starter, "coding_open", {}));
@@ -144,7 +144,7 @@ describe("requests that wait for coding_respond", () => {
     expect(done.result.summary).toBe("The person chose: Red");
     expect(done.result.trace.questions).toEqual([expect.objectContaining({ answers: [["Red"]], decided_by: "person" })]);
     structured(await call(starter, "coding_close", { session_id: s.session_id }));
-  });
+  }, 240_000);
 
   it("a cancelled task rejects its pending requests", async () => {
     const s = structured(await call(starter, "coding_open", {}));
@@ -159,5 +159,5 @@ describe("requests that wait for coding_respond", () => {
     const late = await call(answerer, "coding_respond", { session_id: s.session_id, request_id: p!.request_id, decision: "allow" });
     expect(textOf(late)).toMatch(/already answered \(rejected when the task ended/);
     structured(await call(starter, "coding_close", { session_id: s.session_id }));
-  });
+  }, 240_000);
 });
