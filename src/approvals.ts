@@ -4,7 +4,7 @@ import type { PermissionAnswer, PermissionAsk, QuestionAnswer, QuestionAsk, Task
 import { UserError } from "./errors.js";
 import type { Logger } from "./log.js";
 import type { DecidedBy, PendingRequest, PermissionDecision, PermissionReply, QuestionDecision, QuestionInfo } from "./model.js";
-import { PermissionPolicy, QUESTION_KIND } from "./permissions.js";
+import { QUESTION_KIND, type PermissionPolicy } from "./permissions.js";
 import type { Redactor } from "./redact.js";
 
 /**
@@ -265,7 +265,7 @@ export class Approvals {
       if (scope.signal.aborted) onEnd();
 
       if (scope.elicit && !done) {
-        scope.elicit(this.redactor.value(plan.form) as ElicitForm, withdraw.signal).then(
+        scope.elicit(this.redactor.value<ElicitForm>(plan.form), withdraw.signal).then(
           (reply) => {
             if (done) return;
             if (reply.action !== "accept") return finish(plan.declined, "person");
@@ -438,7 +438,8 @@ function checkAnswers(requestId: string, questions: QuestionInfo[], answers: Res
     throw new UserError(`request ${requestId} has ${questions.length} question(s), but ${answers.length} answer(s) were given`, hint, "invalid_answer");
   }
   return questions.map((q, i) => {
-    const given = (Array.isArray(answers[i]) ? (answers[i] as string[]) : [answers[i] as string]).map((a) => a.trim()).filter(Boolean);
+    const entry = answers[i]!;
+    const given = (Array.isArray(entry) ? entry : [entry]).map((a) => a.trim()).filter(Boolean);
     if (given.length > 1 && !q.multiple) throw new UserError(`question ${i + 1} of ${requestId} takes one answer, got ${given.length}`, hint, "invalid_answer");
     return given.map((a) => {
       const option = q.options.find((o) => o.label.toLowerCase() === a.toLowerCase());
