@@ -247,6 +247,8 @@ export class Approvals {
         resolve({ value, decidedBy, durationMs: Date.now() - started, view });
       };
       const timer = setTimeout(() => finish(plan.timedOut, "timeout"), this.timeoutMs);
+      // The task that waits keeps the process busy; this timer alone must not hold up an exit.
+      timer.unref();
       const onEnd = () => finish(plan.cancelled, "cancelled");
       scope.signal.addEventListener("abort", onEnd, { once: true });
 
