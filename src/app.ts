@@ -4,6 +4,7 @@ import { Backends } from "./backends.js";
 import type { ResolvedConfig } from "./config.js";
 import { createLogger, type Logger } from "./log.js";
 import { OpencodeBackend } from "./opencode/backend.js";
+import { Approvals } from "./approvals.js";
 import { PermissionPolicy } from "./permissions.js";
 import { openRecords, type Records } from "./records.js";
 import { Redactor } from "./redact.js";
@@ -69,6 +70,7 @@ export function configuredBackends(deps: BackendDeps): CodingBackend[] {
     username: config.opencode.username,
     ...(config.secrets.opencodePassword ? { password: config.secrets.opencodePassword } : {}),
     pathMap: config.opencode.path_map,
+    permissions: config.permissions,
     ...(config.opencode.model ? { model: config.opencode.model } : {}),
     ...(config.opencode.agent ? { agent: config.opencode.agent } : {}),
     log,
@@ -104,8 +106,9 @@ export async function createApp(config: ResolvedConfig, options: AppOptions = {}
   const workspaces = new WorkspaceManager(config, git, log);
   const deps: BackendDeps = { config, log, redactor, agentEnv: agentEnvironment(config, env) };
   const backends = new Backends((options.backends ?? configuredBackends)(deps), options.defaultBackend ?? config.default_backend);
-  const policy = new PermissionPolicy(config.opencode.permissions);
-  const sessions = new SessionManager(config, records, workspaces, backends, policy, git, log);
+  for (const note of config.notes) log.warn(note);
+  const approvals = new Approvals(new PermissionPolicy(config.permissions), config.limits.approval_timeout_sec * 1000, redactor, log);
+  const sessions = new SessionManager(config, records, workspaces, backends, approvals, git, log);
   // Tasks that were running when coding-mcp last stopped are followed to their end again.
   sessions.resumeTasks();
   return {

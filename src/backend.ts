@@ -1,4 +1,4 @@
-import type { PermissionDecision, PermissionReply, TaskResult, ToolCallTrace } from "./model.js";
+import type { PendingRequest, PermissionDecision, PermissionReply, QuestionDecision, QuestionInfo, TaskResult, ToolCallTrace } from "./model.js";
 
 /**
  * The coding-backend interface: the few things the core needs from a coding agent. OpenCode over
@@ -12,7 +12,12 @@ export type TaskEvent =
   /** `checkpoint`: where the task's turn starts in the backend session, for picking it up after a restart. */
   | { type: "started"; directory: string; checkpoint?: string }
   | { type: "tool"; phase: "started" | "ended"; call: ToolCallTrace }
+  /** A request of the agent waits for a person (elicitation, or coding_respond). Emitted by the core. */
+  | { type: "request"; request: PendingRequest }
+  /** A permission request was answered (by policy, person, timeout, ...). Emitted by the core. */
   | { type: "permission"; decision: PermissionDecision }
+  /** The agent's questions were answered or refused. Emitted by the core. */
+  | { type: "question"; decision: QuestionDecision }
   | { type: "retry"; attempt: number; error: string; delayMs: number }
   | { type: "finished"; result: TaskResult };
 
@@ -21,9 +26,39 @@ export interface PermissionAsk {
   permission: string;
   /** Commands, paths or URLs, as the coding-mcp side sees them (workspace paths mapped back). */
   patterns: string[];
+  /** A short title of what the tool call does, when the backend has one. */
+  title?: string;
+  /** Details the person may want (e.g. the file path behind an external_directory pattern). */
+  metadata?: Record<string, unknown>;
+  /** Wildcard patterns an "allow for the session" would cover (e.g. `npm *`); omitted: the patterns themselves. */
+  always?: string[];
 }
 
-export interface RunTaskRequest {
+/** How the core answers a permission request: the reply, and what the agent is told with it (a refusal's reason). */
+export interface PermissionAnswer {
+  reply: PermissionReply;
+  message?: string;
+}
+
+/** Questions the agent asks the person mid-task. */
+export interface QuestionAsk {
+  questions: QuestionInfo[];
+}
+
+/** One list of chosen labels (or the person's own words) per question, in order; or a refusal. */
+export type QuestionAnswer = { answers: string[][] } | { rejected: true };
+
+/** What the core gives every task for its requests; see RunTaskRequest. */
+export interface TaskRequests {
+  /** How to answer a permission request of the agent; the core decides (policy, and the person where asked). */
+  decide: (ask: PermissionAsk) => Promise<PermissionReply>;
+  /** The same decision with a message for the agent: a refusal with a reason lets the agent go on. */
+  permission: (ask: PermissionAsk) => Promise<PermissionAnswer>;
+  /** Put the agent's questions to the person; resolves with the answers, or a refusal (declined, timed out, cancelled). */
+  ask: (question: QuestionAsk) => Promise<QuestionAnswer>;
+}
+
+export interface RunTaskRequest extends TaskRequests {
   /** The backend's own session id. */
   sessionId: string;
   /** The workspace directory as coding-mcp sees it. */
@@ -36,18 +71,15 @@ export interface RunTaskRequest {
   timeoutMs: number;
   signal?: AbortSignal;
   onEvent?: (event: TaskEvent) => void;
-  /** How to answer a permission request of the agent; the core decides (policy, and the person where asked). */
-  decide: (ask: PermissionAsk) => Promise<PermissionReply>;
 }
 
-export interface ResumeTaskRequest {
+export interface ResumeTaskRequest extends TaskRequests {
   sessionId: string;
   directory: string;
   checkpoint?: string;
   timeoutMs: number;
   signal?: AbortSignal;
   onEvent?: (event: TaskEvent) => void;
-  decide: (ask: PermissionAsk) => Promise<PermissionReply>;
 }
 
 /** The models a backend can run tasks with, as it names them, and the one it uses by default. */

@@ -4,6 +4,7 @@ import path from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { errorMessage } from "./errors.js";
+import { DEFAULT_PERMISSIONS, type PermissionRules } from "./permissions.js";
 
 /**
  * coding-mcp's configuration: an optional YAML file, then environment variables on top, validated
@@ -25,8 +26,8 @@ const OpencodeSection = z.strictObject({
     .optional(),
   agent: z.string().min(1).optional(),
   path_map: z.record(z.string().min(1), z.string().min(1)).default({}),
-  /** Answers to the agent's permission requests, by kind (bash, edit, external_directory, ...); "*" is the default. */
-  permissions: z.record(z.string().min(1), z.enum(["allow", "deny"])).default({ "*": "allow" }),
+  /** Superseded by the top-level `permissions` (which adds "ask"); still read, and mapped onto it when that is absent. */
+  permissions: z.record(z.string().min(1), z.enum(["allow", "deny"])).optional(),
   startup_timeout_sec: positiveInt("seconds").default(60),
 });
 
@@ -55,7 +56,15 @@ const LimitsSection = z.strictObject({
   max_attempts: positiveInt("attempts").max(10).default(3),
   clone_timeout_min: positiveInt("minutes").default(5),
   push_timeout_min: positiveInt("minutes").default(5),
+  /** A permission request or question of the agent that nobody answers in this time is rejected. */
+  approval_timeout_sec: positiveInt("seconds").max(24 * 3600).default(300),
 });
+
+/** What the agent may do, by permission kind; "*" for every kind not named (see src/permissions.ts). */
+const PermissionsSection = z.record(
+  z.string().min(1),
+  z.enum(["allow", "deny", "ask"], { error: 'expected allow, deny or ask (ask: a person decides)' }),
+);
 
 /** A coding agent besides OpenCode, started as a subprocess that speaks the Agent Client Protocol over stdio. */
 const AcpBackendSection = z.strictObject({
@@ -91,6 +100,8 @@ export const ConfigSchema = z.strictObject({
   git: GitSection.prefault({}),
   limits: LimitsSection.prefault({}),
   http: HttpSection.prefault({}),
+  /** Omitted: opencode.permissions if given (mapped), else DEFAULT_PERMISSIONS. */
+  permissions: PermissionsSection.optional(),
   /** Coding agents besides the built-in `opencode`, by the name coding_open's `backend` uses. */
   backends: z
     .record(z.string().regex(/^[a-z][a-z0-9_-]{0,31}$/, { error: "backend names: lowercase letters, digits, - and _, starting with a letter" }), AcpBackendSection)
@@ -107,7 +118,11 @@ export const ConfigSchema = z.strictObject({
 export type Config = z.infer<typeof ConfigSchema>;
 
 /** What the running server needs beyond the validated file: resolved paths and the secrets read from the environment. */
-export interface ResolvedConfig extends Config {
+export interface ResolvedConfig extends Omit<Config, "permissions"> {
+  /** The effective policy: `permissions`, else the mapped `opencode.permissions`, else the default. */
+  permissions: PermissionRules;
+  /** Things worth one line in the log at start (e.g. a superseded key that was mapped). */
+  notes: string[];
   /** Where the config came from, for the start-up log line. */
   source: string;
   /** Directory for coding-mcp's own state (registry, askpass helper), inside base_path. */
@@ -132,7 +147,7 @@ const SECTIONS = {
 const COMMA_LISTS = new Set(["CODING_MCP_HTTP_ALLOWED_HOSTS", "CODING_MCP_HTTP_ALLOWED_ORIGINS"]);
 
 /** Environment variables that are not CODING_MCP_<SECTION>_<KEY> overrides but are still ours. */
-const OWN_VARIABLES = new Set(["CODING_MCP_CONFIG", "CODING_MCP_TOKEN", "CODING_MCP_LOG_LEVEL", "CODING_MCP_DEFAULT_BACKEND"]);
+const OWN_VARIABLES = new Set(["CODING_MCP_CONFIG", "CODING_MCP_TOKEN", "CODING_MCP_LOG_LEVEL", "CODING_MCP_DEFAULT_BACKEND", "CODING_MCP_PERMISSIONS"]);
 
 export function expandHome(p: string): string {
   if (p === "~") return os.homedir();
@@ -210,6 +225,28 @@ function applyEnvironment(raw: RawConfig, env: NodeJS.ProcessEnv): void {
   if (env.OPENCODE_URL) raw.opencode = { ...sectionOf(raw, "opencode"), url: env.OPENCODE_URL };
   if (env.CODING_MCP_LOG_LEVEL) raw.log_level = env.CODING_MCP_LOG_LEVEL;
   if (env.CODING_MCP_DEFAULT_BACKEND) raw.default_backend = env.CODING_MCP_DEFAULT_BACKEND;
+  if (env.CODING_MCP_PERMISSIONS) {
+    try {
+      raw.permissions = JSON.parse(env.CODING_MCP_PERMISSIONS);
+    } catch {
+      throw new ConfigError('CODING_MCP_PERMISSIONS: expected a JSON object such as {"*": "allow", "bash": "ask"}');
+    }
+  }
+}
+
+/** The policy in force, and a note when the superseded opencode.permissions had to be mapped. */
+function resolvePermissions(config: Config): { permissions: PermissionRules; notes: string[] } {
+  if (config.permissions) {
+    const notes = config.opencode.permissions ? ["opencode.permissions is ignored: the top-level permissions section is set and wins"] : [];
+    return { permissions: config.permissions, notes };
+  }
+  if (config.opencode.permissions) {
+    return {
+      permissions: { ...config.opencode.permissions },
+      notes: ["opencode.permissions is superseded by the top-level permissions section (which also offers ask); its rules are used as they are: move them there"],
+    };
+  }
+  return { permissions: { ...DEFAULT_PERMISSIONS }, notes: [] };
 }
 
 function describeIssues(error: z.ZodError, source: string): string {
@@ -255,7 +292,7 @@ export function loadConfig(options: { configPath?: string; env?: NodeJS.ProcessE
       throw new ConfigError(`config file ${file} is not valid YAML: ${(err as Error).message}`);
     }
     if (parsed !== null && parsed !== undefined && (typeof parsed !== "object" || Array.isArray(parsed))) {
-      throw new ConfigError(`config file ${file} must be a YAML mapping with the sections opencode, workspace, git, limits, http`);
+      throw new ConfigError(`config file ${file} must be a YAML mapping with the sections opencode, workspace, git, limits, http, permissions, backends`);
     }
     raw = (parsed as RawConfig | null) ?? {};
   }
@@ -276,6 +313,7 @@ export function loadConfig(options: { configPath?: string; env?: NodeJS.ProcessE
 
   return {
     ...config,
+    ...resolvePermissions(config),
     source,
     stateDir: path.join(config.workspace.base_path, ".coding-mcp"),
     secrets: {

@@ -44,14 +44,74 @@ export type ToolCallTrace = z.infer<typeof ToolCallTrace>;
 export const PermissionReply = z.enum(["once", "always", "reject"]);
 export type PermissionReply = z.infer<typeof PermissionReply>;
 
+/**
+ * Who answered a request of the agent: the configured policy, a person (elicitation or
+ * coding_respond), an earlier "allow for the session" of a person, the approval timeout, or the
+ * task's end (cancelled, timed out) while it waited.
+ */
+export const DecidedBy = z.enum(["policy", "person", "session", "timeout", "cancelled"]);
+export type DecidedBy = z.infer<typeof DecidedBy>;
+
 /** A permission request the agent made mid-task, and how it was answered. */
 export const PermissionDecision = z.object({
+  /** coding-mcp's id of the request (coding_respond's request_id), when it waited for a person. */
+  request_id: z.string().optional(),
   /** The policy's kind: bash, edit, read, webfetch, external_directory, ... */
   permission: z.string(),
   patterns: z.array(z.string()),
   reply: PermissionReply,
+  /** Absent only in records written before people could answer. */
+  decided_by: DecidedBy.optional(),
+  /** From the request to its answer. */
+  duration_ms: z.number().optional(),
+  /** What the agent was told with a refusal (or with the person's answer). */
+  message: z.string().optional(),
 });
 export type PermissionDecision = z.infer<typeof PermissionDecision>;
+
+export const QuestionOption = z.object({ label: z.string(), description: z.string().optional() });
+
+/** One question of the agent to the person, with the choices it offers. */
+export const QuestionInfo = z.object({
+  question: z.string(),
+  header: z.string().optional(),
+  options: z.array(QuestionOption),
+  /** Several options may be chosen. */
+  multiple: z.boolean().optional(),
+  /** The agent also accepts an answer in the person's own words (OpenCode's default: yes). */
+  custom: z.boolean().optional(),
+});
+export type QuestionInfo = z.infer<typeof QuestionInfo>;
+
+/** Questions the agent asked mid-task, and their answers (one list of chosen labels or own words per question), or their refusal. */
+export const QuestionDecision = z.object({
+  request_id: z.string(),
+  questions: z.array(QuestionInfo.pick({ question: true, header: true })),
+  answers: z.array(z.array(z.string())).optional(),
+  rejected: z.boolean(),
+  decided_by: DecidedBy,
+  duration_ms: z.number(),
+});
+export type QuestionDecision = z.infer<typeof QuestionDecision>;
+
+/** A request of the agent waiting for a person: answer it with coding_respond. */
+export const PendingRequest = z.object({
+  request_id: z.string(),
+  kind: z.enum(["permission", "question"]),
+  /** What is asked, in one line (as the elicitation message says it). */
+  summary: z.string(),
+  /** kind permission: the policy's kind and its patterns (commands, workspace-relative paths, URLs). */
+  permission: z.string().optional(),
+  patterns: z.array(z.string()).optional(),
+  /** kind question: the questions with their options. */
+  questions: z.array(QuestionInfo).optional(),
+  asked_at: z.string(),
+  /** When it is rejected if nobody answers (limits.approval_timeout_sec). */
+  expires_at: z.string(),
+  /** Whether the person was also asked through the client's elicitation. */
+  elicited: z.boolean(),
+});
+export type PendingRequest = z.infer<typeof PendingRequest>;
 
 export const TaskTrace = z.object({
   model: z.string(),
@@ -66,6 +126,7 @@ export const TaskTrace = z.object({
   tool_calls_omitted: z.number().int().optional(),
   reasoning: z.array(z.string()),
   permissions: z.array(PermissionDecision).optional(),
+  questions: z.array(QuestionDecision).optional(),
 });
 export type TaskTrace = z.infer<typeof TaskTrace>;
 
@@ -119,6 +180,8 @@ export const TaskView = z.object({
   started_at: z.string(),
   finished_at: z.string().optional(),
   tool_calls: z.array(ToolCall),
+  /** While it runs: the agent's requests that wait for a person (answer with coding_respond). */
+  pending_requests: z.array(PendingRequest).optional(),
   result: CodeResult.optional(),
 });
 export type TaskView = z.infer<typeof TaskView>;

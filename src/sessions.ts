@@ -19,7 +19,7 @@ import {
   type Totals,
   type WorkspaceRecord,
 } from "./model.js";
-import type { PermissionPolicy } from "./permissions.js";
+import type { Approvals, Elicit, RespondInput } from "./approvals.js";
 import type { Records } from "./records.js";
 import { newId } from "./store.js";
 import { buildTaskPrompt } from "./task-prompt.js";
@@ -137,11 +137,11 @@ export class SessionManager {
     private readonly records: Records,
     private readonly workspaces: WorkspaceManager,
     private readonly backends: Backends,
-    policy: PermissionPolicy,
+    private readonly approvals: Approvals,
     private readonly git: Git,
     private readonly log: Logger,
   ) {
-    this.tasks = new TaskRunner(config, records, backends, policy, git, log);
+    this.tasks = new TaskRunner(config, records, backends, approvals, git, log);
   }
 
   async open(input: OpenInput): Promise<OpenResult> {
@@ -375,7 +375,11 @@ export class SessionManager {
     return { session, workspace };
   }
 
-  async code(input: CodeInput, options: { signal?: AbortSignal; onEvent?: (event: TaskEvent) => void } = {}): Promise<CodeAnswer> {
+  /**
+   * `onEvent` follows the task (a background task's too: its requests for a person are announced);
+   * `elicit` asks the person through the calling client, for a foreground task only.
+   */
+  async code(input: CodeInput, options: { signal?: AbortSignal; onEvent?: (event: TaskEvent) => void; elicit?: Elicit } = {}): Promise<CodeAnswer> {
     if (!input.task.trim()) throw new UserError("task is empty", "Describe the coding task in task, e.g. \"Add a --verbose flag to cli.py and a test for it\".");
     const { session, workspace } = await this.requireOpen(input.session_id);
     const backend = this.backends.get(session.backend);
@@ -392,7 +396,8 @@ export class SessionManager {
       ...(input.agent ? { agent: input.agent } : {}),
       // A background task outlives the call, so the call's cancellation does not reach it.
       ...(options.signal && !input.background ? { signal: options.signal } : {}),
-      ...(options.onEvent && !input.background ? { onEvent: options.onEvent } : {}),
+      ...(options.onEvent ? { onEvent: options.onEvent } : {}),
+      ...(options.elicit && !input.background ? { elicit: options.elicit } : {}),
     });
     if (input.background) {
       done.catch(() => undefined); // logged by the task runner
@@ -431,6 +436,12 @@ export class SessionManager {
     const session = await this.requireKnown(sessionId);
     const cancelled = await this.tasks.cancel(session.id);
     return { cancelled, state: this.stateOf(session) };
+  }
+
+  /** A person's answer to a request of the session's running task (coding_respond). */
+  async respond(sessionId: string, input: RespondInput) {
+    const session = await this.requireKnown(sessionId);
+    return this.approvals.respond(session.id, input);
   }
 
   /** coding-mcp is stopping: running tasks are left to be picked up by the next start. */
@@ -562,6 +573,7 @@ export class SessionManager {
         ?.closeSession(session.backend_session_id, workspace.path)
         .catch((err) => this.log.warn(`could not delete backend session ${session.backend_session_id}: ${errorMessage(err)}`));
     }
+    this.approvals.forgetSession(session.id);
     this.log.info(`closed session ${session.id}`, { cleaned_up: cleanedUp, policy, other_open_sessions: others.length });
     return { files_changed: filesChanged, cleaned_up: cleanedUp, workspace_path: workspace.path, totals: closed.totals, ...(warnings.length ? { warnings } : {}) };
   }

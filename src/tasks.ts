@@ -1,12 +1,12 @@
 import { randomBytes } from "node:crypto";
 import { ROOT_CONTEXT, context } from "@opentelemetry/api";
-import type { CodingBackend, PermissionAsk, RunTaskRequest, TaskEvent } from "./backend.js";
+import type { Approvals, Elicit, TaskApprovals } from "./approvals.js";
+import type { CodingBackend, RunTaskRequest, TaskEvent } from "./backend.js";
 import type { Backends } from "./backends.js";
 import type { ResolvedConfig } from "./config.js";
 import { UserError, errorMessage } from "./errors.js";
 import type { Logger } from "./log.js";
-import { addToTotals, type CodeResult, type PermissionReply, type RunningTaskRecord, type SessionRecord, type TaskResult, type TaskView, type ToolCallTrace, type WorkspaceRecord } from "./model.js";
-import type { PermissionPolicy } from "./permissions.js";
+import { addToTotals, type CodeResult, type RunningTaskRecord, type SessionRecord, type TaskResult, type TaskView, type ToolCallTrace, type WorkspaceRecord } from "./model.js";
 import { sleep } from "./process.js";
 import type { Records } from "./records.js";
 import { TaskSpan } from "./telemetry.js";
@@ -24,6 +24,8 @@ export interface StartTask extends Pick<RunTaskRequest, "prompt" | "model" | "ag
   task: string;
   /** The caller's signal (a foreground call's cancellation); a background task has none. */
   signal?: AbortSignal;
+  /** How to ask the person through the client (a foreground call of a client that elicits). */
+  elicit?: Elicit;
 }
 
 interface ActiveTask {
@@ -45,7 +47,7 @@ export class TaskRunner {
     private readonly config: ResolvedConfig,
     private readonly records: Records,
     private readonly backends: Backends,
-    private readonly policy: PermissionPolicy,
+    private readonly approvals: Approvals,
     private readonly git: Git,
     private readonly log: Logger,
   ) {}
@@ -79,14 +81,22 @@ export class TaskRunner {
     const view: TaskView = { task_id: `task_${randomBytes(6).toString("hex")}`, task: request.task.slice(0, 500), state: "running", started_at: new Date().toISOString(), tool_calls: [] };
     // Started here, inside the code call's span: a background task's span stays its child after the call answered.
     const span = new TaskSpan(backend.telemetry, taskAttributes(backend, session, request.workspace, view), request.model ? backend.describeModel(request.model) : undefined);
-    const done = this.launch(session, view, controller, span, (track) =>
-      context.with(span.context, () =>
-        this.run(backend, request, view, controller.signal, (event) => {
-          track(event);
-          request.onEvent?.(event);
-        }),
-      ),
-    );
+    const done = this.launch(session, view, controller, span, (track) => {
+      const emit = (event: TaskEvent) => {
+        track(event);
+        request.onEvent?.(event);
+      };
+      const approvals = this.approvals.forTask({
+        sessionId: session.id,
+        sessionTitle: session.title,
+        workspacePath: request.workspace.path,
+        taskId: view.task_id,
+        signal: controller.signal,
+        ...(request.elicit ? { elicit: request.elicit } : {}),
+        emit,
+      });
+      return context.with(span.context, () => this.run(backend, request, view, controller.signal, emit, approvals));
+    });
     return { view: { ...view }, done };
   }
 
@@ -133,7 +143,10 @@ export class TaskRunner {
   /** The running task of a session, or its last one with the result. */
   view(session: SessionRecord): TaskView | undefined {
     const current = this.active.get(session.id);
-    if (current) return { ...current.view, tool_calls: [...current.calls.values()].slice(-STATUS_CALLS) };
+    if (current) {
+      const pending = this.approvals.pending(session.id);
+      return { ...current.view, tool_calls: [...current.calls.values()].slice(-STATUS_CALLS), ...(pending.length ? { pending_requests: pending } : {}) };
+    }
     const last = session.last_task;
     if (!last?.task_id) return undefined;
     return {
@@ -168,8 +181,17 @@ export class TaskRunner {
         const view: TaskView = { task_id: running.task_id, task: running.task, state: "running", started_at: running.started_at, tool_calls: [] };
         // The call that started the task is gone with the old process: this span starts a trace of its own.
         const span = new TaskSpan(backend.telemetry, { ...taskAttributes(backend, session, workspace, view), "coding_mcp.resumed": true }, undefined, ROOT_CONTEXT);
-        await this.launch(session, view, controller, span, (track) =>
-          this.finish(session, workspace, view, running, () =>
+        await this.launch(session, view, controller, span, (track) => {
+          // Nobody's call is waiting for it: requests of the agent wait for coding_respond.
+          const approvals = this.approvals.forTask({
+            sessionId: session.id,
+            sessionTitle: session.title,
+            workspacePath: workspace.path,
+            taskId: view.task_id,
+            signal: controller.signal,
+            emit: track,
+          });
+          return this.finish(session, workspace, view, running, approvals, () =>
             backend.resumeTask({
               sessionId: session.backend_session_id,
               directory: workspace.path,
@@ -177,24 +199,22 @@ export class TaskRunner {
               timeoutMs: Math.max(1000, Date.parse(running.deadline) - Date.now()),
               signal: controller.signal,
               onEvent: track,
-              decide: this.decider(session),
+              ...approvals.requests,
             }),
-          ),
-        ).catch(() => undefined); // already logged by launch
+          );
+        }).catch(() => undefined); // already logged by launch
       })();
     }
   }
 
-  /** How this session's permission requests are answered. */
-  private decider(session: SessionRecord): (ask: PermissionAsk) => Promise<PermissionReply> {
-    return async (ask) => {
-      const reply = this.policy.decide(ask.permission);
-      this.log.info(`permission ${ask.permission} ${reply === "reject" ? "denied" : "allowed"} by policy`, { session: session.id });
-      return reply;
-    };
-  }
-
-  private async run(backend: CodingBackend, request: StartTask, view: TaskView, signal: AbortSignal, onEvent: (event: TaskEvent) => void): Promise<CodeResult> {
+  private async run(
+    backend: CodingBackend,
+    request: StartTask,
+    view: TaskView,
+    signal: AbortSignal,
+    onEvent: (event: TaskEvent) => void,
+    approvals: TaskApprovals,
+  ): Promise<CodeResult> {
     const { session, workspace } = request;
     const [head, tree] = await Promise.all([headCommit(this.git, workspace.path), snapshotWorkingTree(this.git, workspace.path)]);
     const running: RunningTaskRecord = {
@@ -206,7 +226,7 @@ export class TaskRunner {
       tree_before: tree,
     };
     await this.records.sessions.update(session.id, (s) => (s.running = running));
-    return this.finish(session, workspace, view, running, async () => {
+    return this.finish(session, workspace, view, running, approvals, async () => {
       const deadline = Date.parse(running.deadline);
       let result: TaskResult;
       for (let attempt = 1; ; attempt++) {
@@ -218,7 +238,7 @@ export class TaskRunner {
           ...(request.model ? { model: request.model } : {}),
           ...(request.agent ? { agent: request.agent } : {}),
           signal,
-          decide: this.decider(session),
+          ...approvals.requests,
           onEvent: (event) => {
             if (event.type === "started" && event.checkpoint && attempt === 1) {
               // Recorded so a restarted coding-mcp can find this task's turn.
@@ -247,9 +267,19 @@ export class TaskRunner {
     workspace: WorkspaceRecord,
     view: TaskView,
     running: RunningTaskRecord,
+    approvals: TaskApprovals,
     execute: () => Promise<TaskResult>,
   ): Promise<CodeResult> {
-    const result = await execute();
+    let result: TaskResult;
+    try {
+      result = await execute();
+    } finally {
+      // Nothing of this task may wait on after it: what it left open is rejected.
+      approvals.close();
+    }
+    // The core decided every request, so the core's record of them is the trace's.
+    if (approvals.permissions.length) result.trace.permissions = approvals.permissions;
+    if (approvals.questions.length) result.trace.questions = approvals.questions;
     if (this.stopping) throw new Error(`task ${view.task_id} left running: coding-mcp is stopping`);
     const warnings: string[] = [];
     const [filesChanged, commits] = await Promise.all([

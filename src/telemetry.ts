@@ -136,10 +136,38 @@ export class TaskSpan {
       else this.endTool(key, event.call);
     } else if (event.type === "retry") {
       this.span.addEvent("retry", safeAttributes({ [`${this.prefix}.attempt`]: event.attempt, "error.message": event.error }));
+    } else if (event.type === "request") {
+      this.span.addEvent(
+        "request",
+        safeAttributes({
+          "coding_mcp.request.id": event.request.request_id,
+          "coding_mcp.request.kind": event.request.kind,
+          "coding_mcp.request.summary": event.request.summary,
+          "coding_mcp.request.elicited": event.request.elicited,
+        }),
+      );
     } else if (event.type === "permission") {
+      const d = event.decision;
       this.span.addEvent(
         "permission",
-        safeAttributes({ [`${this.prefix}.permission`]: event.decision.permission, [`${this.prefix}.permission.reply`]: event.decision.reply }),
+        safeAttributes({
+          [`${this.prefix}.permission`]: d.permission,
+          [`${this.prefix}.permission.reply`]: d.reply,
+          "coding_mcp.request.id": d.request_id,
+          "coding_mcp.request.decided_by": d.decided_by,
+          "coding_mcp.request.duration_ms": d.duration_ms,
+        }),
+      );
+    } else if (event.type === "question") {
+      const d = event.decision;
+      this.span.addEvent(
+        "question",
+        safeAttributes({
+          "coding_mcp.request.id": d.request_id,
+          "coding_mcp.question.rejected": d.rejected,
+          "coding_mcp.request.decided_by": d.decided_by,
+          "coding_mcp.request.duration_ms": d.duration_ms,
+        }),
       );
     }
   };

@@ -102,7 +102,7 @@ describe("live progress", () => {
     expect(progress.map((p) => p.progress)).toEqual(progress.map((_, i) => i + 1));
     expect(progress.at(-1)!.total).toBe(progress.length);
     expect(logs).toEqual(messages);
-    expect(result.trace.permissions).toEqual([{ permission: "bash", patterns: ["printf 'alpha\\n' > a.txt"], reply: "once" }]);
+    expect(result.trace.permissions).toEqual([expect.objectContaining({ permission: "bash", patterns: ["printf 'alpha\\n' > a.txt"], reply: "once", decided_by: "policy" })]);
     structured(await h.call("coding_close", { session_id: opened.session_id }));
   });
 });
@@ -112,8 +112,8 @@ describe("permission requests", () => {
     const opened = structured(await h.call("coding_open", {}));
     const result = structured(await h.call("code", { session_id: opened.session_id, task: "Try [[fake:denied-edit]]", timeout_sec: 60 }));
     expect(result.trace.permissions).toEqual([
-      { permission: "bash", patterns: ["echo allowed > bash.txt"], reply: "once" },
-      { permission: "edit", patterns: ["bash.txt"], reply: "reject" },
+      expect.objectContaining({ permission: "bash", patterns: ["echo allowed > bash.txt"], reply: "once", decided_by: "policy" }),
+      expect.objectContaining({ permission: "edit", patterns: ["bash.txt"], reply: "reject", decided_by: "policy" }),
     ]);
     // bash ran, the edit was refused: the file is as bash wrote it.
     expect(fs.readFileSync(path.join(opened.workspace_path, "bash.txt"), "utf8")).toBe("allowed\n");

@@ -19,7 +19,7 @@ afterAll(async () => {
 describe("coding-mcp over stdio", () => {
   it("lists the tools with schemas and annotations", async () => {
     const { tools } = await h.client.listTools();
-    expect(tools.map((t) => t.name)).toEqual(["coding_open", "code", "coding_commit", "coding_push", "coding_close", "coding_status", "coding_cancel", "coding_diff"]);
+    expect(tools.map((t) => t.name)).toEqual(["coding_open", "code", "coding_commit", "coding_push", "coding_close", "coding_status", "coding_cancel", "coding_respond", "coding_diff"]);
     expect(tools.find((t) => t.name === "coding_status")?.annotations?.readOnlyHint).toBe(true);
     for (const tool of tools) {
       expect(tool.outputSchema, tool.name).toBeDefined();

@@ -1,7 +1,8 @@
 import type { CodingBackend, ModelCatalog, ResumeTaskRequest, RunTaskRequest, TaskEvent } from "../backend.js";
 import { UserError, errorMessage } from "../errors.js";
 import type { Logger } from "../log.js";
-import type { Failure, PermissionDecision, TaskResult, ToolCallTrace } from "../model.js";
+import type { Failure, QuestionInfo, TaskResult, ToolCallTrace } from "../model.js";
+import type { PermissionRules } from "../permissions.js";
 import {
   OpencodeClient,
   OpencodeHttpError,
@@ -10,6 +11,8 @@ import {
   type OpencodeMessage,
   type OpencodePart,
   type OpencodePermissionRequest,
+  type OpencodePermissionRule,
+  type OpencodeQuestionRequest,
   type PromptBody,
 } from "./client.js";
 import { EventSubscription, type OpencodeEvent } from "./events.js";
@@ -31,6 +34,8 @@ export interface OpencodeBackendOptions {
   model?: string;
   /** OpenCode agent for tasks that name none (opencode.agent). */
   agent?: string;
+  /** coding-mcp's permission policy: what it does not simply allow is given to every new session as its rules. */
+  permissions?: PermissionRules;
   log: Logger;
   /** For a managed server: the environment it gets (secrets already removed) and where it runs. */
   managed?: Omit<ManagedOpencodeOptions, "log">;
@@ -43,6 +48,26 @@ export function parseModel(model: string): { providerID: string; modelID: string
     throw new UserError(`model "${model}" is not of the form provider/model`, "Pass e.g. anthropic/claude-sonnet-4-5, as OpenCode names it.");
   }
   return { providerID: model.slice(0, slash), modelID: model.slice(slash + 1) };
+}
+
+/**
+ * A session's permission rules from coding-mcp's policy, so that OpenCode asks (and coding-mcp
+ * decides) whatever OpenCode's own config says: a session's rules come after the config's, and the
+ * last matching rule wins. `deny` kinds are asked too, and refused by coding-mcp with a reason: the
+ * refusal is then in the trace and the agent reads why (a bare refusal would end its turn). The agent's
+ * questions are let through to the person unless the policy denies them.
+ */
+export function sessionPermissionRules(policy: PermissionRules): OpencodePermissionRule[] {
+  const rules: OpencodePermissionRule[] = [];
+  const others = policy["*"] ?? "allow";
+  if (others !== "allow") rules.push({ permission: "*", pattern: "*", action: "ask" });
+  for (const [kind, rule] of Object.entries(policy)) {
+    if (kind === "*" || kind === "question") continue;
+    if (rule !== "allow") rules.push({ permission: kind, pattern: "*", action: "ask" });
+    else if (others !== "allow") rules.push({ permission: kind, pattern: "*", action: "allow" });
+  }
+  rules.push({ permission: "question", pattern: "*", action: policy.question === "deny" ? "deny" : "allow" });
+  return rules;
 }
 
 /** How long the model catalog is trusted before it is read again (a managed restart reads it anew). */
@@ -154,7 +179,11 @@ export class OpencodeBackend implements CodingBackend {
   async openSession(directory: string, options: { title: string }): Promise<{ id: string }> {
     const client = await this.ready();
     const agent = this.options.agent;
-    const session = await client.createSession(this.paths.toBackend(directory), { title: options.title, ...(agent ? { agent } : {}) });
+    const session = await client.createSession(this.paths.toBackend(directory), {
+      title: options.title,
+      ...(agent ? { agent } : {}),
+      ...(this.options.permissions ? { permission: sessionPermissionRules(this.options.permissions) } : {}),
+    });
     return { id: session.id };
   }
 
@@ -169,18 +198,18 @@ export class OpencodeBackend implements CodingBackend {
 
     const live = new LiveTurn(request.sessionId, (event) => request.onEvent?.(event), (p) => this.paths.fromBackend(p));
     let promptSent = false;
-    const answerPermission = this.permissionAnswerer(client, directory, request, live);
+    const answer = this.requestAnswerer(client, directory, request, live);
     const subscription = new EventSubscription(
       client,
       directory,
-      (event) => this.onEvent(event, request.sessionId, live, answerPermission),
+      (event) => this.onEvent(event, request.sessionId, live, answer),
       // After a (re)connection: report what happened meanwhile, and answer requests that arrived unseen.
       // Before the prompt is sent there is nothing of this task to catch up on.
       async () => {
         if (!promptSent) return;
         const messages = await client.messages(request.sessionId, directory);
         for (const m of messages) if (!before || m.info.id > before) for (const part of m.parts) live.part(part);
-        for (const asked of await client.permissions(directory)) answerPermission(asked);
+        await this.catchUpRequests(client, directory, answer);
       },
       this.log,
     );
@@ -283,7 +312,6 @@ export class OpencodeBackend implements CodingBackend {
     for (const m of turn) for (const part of m.parts) live.part(part);
     // Messages unreadable (OpenCode died): the calls seen live are the partial trace.
     if (turn.length === 0) trace.tool_calls = live.calls();
-    if (live.permissions.length) trace.permissions = live.permissions;
     let { failure, message } = outcome;
     let retryable = outcome.retryable === true;
     if (error && !failure) {
@@ -301,22 +329,64 @@ export class OpencodeBackend implements CodingBackend {
     return result;
   }
 
-  /** Answers the turn's permission requests, each once, as the core decides; the decisions go into the trace. */
-  private permissionAnswerer(client: OpencodeClient, directory: string, request: RunTaskRequest | ResumeTaskRequest, live: LiveTurn) {
-    return (asked: OpencodePermissionRequest): void => {
-      if (asked.sessionID !== request.sessionId || !live.firstAsk(asked.id)) return;
-      const patterns = (asked.patterns ?? []).slice(0, 10).map((p) => this.paths.fromBackend(p));
-      void (async () => {
-        const reply = await request.decide({ permission: asked.permission, patterns }).catch((err) => {
-          this.log.warn(`permission ${asked.id}: no decision (${errorMessage(err)}); rejecting`);
-          return "reject" as const;
-        });
-        const decision: PermissionDecision = { permission: asked.permission, patterns, reply };
-        live.permissions.push(decision);
-        request.onEvent?.({ type: "permission", decision });
-        await client.replyPermission(asked.id, directory, reply, reply === "reject" ? "Denied by coding-mcp's permission policy" : undefined);
-      })().catch((err) => this.log.warn(`could not answer permission ${asked.id}: ${errorMessage(err)}`));
+  /**
+   * Answers the turn's permission requests and questions, each once, as the core decides (policy, or a
+   * person: this may take minutes, so each is answered on its own).
+   */
+  private requestAnswerer(client: OpencodeClient, directory: string, request: RunTaskRequest | ResumeTaskRequest, live: LiveTurn): RequestAnswerer {
+    const fromBackend = (p: string) => this.paths.fromBackend(p);
+    return {
+      permission: (asked) => {
+        if (asked.sessionID !== request.sessionId || !live.firstAsk(asked.id)) return;
+        const metadata = { ...(asked.metadata ?? {}) };
+        if (typeof metadata.filepath === "string") metadata.filepath = fromBackend(metadata.filepath);
+        void (async () => {
+          const answer = await request
+            .permission({
+              permission: asked.permission,
+              patterns: (asked.patterns ?? []).slice(0, 10).map(fromBackend),
+              metadata,
+              ...(asked.always?.length ? { always: asked.always.slice(0, 10).map(fromBackend) } : {}),
+            })
+            .catch((err) => {
+              this.log.warn(`permission ${asked.id}: no decision (${errorMessage(err)}); rejecting`);
+              return { reply: "reject" as const, message: "coding-mcp could not decide this request" };
+            });
+          // OpenCode keeps an `always` for the whole project, beyond this session (seen on 1.18.33): the core
+          // remembers "for the session" itself, so OpenCode is told once each time.
+          const reply = answer.reply === "always" ? "once" : answer.reply;
+          // A refusal without a message ends the agent's turn; with one, the agent reads it and goes on.
+          const message = answer.reply === "reject" ? (answer.message ?? "Denied by coding-mcp") : undefined;
+          await client.replyPermission(asked.id, directory, reply, message);
+        })().catch((err) => this.log.warn(`could not answer permission ${asked.id}: ${errorMessage(err)}`));
+      },
+      question: (asked) => {
+        if (asked.sessionID !== request.sessionId || !live.firstAsk(asked.id)) return;
+        const questions: QuestionInfo[] = asked.questions.map((q) => ({
+          question: q.question,
+          ...(q.header ? { header: q.header } : {}),
+          options: (q.options ?? []).map((o) => ({ label: o.label, ...(o.description ? { description: o.description } : {}) })),
+          ...(q.multiple ? { multiple: true } : {}),
+          // OpenCode offers the person their own words unless the agent says otherwise.
+          custom: q.custom !== false,
+        }));
+        void (async () => {
+          const answer = await request.ask({ questions }).catch((err) => {
+            this.log.warn(`question ${asked.id}: no answer (${errorMessage(err)}); dismissing it`);
+            return { rejected: true as const };
+          });
+          if ("answers" in answer) await client.replyQuestion(asked.id, directory, answer.answers);
+          else await client.rejectQuestion(asked.id, directory);
+        })().catch((err) => this.log.warn(`could not answer question ${asked.id}: ${errorMessage(err)}`));
+      },
     };
+  }
+
+  /** Requests that arrived while the event stream was down. */
+  private async catchUpRequests(client: OpencodeClient, directory: string, answer: RequestAnswerer): Promise<void> {
+    const [permissions, questions] = await Promise.all([client.permissions(directory), client.questions(directory).catch(() => [])]);
+    for (const asked of permissions) answer.permission(asked);
+    for (const asked of questions) answer.question(asked);
   }
 
   async resumeTask(request: ResumeTaskRequest): Promise<TaskResult> {
@@ -326,10 +396,10 @@ export class OpencodeBackend implements CodingBackend {
     const deadline = started + request.timeoutMs;
     const live = new LiveTurn(request.sessionId, (event) => request.onEvent?.(event), (p) => this.paths.fromBackend(p));
     const after = (m: OpencodeMessage) => !request.checkpoint || m.info.id > request.checkpoint;
-    const answerPermission = this.permissionAnswerer(client, directory, request, live);
+    const answer = this.requestAnswerer(client, directory, request, live);
     let idlePolls = 0;
     for (;;) {
-      for (const asked of await client.permissions(directory).catch(() => [])) answerPermission(asked);
+      await this.catchUpRequests(client, directory, answer).catch(() => undefined);
       const messages = await client.messages(request.sessionId, directory).catch(() => undefined);
       const userId = messages?.filter((m) => m.info.role === "user" && after(m)).at(-1)?.info.id;
       const turn = messages && userId ? turnMessages(messages, userId) : [];
@@ -359,13 +429,15 @@ export class OpencodeBackend implements CodingBackend {
     }
   }
 
-  private onEvent(event: OpencodeEvent, sessionId: string, live: LiveTurn, answerPermission: (asked: OpencodePermissionRequest) => void): void {
+  private onEvent(event: OpencodeEvent, sessionId: string, live: LiveTurn, answer: RequestAnswerer): void {
     const props = event.properties;
     if (event.type === "message.part.updated") {
       const part = props.part as OpencodePart | undefined;
       if (part && part.sessionID === sessionId) live.part(part);
     } else if (event.type === "permission.asked") {
-      answerPermission(props as unknown as OpencodePermissionRequest);
+      answer.permission(props as unknown as OpencodePermissionRequest);
+    } else if (event.type === "question.asked") {
+      answer.question(props as unknown as OpencodeQuestionRequest);
     }
   }
 
@@ -385,6 +457,11 @@ export class OpencodeBackend implements CodingBackend {
   }
 }
 
+interface RequestAnswerer {
+  permission(asked: OpencodePermissionRequest): void;
+  question(asked: OpencodeQuestionRequest): void;
+}
+
 function formatDuration(ms: number): string {
   const s = Math.round(ms / 1000);
   return s >= 120 ? `${Math.round(s / 60)} min` : `${s} s`;
@@ -398,7 +475,6 @@ class LiveTurn {
   private readonly reported = new Map<string, "started" | "ended">();
   private readonly latest = new Map<string, ToolCallTrace>();
   private readonly asked = new Set<string>();
-  readonly permissions: PermissionDecision[] = [];
 
   constructor(
     private readonly sessionId: string,
@@ -426,7 +502,7 @@ class LiveTurn {
     return [...this.latest.values()];
   }
 
-  /** True the first time a permission request is seen. */
+  /** True the first time a permission request or question is seen. */
   firstAsk(id: string): boolean {
     if (this.asked.has(id)) return false;
     this.asked.add(id);

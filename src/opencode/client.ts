@@ -65,6 +65,23 @@ export interface OpencodePermissionRequest {
   permission: string;
   patterns?: string[];
   metadata?: Record<string, unknown>;
+  /** The wildcard patterns an `always` reply would approve (e.g. `npm *`). */
+  always?: string[];
+  tool?: { messageID: string; callID: string };
+}
+
+/** One rule of a session's permission ruleset; the last matching rule wins, and a session's rules come after the config's. */
+export interface OpencodePermissionRule {
+  permission: string;
+  pattern: string;
+  action: "allow" | "deny" | "ask";
+}
+
+/** The agent's `question` tool waiting for an answer (`question.asked`, `GET /question`). */
+export interface OpencodeQuestionRequest {
+  id: string;
+  sessionID: string;
+  questions: { question: string; header?: string; options?: { label: string; description?: string }[]; multiple?: boolean; custom?: boolean }[];
   tool?: { messageID: string; callID: string };
 }
 
@@ -148,7 +165,7 @@ export class OpencodeClient {
     return this.call("GET", "/global/health", undefined, { dispatcher: "direct", timeoutMs });
   }
 
-  createSession(directory: string, body: { title?: string; agent?: string }): Promise<OpencodeSession> {
+  createSession(directory: string, body: { title?: string; agent?: string; permission?: OpencodePermissionRule[] }): Promise<OpencodeSession> {
     return this.call("POST", `/session${dirQuery(directory)}`, body, { dispatcher: "firstContact" });
   }
 
@@ -201,6 +218,20 @@ export class OpencodeClient {
 
   replyPermission(requestId: string, directory: string, reply: "once" | "always" | "reject", message?: string): Promise<boolean> {
     return this.call("POST", `/permission/${enc(requestId)}/reply${dirQuery(directory)}`, { reply, ...(message ? { message } : {}) }, { timeoutMs: 10_000 });
+  }
+
+  /** Pending questions of every session of this directory's instance. */
+  questions(directory: string): Promise<OpencodeQuestionRequest[]> {
+    return this.call("GET", `/question${dirQuery(directory)}`);
+  }
+
+  /** One list of chosen labels (or own words) per question, in order. */
+  replyQuestion(requestId: string, directory: string, answers: string[][]): Promise<boolean> {
+    return this.call("POST", `/question/${enc(requestId)}/reply${dirQuery(directory)}`, { answers }, { timeoutMs: 10_000 });
+  }
+
+  rejectQuestion(requestId: string, directory: string): Promise<boolean> {
+    return this.call("POST", `/question/${enc(requestId)}/reject${dirQuery(directory)}`, undefined, { timeoutMs: 10_000 });
   }
 
   /**

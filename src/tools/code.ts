@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { defineTool } from "./define.js";
-import { TaskProgress } from "./progress.js";
+import type { Elicit } from "../approvals.js";
+import { TaskProgress, backgroundNotices } from "./progress.js";
 import { CodeResult } from "../model.js";
 import { diffResourceLink } from "../resources/diff.js";
 import { formatChangedFiles, sessionId } from "./schemas.js";
@@ -33,9 +34,19 @@ export const codeTool = defineTool({
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
   async handle(args, ctx, extra) {
     const progress = new TaskProgress(extra, ctx.redactor, () => ctx.connection.logLevel);
+    const { connection } = ctx;
+    // The agent's requests for a person go to this client as forms when it can show them (foreground only).
+    const elicit: Elicit | undefined =
+      !args.background && connection.elicit && connection.canElicit?.()
+        ? (form, signal) => connection.elicit!(form, { relatedRequestId: extra.requestId, signal })
+        : undefined;
     let answer;
     try {
-      answer = await ctx.sessions.code(args, { signal: extra.signal, onEvent: progress.report });
+      answer = await ctx.sessions.code(args, {
+        signal: extra.signal,
+        onEvent: args.background ? backgroundNotices(connection, ctx.redactor) : progress.report,
+        ...(elicit ? { elicit } : {}),
+      });
     } finally {
       await progress.drain();
     }

@@ -7,7 +7,8 @@ export const codingStatusTool = defineTool({
   title: "Show coding sessions and their tasks",
   description:
     "Show a session (or, without session_id, every open session): whether it is idle, running a task or closed; the running " +
-    "task's tool calls so far, or the last task's result once it is done; and the session's totals (tasks, cost, tokens, time). " +
+    "task's tool calls so far and its requests that wait for a person (pending_requests: answer them with coding_respond), or the last task's result " +
+    "once it is done; and the session's totals (tasks, cost, tokens, time). " +
     "Use it to follow a task started with code background: true.",
   inputSchema: {
     session_id: z.string().min(1).optional().describe("A session_id from coding_open; omit for all open sessions"),
@@ -34,7 +35,10 @@ export const codingStatusTool = defineTool({
       const task = !t
         ? "no task yet"
         : t.state === "running"
-          ? `running ${t.task_id} (${t.tool_calls.length} tool calls so far)`
+          ? `running ${t.task_id} (${t.tool_calls.length} tool calls so far)` +
+            (t.pending_requests?.length
+              ? `; waiting for a person: ${t.pending_requests.map((r) => `${r.request_id} (${r.kind}: ${r.summary.slice(0, 120)})`).join("; ")}: answer with coding_respond`
+              : "")
           : `last task ${t.task_id} ${t.result?.success ? "succeeded" : `failed: ${t.result?.error ?? "unknown"}`}`;
       return `${s.session_id}: ${s.state}; ${task}; ${s.totals.tasks} tasks, cost ${s.totals.cost}${s.warnings?.length ? `; warning: ${s.warnings.join("; ")}` : ""}`;
     });

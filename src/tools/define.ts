@@ -1,6 +1,7 @@
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { RequestHandlerExtra } from "@modelcontextprotocol/sdk/shared/protocol.js";
 import type { CallToolResult, LoggingLevel, ResourceLink, ServerNotification, ServerRequest, ToolAnnotations } from "@modelcontextprotocol/sdk/types.js";
+import type { ElicitForm, ElicitReply } from "../approvals.js";
 import { SpanKind } from "@opentelemetry/api";
 import { z } from "zod";
 import { UserError, errorMessage } from "../errors.js";
@@ -27,6 +28,12 @@ export interface ToolContext {
 export interface ConnectionState {
   /** Set by the client's logging/setLevel; until then no log messages are sent to it. */
   logLevel?: LoggingLevel;
+  /** Whether the client declared form elicitation (read when needed: known only after initialize). */
+  canElicit?: () => boolean;
+  /** `elicitation/create` (form) to this client; `relatedRequestId` routes it with the tool call that needs it. */
+  elicit?: (form: ElicitForm, options: { relatedRequestId: string | number; signal: AbortSignal }) => Promise<ElicitReply>;
+  /** A notification not tied to a request (e.g. about a background task, after its call answered). */
+  notify?: (notification: ServerNotification) => Promise<void>;
 }
 
 export interface ToolContextWithConnection extends ToolContext {

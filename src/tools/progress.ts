@@ -1,9 +1,10 @@
 import { setImmediate as nextTurn } from "node:timers/promises";
 import type { LoggingLevel } from "@modelcontextprotocol/sdk/types.js";
+import { describePermissionReply } from "../approvals.js";
 import type { TaskEvent } from "../backend.js";
 import type { ToolCallTrace } from "../model.js";
 import type { Redactor } from "../redact.js";
-import type { ToolExtra } from "./define.js";
+import type { ConnectionState, ToolExtra } from "./define.js";
 
 /**
  * Turns a running task's events into what the client sees while it waits: MCP progress
@@ -35,8 +36,20 @@ export function describeEvent(event: TaskEvent): string {
     case "tool":
       if (event.phase === "started") return `▶ ${describeCall(event.call)}`;
       return `${event.call.status === "error" ? "✗" : "✓"} ${describeCall(event.call)} (${seconds(event.call.duration_ms)})${event.call.error ? `: ${event.call.error.slice(0, 200)}` : ""}`;
+    case "request": {
+      const r = event.request;
+      const how = r.elicited ? "asking the person" : "waiting for a person";
+      return `${how} (${r.kind} ${r.request_id}): ${r.summary.slice(0, 200)}; answer with coding_respond before ${r.expires_at}`;
+    }
     case "permission":
-      return `permission ${event.decision.permission} ${event.decision.reply === "reject" ? "denied" : "allowed"}${event.decision.patterns.length ? `: ${event.decision.patterns.join(", ").slice(0, 120)}` : ""}`;
+      return `permission ${event.decision.permission} ${describePermissionReply(event.decision)}${event.decision.patterns.length ? `: ${event.decision.patterns.join(", ").slice(0, 120)}` : ""}`;
+    case "question": {
+      const d = event.decision;
+      const by = d.decided_by === "person" ? "by the person" : d.decided_by === "timeout" ? "(nobody answered in time)" : d.decided_by === "policy" ? "by policy" : "(the task ended)";
+      return d.rejected
+        ? `question dismissed ${by}: ${d.questions.map((q) => q.question).join(" / ").slice(0, 120)}`
+        : `question answered ${by}: ${(d.answers ?? []).map((a) => a.join(", ")).join(" / ").slice(0, 120)}`;
+    }
     case "retry":
       return `attempt ${event.attempt} in ${seconds(event.delayMs)} after: ${event.error.slice(0, 200)}`;
     case "finished": {
@@ -47,6 +60,26 @@ export function describeEvent(event: TaskEvent): string {
         : `task ended without success: ${r.error ?? r.trace.finish_reason}`;
     }
   }
+}
+
+function levelOf(event: TaskEvent): LoggingLevel {
+  if (event.type === "finished" && !event.result.success) return "warning";
+  // A request waiting for a person is the one message someone has to act on.
+  return event.type === "request" ? "notice" : "info";
+}
+
+/**
+ * For a background task, whose call has answered: a request that waits for a person is announced as a
+ * log message on the connection that started the task (when it set a log level); coding_status lists it too.
+ */
+export function backgroundNotices(connection: ConnectionState, redactor: Redactor): (event: TaskEvent) => void {
+  return (event) => {
+    if (event.type !== "request" || !connection.notify) return;
+    const min = connection.logLevel;
+    if (min === undefined || SEVERITY.indexOf(levelOf(event)) < SEVERITY.indexOf(min)) return;
+    const data = redactor.text(describeEvent(event));
+    connection.notify({ method: "notifications/message", params: { level: levelOf(event), logger: "coding-mcp", data } }).catch(() => undefined);
+  };
 }
 
 export class TaskProgress {
@@ -76,7 +109,7 @@ export class TaskProgress {
     // Paths inside the workspace read better relative to it.
     const message = this.redactor.text(describeEvent(event)).split(this.workspace ?? "\0").join("");
     const done = event.type === "finished";
-    const level: LoggingLevel = event.type === "finished" && !event.result.success ? "warning" : "info";
+    const level = levelOf(event);
     this.count += 1;
     const progress = this.count;
     this.queue = this.queue.then(async () => {

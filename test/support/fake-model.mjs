@@ -106,6 +106,47 @@ export const coder = (ctx) => {
   }
 };
 
+/**
+ * Asks the person a question with the `question` tool, then says what the answer was. A dismissed
+ * question ends OpenCode's turn, so no later step runs then.
+ * @type {Scenario}
+ */
+export const question = (ctx) => {
+  switch (ctx.step) {
+    case 0:
+      return {
+        tools: [{
+          name: "question",
+          args: {
+            questions: [{
+              question: "Which color should the button be?",
+              header: "Color",
+              options: [{ label: "Green", description: "Calm, matches the logo" }, { label: "Red", description: "Loud, for a warning" }],
+            }],
+          },
+        }],
+      };
+    default:
+      return { text: `The person chose: ${answerOf(ctx.toolResults[0])}` };
+  }
+};
+
+/** OpenCode's question tool output reads: User has answered your questions: "<question>"="<answer>". ... @param {string | undefined} output */
+function answerOf(output) {
+  return /"="([^"]*)"/.exec(output ?? "")?.[1] ?? "(no answer)";
+}
+
+/**
+ * Writes outside its workspace: to the absolute path named in the task (`... /tmp/x/out.txt ...`),
+ * then reports how that went.
+ * @type {Scenario}
+ */
+export const outside = (ctx) => {
+  const target = /(\/[\w./-]+\.txt)\b/.exec(ctx.task)?.[1] ?? "/tmp/coding-mcp-outside.txt";
+  if (ctx.step === 0) return { tools: [{ name: "write", args: { filePath: target, content: "written from outside the workspace\n" } }] };
+  return { text: `Tried to write ${target}: ${(ctx.toolResults.at(-1) ?? "").slice(0, 200)}` };
+};
+
 /** Make a scenario from a fixed list of steps; past the end it says "done". @param {Step[]} steps @returns {Scenario} */
 export function scripted(steps) {
   return (ctx) => steps[ctx.step] ?? { text: "Done." };
@@ -116,7 +157,7 @@ export function scripted(steps) {
  */
 export async function startFakeModel(options = {}) {
   /** @type {Map<string, Scenario>} */
-  const scenarios = new Map(Object.entries({ coder, ...(options.scenarios ?? {}) }));
+  const scenarios = new Map(Object.entries({ coder, question, outside, ...(options.scenarios ?? {}) }));
   /** @type {any[]} every request body received, in order */
   const requests = [];
   /** @type {Set<import("node:http").ServerResponse>} */

@@ -26,7 +26,7 @@ export const CLI = path.join(ROOT, "dist", "cli.js");
 export type FakeModel = Awaited<ReturnType<typeof startFakeModel>>;
 
 export interface HarnessOptions {
-  /** Merged into the generated config file (sections opencode, workspace, git, limits, http). */
+  /** Merged into the generated config file (sections opencode, workspace, git, limits, http, permissions). */
   config?: Record<string, Record<string, unknown>>;
   env?: Record<string, string>;
 }
@@ -103,6 +103,7 @@ export async function prepare(options: HarnessOptions = {}) {
     limits: { task_timeout_min: 2, ...(options.config?.limits ?? {}) },
     ...(options.config?.opencode ? { opencode: options.config.opencode } : {}),
     ...(options.config?.http ? { http: options.config.http } : {}),
+    ...(options.config?.permissions ? { permissions: options.config.permissions } : {}),
   };
   const configFile = path.join(dir, "config.yaml");
   fs.writeFileSync(configFile, stringify(config));

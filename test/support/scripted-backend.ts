@@ -1,7 +1,7 @@
 import fs from "node:fs/promises";
 import path from "node:path";
-import type { CodingBackend, ModelCatalog, PermissionAsk, ResumeTaskRequest, RunTaskRequest, TaskEvent } from "../../src/backend.js";
-import { emptyTokens, type PermissionDecision, type TaskResult, type ToolCallTrace } from "../../src/model.js";
+import type { CodingBackend, ModelCatalog, PermissionAsk, QuestionAnswer, QuestionAsk, ResumeTaskRequest, RunTaskRequest, TaskEvent } from "../../src/backend.js";
+import { emptyTokens, type PermissionReply, type TaskResult, type ToolCallTrace } from "../../src/model.js";
 
 /**
  * A scripted CodingBackend for fast tests of what the tools do (sessions, tasks, records) without an
@@ -12,8 +12,10 @@ import { emptyTokens, type PermissionDecision, type TaskResult, type ToolCallTra
 export type ScriptStep =
   /** A tool call: reported started, then (after `ms`) ended; `write` puts files into the workspace first. */
   | { tool: string; input?: Record<string, unknown>; output?: string; ms?: number; error?: string; write?: Record<string, string> }
-  /** A permission request, answered through the core's decide(). */
+  /** A permission request, answered through the core's decide() (the core records it and reports it). */
   | { ask: PermissionAsk }
+  /** Questions for the person, answered through the core's ask(). */
+  | { question: QuestionAsk }
   /** Wait until the task is aborted (cancel, timeout, the backend stopped). */
   | { hang: true }
   /** Do something to the workspace directory, as an agent's command might. */
@@ -41,6 +43,8 @@ export class ScriptedBackend implements CodingBackend {
   /** Every resumeTask call, in order. */
   readonly resumed: ResumeTaskRequest[] = [];
   readonly closed: string[] = [];
+  /** What the core answered to each permission request and question, in order. */
+  readonly answers: (PermissionReply | QuestionAnswer)[] = [];
   /** Answers resumeTask (default: the task was interrupted). */
   resumeWith: (request: ResumeTaskRequest) => Promise<TaskResult> = async () => failed("backend_unavailable", "interrupted", 0);
   /** Set false to be a backend that cannot choose models. */
@@ -86,13 +90,11 @@ export class ScriptedBackend implements CodingBackend {
     if (request.signal?.aborted) onCancel();
     request.signal?.addEventListener("abort", onCancel, { once: true });
     const calls: ToolCallTrace[] = [];
-    const permissions: PermissionDecision[] = [];
     const finish = (result: TaskResult): TaskResult => {
       clearTimeout(timer);
       request.signal?.removeEventListener("abort", onCancel);
       result.trace.tool_calls = calls;
       result.trace.duration_ms = Date.now() - started;
-      if (permissions.length) result.trace.permissions = permissions;
       emit({ type: "finished", result });
       return result;
     };
@@ -113,10 +115,9 @@ export class ScriptedBackend implements CodingBackend {
           calls.push(ended);
           emit({ type: "tool", phase: "ended", call: ended });
         } else if ("ask" in step) {
-          const reply = await request.decide(step.ask);
-          const decision = { ...step.ask, reply };
-          permissions.push(decision);
-          emit({ type: "permission", decision });
+          this.answers.push(await request.decide(step.ask));
+        } else if ("question" in step) {
+          this.answers.push(await request.ask(step.question));
         } else if ("hang" in step) {
           await wait(Number.POSITIVE_INFINITY, AbortSignal.any([abort.signal, this.stopped.signal]));
         } else if ("run" in step) {

@@ -22,7 +22,10 @@ describe("loadConfig", () => {
   it("gives the documented defaults with no file", () => {
     const c = loadConfig({ env: emptyEnv });
     expect(c.workspace.cleanup_policy).toBe("on_session_end");
-    expect(c.limits).toEqual({ task_timeout_min: 10, max_attempts: 3, clone_timeout_min: 5, push_timeout_min: 5 });
+    expect(c.limits).toEqual({ task_timeout_min: 10, max_attempts: 3, clone_timeout_min: 5, push_timeout_min: 5, approval_timeout_sec: 300 });
+    // Nothing outside the workspace without a person's yes.
+    expect(c.permissions).toEqual({ "*": "allow", external_directory: "ask", doom_loop: "ask" });
+    expect(c.notes).toEqual([]);
     expect(c.git.token_env).toBe("GITHUB_TOKEN");
     expect(c.opencode.url).toBeUndefined();
   });
@@ -37,6 +40,18 @@ describe("loadConfig", () => {
     expect(c.limits.task_timeout_min).toBe(30);
     expect(c.opencode.url).toBe("http://127.0.0.1:4096");
     expect(c.secrets.gitToken).toBe("tok-123456");
+  });
+
+  it("reads the permissions policy, maps the superseded opencode.permissions with a note, and refuses a wrong rule", () => {
+    const top = loadConfig({ configPath: file("permissions:\n  \"*\": ask\n  read: allow\n"), env: emptyEnv });
+    expect(top.permissions).toEqual({ "*": "ask", read: "allow" });
+    const old = loadConfig({ configPath: file("opencode:\n  permissions:\n    \"*\": allow\n    edit: deny\n"), env: emptyEnv });
+    expect(old.permissions).toEqual({ "*": "allow", edit: "deny" });
+    expect(old.notes.join("\n")).toMatch(/opencode\.permissions is superseded by the top-level permissions/);
+    const env = loadConfig({ env: { ...emptyEnv, CODING_MCP_PERMISSIONS: '{"bash": "ask"}' } });
+    expect(env.permissions).toEqual({ bash: "ask" });
+    expect(() => loadConfig({ configPath: file("permissions:\n  bash: maybe\n"), env: emptyEnv })).toThrow(/permissions\.bash: expected one of "allow", "deny", "ask"/);
+    expect(() => loadConfig({ env: { ...emptyEnv, CODING_MCP_PERMISSIONS: "bash=ask" } })).toThrow(/CODING_MCP_PERMISSIONS: expected a JSON object/);
   });
 
   it("names an unknown key and what is allowed", () => {
