@@ -530,6 +530,7 @@ describe("pushBranch", () => {
     expect(err.hint).toContain("http.proxy (.git/config)");
     expect(err.hint).toContain("remote.dead.proxy (.git/config)");
     expect(err.hint).toMatch(/HTTPS_PROXY/);
+    expect(err.hint).toContain(`git -C ${dir} config --file .git/config --unset-all http.proxy`);
   });
 });
 

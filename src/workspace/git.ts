@@ -626,7 +626,8 @@ export async function pushBranch(git: Git, dir: string, o: PushOptions): Promise
  * so a remote with several is refused when the token would go along: it goes to exactly one URL.
  */
 async function pushTarget(git: Git, dir: string, o: PushOptions): Promise<{ url: string; auth: GitAuth | undefined }> {
-  const urls = (await git.run(["remote", "get-url", "--push", "--all", "--", o.remote], { cwd: dir })).split("\n").filter(Boolean);
+  const listed = await git.exec(["remote", "get-url", "--push", "--all", "--", o.remote], { cwd: dir });
+  const urls = listed.exitCode === 0 ? listed.stdout.split("\n").filter(Boolean) : [];
   const auths = o.authFor ? await Promise.all(urls.map((u) => o.authFor!(u))) : [];
   if (urls.length > 1 && auths.some((a) => a.hasToken)) {
     const pushUrls = await git.exec(["config", "--get-all", `remote.${o.remote}.pushurl`], { cwd: dir });
@@ -673,12 +674,21 @@ async function pushFromScratch(git: Git, dir: string, p: PushPlan): Promise<void
   } finally {
     await fs.rm(scratch, { recursive: true, force: true });
   }
-  await git.run(["update-ref", "-m", `push to ${p.remote}`, `refs/remotes/${p.remote}/${p.branch}`, commit], { cwd: dir });
+  await recordPush(git, dir, p, commit);
+}
+
+/**
+ * After a push from the scratch repository, what `git push [-u]` would have recorded in the workspace.
+ * The push has landed by then, so like git this bookkeeping does not fail it: a ref or config git will
+ * not write (say, an odd hand-made remote name) is skipped.
+ */
+async function recordPush(git: Git, dir: string, p: PushPlan, commit: string): Promise<void> {
+  await git.exec(["update-ref", "-m", `push to ${p.remote}`, `refs/remotes/${p.remote}/${p.branch}`, commit], { cwd: dir });
   if (!p.setUpstream) return;
   const localBranch = p.source === "HEAD" ? await currentBranch(git, dir) : p.branch;
   if (localBranch === undefined) return; // A detached HEAD has no branch to track anything, as with git push -u.
-  await git.run(["config", `branch.${localBranch}.remote`, p.remote], { cwd: dir });
-  await git.run(["config", `branch.${localBranch}.merge`, `refs/heads/${p.branch}`], { cwd: dir });
+  const remote = await git.exec(["config", `branch.${localBranch}.remote`, p.remote], { cwd: dir });
+  if (remote.exitCode === 0) await git.exec(["config", `branch.${localBranch}.merge`, `refs/heads/${p.branch}`], { cwd: dir });
 }
 
 /** A bare repository under `parent` that sees the workspace's objects (and its shallow boundary) and nothing else of it. */
@@ -733,17 +743,29 @@ const CONNECTION_SETTINGS = "^(https?|credential)\\.|^core\\.(askpass|sshcommand
 
 /**
  * The connection settings in the workspace's config (its own, global, system and included files) that a
- * push with the token left out, as "key (origin)", for the hint of a failed push. Names only: values
- * may hold secrets.
+ * push with the token left out, for the hint of a failed push. Names only: values may hold secrets.
  */
-async function ignoredSettings(git: Git, dir: string): Promise<string[]> {
+async function ignoredSettings(git: Git, dir: string): Promise<{ key: string; file: string }[]> {
   const result = await git.exec(["config", "--show-origin", "--name-only", "--get-regexp", CONNECTION_SETTINGS], { cwd: dir });
   if (result.exitCode !== 0) return [];
-  const settings = result.stdout.split("\n").filter(Boolean).map((line) => {
-    const [origin = "", key = ""] = line.split("\t");
-    return `${key} (${origin.replace(/^file:/, "")})`;
-  });
-  return [...new Set(settings)];
+  const seen = new Set<string>();
+  return result.stdout
+    .split("\n")
+    .filter((line) => line.startsWith("file:") && !seen.has(line) && seen.add(line))
+    .map((line) => {
+      const tab = line.indexOf("\t");
+      return { file: line.slice("file:".length, tab), key: line.slice(tab + 1) };
+    });
+}
+
+function ignoredHint(dir: string, ignored: { key: string; file: string }[]): string {
+  const names = ignored.map((s) => `${s.key} (${s.file})`).join(", ");
+  const removals = ignored.slice(0, 3).map((s) => `\`git -C ${dir} config --file ${s.file} --unset-all ${s.key}\``).join(", ");
+  return (
+    `a push with the token uses no git config of the workspace or the user, so it ignored ${names}. ` +
+    "For a proxy or a CA bundle set HTTPS_PROXY / NO_PROXY / GIT_SSL_CAINFO in coding-mcp's environment instead, " +
+    `and remove what you did not write: ${removals}`
+  );
 }
 
 async function pushError(git: Git, dir: string, p: PushPlan, result: GitResult): Promise<UserError> {
@@ -765,11 +787,5 @@ async function pushError(git: Git, dir: string, p: PushPlan, result: GitResult):
   const failure = remoteFailure(git, err, `pushing to ${where} failed`, p.url, p.auth);
   const ignored = p.auth?.hasToken && ["network_error", "auth_failed"].includes(failure.code) ? await ignoredSettings(git, dir) : [];
   if (ignored.length === 0) return failure;
-  return new UserError(
-    failure.message,
-    `${failure.hint ?? ""}; a push with the token uses no git config of the workspace or the user, so it ignored ${ignored.join(", ")}: ` +
-      "for a proxy or a CA bundle set HTTPS_PROXY / NO_PROXY / GIT_SSL_CAINFO in coding-mcp's environment instead, " +
-      "and remove settings you did not write, e.g. `git config --unset http.proxy`",
-    failure.code,
-  );
+  return new UserError(failure.message, `${failure.hint ?? ""}; ${ignoredHint(dir, ignored)}`, failure.code);
 }
