@@ -568,13 +568,23 @@ describe("authEnv", () => {
     await initRepository(git, dir, author);
     await sh(dir, "config", "credential.helper", "!f() { echo username=wrong; echo password=wrong; }; f");
     await sh(dir, "config", "credential.https://example.com.helper", "!f() { echo username=wrong2; echo password=wrong2; }; f");
-    const out = await execa("git", [...auth.configArgs, "credential", "fill"], {
-      cwd: dir,
-      env: { ...auth.env, GIT_TERMINAL_PROMPT: "0" },
-      input: "protocol=https\nhost=example.com\n\n",
-    });
+    await sh(dir, "config", "credential.https://github.com.helper", "!f() { echo username=wrong2; echo password=wrong2; }; f");
+    const fill = (host: string) =>
+      execa("git", [...auth.configArgs, "credential", "fill"], {
+        cwd: dir,
+        env: { ...auth.env, GIT_TERMINAL_PROMPT: "0" },
+        input: `protocol=https\nhost=${host}\n\n`,
+        reject: false,
+      });
+    const out = await fill("github.com");
     expect(out.stdout).toContain("username=x-access-token");
     expect(out.stdout).toContain(`password=${SECRET}`);
+    // Asked about any other host (a redirect elsewhere, a proxy wanting a password), askpass answers nothing.
+    for (const host of ["evil.example", "github.com.evil.example", "github.com:8443", "proxy.example:3128"]) {
+      const other = await fill(host);
+      expect(other.exitCode, host).not.toBe(0);
+      expect(other.stdout + other.stderr, host).not.toContain(SECRET);
+    }
   });
 
   it("withholds the token from hosts outside git.token_hosts", async () => {

@@ -37,14 +37,28 @@ export const PRISTINE_CONFIG_ENV: Readonly<Record<string, string>> = { GIT_CONFI
 export const PASSWORD_VARIABLE = "CODING_MCP_GIT_PASSWORD";
 const USERNAME_VARIABLE = "CODING_MCP_GIT_USERNAME";
 
-// Git calls the helper with its prompt as $1 ("Username for 'https://host': " / "Password for …").
-// The script holds no secret: both answers come from the environment of that one git process.
+const HOST_VARIABLE = "CODING_MCP_GIT_HOST";
+
+// Git calls the helper with its prompt as $1: "Username for 'https://host[:port]': " or "Password for
+// 'https://user@host[:port]': ". The script answers only when the prompt names the host the token was
+// allowed for, so a redirect to another host, or a proxy that asks for a password, never gets the token.
+// It holds no secret: host and answers come from the environment of that one git process.
 const ASKPASS_SCRIPT = `#!/bin/sh
+case "$1" in
+  *"//$${HOST_VARIABLE}'"*|*"@$${HOST_VARIABLE}'"*) ;;
+  *) exit 1 ;;
+esac
 case "$1" in
   Username*) printf '%s\\n' "$${USERNAME_VARIABLE}" ;;
   *) printf '%s\\n' "$${PASSWORD_VARIABLE}" ;;
 esac
 `;
+
+/** The host[:port] of an http(s) URL as written, which is how git names it in a credential prompt. */
+function promptHost(url: string): string {
+  const authority = url.slice(url.indexOf("://") + 3).split(/[/?#]/)[0] ?? "";
+  return authority.slice(authority.lastIndexOf("@") + 1);
+}
 
 type AuthConfig = Pick<ResolvedConfig, "git" | "secrets">;
 
@@ -77,6 +91,7 @@ export async function authEnv(config: AuthConfig, stateDir: string, url: string)
     auth.env.GIT_ASKPASS = await writeAskpass(stateDir);
     auth.env[USERNAME_VARIABLE] = config.git.username;
     auth.env[PASSWORD_VARIABLE] = token;
+    auth.env[HOST_VARIABLE] = promptHost(url);
     Object.assign(auth.env, PRISTINE_CONFIG_ENV);
     auth.scratchDir = path.join(stateDir, "scratch");
     // Belt and braces over the pristine config: an empty value resets the helper list, so no helper
