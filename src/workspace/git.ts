@@ -748,14 +748,11 @@ const CONNECTION_SETTINGS = "^(https?|credential)\\.|^core\\.(askpass|sshcommand
 async function ignoredSettings(git: Git, dir: string): Promise<{ key: string; file: string }[]> {
   const result = await git.exec(["config", "--show-origin", "--name-only", "--get-regexp", CONNECTION_SETTINGS], { cwd: dir });
   if (result.exitCode !== 0) return [];
-  const seen = new Set<string>();
-  return result.stdout
-    .split("\n")
-    .filter((line) => line.startsWith("file:") && !seen.has(line) && seen.add(line))
-    .map((line) => {
-      const tab = line.indexOf("\t");
-      return { file: line.slice("file:".length, tab), key: line.slice(tab + 1) };
-    });
+  const lines = new Set(result.stdout.split("\n").filter((line) => line.startsWith("file:")));
+  return [...lines].map((line) => {
+    const tab = line.indexOf("\t");
+    return { file: line.slice("file:".length, tab), key: line.slice(tab + 1) };
+  });
 }
 
 function ignoredHint(dir: string, ignored: { key: string; file: string }[]): string {
