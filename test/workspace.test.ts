@@ -455,19 +455,82 @@ describe("pushBranch", () => {
     await expectUserError(pushBranch(git, dir, { ...push, remote: "dead", branch: "main" }), "network_error");
   });
 
-  it("with a token, pushes without running repository hooks (which would see the token)", async () => {
+  /** The auth a push to a token host gets; the push itself goes to the local bare repository. */
+  async function tokenAuth() {
+    const auth = await authEnv(authConfig({ token: SECRET }), path.join(scratch, "state"), "https://github.com/o/r.git");
+    expect(auth.hasToken).toBe(true);
+    return auth;
+  }
+
+  it("with a token, pushes from a scratch repository: no hook or config of the workspace is used", async () => {
     const { bare, dir } = await setup();
     const marker = path.join(scratch, "hook-ran");
     await write(dir, ".git/hooks/pre-push", `#!/bin/sh\nenv > '${marker}'\n`);
     await fs.chmod(path.join(dir, ".git/hooks/pre-push"), 0o755);
+    // A credential helper the push would run (and hand the token to) if it read the workspace's config.
+    await sh(dir, "config", "credential.helper", `!f() { env > '${marker}'; }; f`);
     await write(dir, "x.txt", "x\n");
     const { commit_hash } = await commitChanges(git, dir, { message: "x", author });
-    // The auth a push to a token host gets (the push itself goes to the local bare repository).
-    const auth = await authEnv(authConfig({ token: SECRET }), path.join(scratch, "state"), "https://github.com/o/r.git");
-    expect(auth.hasToken).toBe(true);
-    await pushBranch(git, dir, { ...push, branch: "main", auth });
-    expect(await sh(scratch, `--git-dir=${bare}`, "rev-parse", "main")).toBe(commit_hash);
+    const configBefore = await fs.readFile(path.join(dir, ".git/config"), "utf8");
+    const auth = await tokenAuth();
+    const result = await pushBranch(git, dir, { ...push, branch: "task", authFor: async () => auth });
+    expect(result).toEqual({ commits: [{ hash: commit_hash, subject: "x" }], url: bare });
+    expect(await sh(scratch, `--git-dir=${bare}`, "rev-parse", "task")).toBe(commit_hash);
     expect(await exists(marker)).toBe(false);
+    // What a plain git push -u records, and nothing else: the remote-tracking ref and the upstream of the pushed branch (HEAD's).
+    expect(await sh(dir, "rev-parse", "refs/remotes/origin/task")).toBe(commit_hash);
+    expect(await sh(dir, "rev-parse", "--abbrev-ref", "main@{upstream}")).toBe("origin/task");
+    const configAfter = await fs.readFile(path.join(dir, ".git/config"), "utf8");
+    expect(configAfter.replace(/\[branch "main"\][^[]*/, "")).toBe(configBefore.replace(/\[branch "main"\][^[]*/, ""));
+    // The scratch repository is gone.
+    expect(await fs.readdir(path.join(scratch, "state", "scratch"))).toEqual([]);
+  });
+
+  it("with a token, pushes from a shallow clone and from a partial (sparse) clone", async () => {
+    const { bare } = await makeOrigin();
+    const auth = await tokenAuth();
+    const cases: [string, { shallow?: boolean; sparsePaths?: string[] }][] = [["shallow", { shallow: true }], ["sparse", { sparsePaths: ["a"] }]];
+    for (const [name, options] of cases) {
+      const dir = path.join(scratch, name);
+      await cloneRepository({ git, url: bare, dir, timeoutMs: 60_000, ...options });
+      await write(dir, `a/${name}.txt`, `${name}\n`);
+      const { commit_hash } = await commitChanges(git, dir, { message: name, author });
+      await pushBranch(git, dir, { ...push, branch: name, authFor: async () => auth });
+      expect(await sh(scratch, `--git-dir=${bare}`, "rev-parse", name), name).toBe(commit_hash);
+      expect(await sh(scratch, `--git-dir=${bare}`, "fsck", "--connectivity-only", "--no-progress"), name).toBe("");
+    }
+  });
+
+  it("with a token, refuses a remote with several push URLs before anything is pushed", async () => {
+    const { bare, dir } = await setup();
+    const other = path.join(scratch, "other.git");
+    await sh(scratch, "init", "-q", "--bare", other);
+    await sh(dir, "config", "remote.origin.pushurl", bare);
+    await sh(dir, "config", "--add", "remote.origin.pushurl", other);
+    await write(dir, "x.txt", "x\n");
+    await commitChanges(git, dir, { message: "x", author });
+    const refsBefore = await sh(scratch, `--git-dir=${bare}`, "for-each-ref");
+    const auth = await tokenAuth();
+    const err = await expectUserError(pushBranch(git, dir, { ...push, branch: "main", authFor: async () => auth }), "push_refused", /remote\.origin\.pushurl is set 2 times/);
+    expect(err.hint).toContain(`git -C ${dir} config --unset-all remote.origin.pushurl`);
+    expect(await sh(scratch, `--git-dir=${bare}`, "for-each-ref")).toBe(refsBefore);
+    expect(await sh(scratch, `--git-dir=${other}`, "for-each-ref")).toBe("");
+    // Without the token it is the owner's own push, to every URL, as git does it.
+    await pushBranch(git, dir, { ...push, branch: "main" });
+    expect(await sh(scratch, `--git-dir=${other}`, "rev-parse", "main")).toBe(await sh(dir, "rev-parse", "HEAD"));
+  });
+
+  it("a failed push with the token names the connection settings it ignored", async () => {
+    const { dir } = await setup();
+    await sh(dir, "remote", "add", "dead", "http://127.0.0.1:9/x.git");
+    await sh(dir, "config", "http.proxy", "http://127.0.0.1:9");
+    await sh(dir, "config", "remote.dead.proxy", "http://127.0.0.1:9");
+    const auth = await tokenAuth();
+    const err = await expectUserError(pushBranch(git, dir, { ...push, remote: "dead", branch: "main", authFor: async () => auth }), "network_error");
+    expect(err.hint).toContain("http.proxy (.git/config)");
+    expect(err.hint).toContain("remote.dead.proxy (.git/config)");
+    expect(err.hint).toMatch(/HTTPS_PROXY/);
+    expect(err.hint).toContain(`git -C ${dir} config --file .git/config --unset-all http.proxy`);
   });
 });
 
@@ -491,8 +554,10 @@ describe("authEnv", () => {
   it("hands git the token through GIT_ASKPASS only, overriding the user's credential helper", async () => {
     const stateDir = path.join(scratch, "state dir"); // a space, to prove git runs the helper without a shell
     const auth = await authEnv(authConfig({ token: SECRET }), stateDir, "https://github.com/o/r.git");
-    expect(auth.configArgs).toEqual(["-c", "credential.helper="]);
+    expect(auth.configArgs).toEqual(["-c", "credential.helper=", "-c", "core.hooksPath=/dev/null"]);
     expect(auth.env[PASSWORD_VARIABLE]).toBe(SECRET);
+    // No system or global config either: the agent can write ~/.gitconfig.
+    expect(auth.env).toMatchObject({ GIT_CONFIG_NOSYSTEM: "1", GIT_CONFIG_GLOBAL: "/dev/null" });
     const script = auth.env.GIT_ASKPASS!;
     expect(isInside(script, stateDir)).toBe(true);
     expect((await fs.stat(script)).mode & 0o777).toBe(0o700);
@@ -503,13 +568,23 @@ describe("authEnv", () => {
     await initRepository(git, dir, author);
     await sh(dir, "config", "credential.helper", "!f() { echo username=wrong; echo password=wrong; }; f");
     await sh(dir, "config", "credential.https://example.com.helper", "!f() { echo username=wrong2; echo password=wrong2; }; f");
-    const out = await execa("git", [...auth.configArgs, "credential", "fill"], {
-      cwd: dir,
-      env: { ...auth.env, GIT_TERMINAL_PROMPT: "0" },
-      input: "protocol=https\nhost=example.com\n\n",
-    });
+    await sh(dir, "config", "credential.https://github.com.helper", "!f() { echo username=wrong2; echo password=wrong2; }; f");
+    const fill = (host: string) =>
+      execa("git", [...auth.configArgs, "credential", "fill"], {
+        cwd: dir,
+        env: { ...auth.env, GIT_TERMINAL_PROMPT: "0" },
+        input: `protocol=https\nhost=${host}\n\n`,
+        reject: false,
+      });
+    const out = await fill("github.com");
     expect(out.stdout).toContain("username=x-access-token");
     expect(out.stdout).toContain(`password=${SECRET}`);
+    // Asked about any other host (a redirect elsewhere, a proxy wanting a password), askpass answers nothing.
+    for (const host of ["evil.example", "github.com.evil.example", "github.com:8443", "proxy.example:3128"]) {
+      const other = await fill(host);
+      expect(other.exitCode, host).not.toBe(0);
+      expect(other.stdout + other.stderr, host).not.toContain(SECRET);
+    }
   });
 
   it("withholds the token from hosts outside git.token_hosts", async () => {

@@ -6,6 +6,10 @@ import type { ResolvedConfig } from "../config.js";
  * How git authenticates one clone or push. The token reaches git only through GIT_ASKPASS: a fixed
  * script that echoes an environment variable set for that one git process. It is never put in argv,
  * a URL, .git/config or a file.
+ *
+ * A git process that carries the token reads no git config the agent could have written (see
+ * PRISTINE_CONFIG_ENV): the caller runs it outside the workspace (a fresh clone, or a scratch
+ * repository under `scratchDir` for a push).
  */
 export interface GitAuth {
   /** Extra environment for the git process (contains the token when one is configured). */
@@ -17,19 +21,44 @@ export interface GitAuth {
   hasToken: boolean;
   /** The host a configured token was withheld from because it is not in git.token_hosts. */
   withheldFrom?: string;
+  /** With the token: a directory only coding-mcp writes, for the scratch repository a push runs from. */
+  scratchDir?: string;
 }
+
+/**
+ * No system or global git config: the agent's bash can write ~/.gitconfig and $XDG_CONFIG_HOME/git/config
+ * (GIT_CONFIG_GLOBAL replaces both), and /etc/gitconfig when it runs as root. With these, and run
+ * outside the workspace, git reads only a config coding-mcp wrote, so nothing the agent wrote picks
+ * the proxy, the TLS checks, the credentials or a program to run. coding-mcp's own environment is
+ * still read (HTTPS_PROXY, NO_PROXY, GIT_SSL_CAINFO…): the agent cannot change it.
+ */
+export const PRISTINE_CONFIG_ENV: Readonly<Record<string, string>> = { GIT_CONFIG_NOSYSTEM: "1", GIT_CONFIG_GLOBAL: "/dev/null" };
 
 export const PASSWORD_VARIABLE = "CODING_MCP_GIT_PASSWORD";
 const USERNAME_VARIABLE = "CODING_MCP_GIT_USERNAME";
 
-// Git calls the helper with its prompt as $1 ("Username for 'https://host': " / "Password for …").
-// The script holds no secret: both answers come from the environment of that one git process.
+const HOST_VARIABLE = "CODING_MCP_GIT_HOST";
+
+// Git calls the helper with its prompt as $1: "Username for 'https://host[:port]': " or "Password for
+// 'https://user@host[:port]': ". The script answers only when the prompt names the host the token was
+// allowed for, so a redirect to another host, or a proxy that asks for a password, never gets the token.
+// It holds no secret: host and answers come from the environment of that one git process.
 const ASKPASS_SCRIPT = `#!/bin/sh
+case "$1" in
+  *"//$${HOST_VARIABLE}'"*|*"@$${HOST_VARIABLE}'"*) ;;
+  *) exit 1 ;;
+esac
 case "$1" in
   Username*) printf '%s\\n' "$${USERNAME_VARIABLE}" ;;
   *) printf '%s\\n' "$${PASSWORD_VARIABLE}" ;;
 esac
 `;
+
+/** The host[:port] of an http(s) URL as written, which is how git names it in a credential prompt. */
+function promptHost(url: string): string {
+  const authority = url.slice(url.indexOf("://") + 3).split(/[/?#]/)[0] ?? "";
+  return authority.slice(authority.lastIndexOf("@") + 1);
+}
 
 type AuthConfig = Pick<ResolvedConfig, "git" | "secrets">;
 
@@ -62,8 +91,12 @@ export async function authEnv(config: AuthConfig, stateDir: string, url: string)
     auth.env.GIT_ASKPASS = await writeAskpass(stateDir);
     auth.env[USERNAME_VARIABLE] = config.git.username;
     auth.env[PASSWORD_VARIABLE] = token;
-    // An empty value resets the helper list, so the user's own helper cannot answer (or store the token) instead.
-    auth.configArgs.push("-c", "credential.helper=");
+    auth.env[HOST_VARIABLE] = promptHost(url);
+    Object.assign(auth.env, PRISTINE_CONFIG_ENV);
+    auth.scratchDir = path.join(stateDir, "scratch");
+    // Belt and braces over the pristine config: an empty value resets the helper list, so no helper
+    // answers (or stores the token) instead of askpass, and no hook (which would see the token) runs.
+    auth.configArgs.push("-c", "credential.helper=", "-c", "core.hooksPath=/dev/null");
   }
   if (config.git.ssh_key_path) {
     // GIT_SSH_COMMAND is run by a shell, hence the quoting. Host keys stay checked; BatchMode makes ssh

@@ -6,7 +6,7 @@ import type { Logger } from "../log.js";
 import type { WorkspaceRecord } from "../model.js";
 import { setAttributes, withSpan } from "../telemetry.js";
 import { authEnv } from "./credentials.js";
-import { checkRemoteName, cloneRepository, commitChanges, initRepository, pushBranch, type Git } from "./git.js";
+import { cloneRepository, commitChanges, initRepository, pushBranch, type Git } from "./git.js";
 import { isInside, resolveInsideRoots } from "./paths.js";
 import { validateRepoUrl } from "./remote-url.js";
 import { addWorktree, deleteBranch, inspectSourceRepository, removeWorktree, type SourceRepository } from "./worktree.js";
@@ -121,16 +121,15 @@ export class WorkspaceManager {
 
   push(dir: string, options: { remote: string; branch: string; setUpstream: boolean }) {
     return withSpan("git.push", { "coding_mcp.workspace": dir, "git.remote": options.remote, "git.branch": options.branch }, async (span) => {
-      await checkRemoteName(this.git, dir, options.remote);
-      // The URL git will really push to (insteadOf applied), read now: the agent may have edited .git/config.
-      const url = await this.git.run(["remote", "get-url", "--push", options.remote], { cwd: dir });
+      // The URL is read from the workspace (insteadOf applied) right before the push, since the agent may
+      // have edited .git/config; the token goes along only when its host is in git.token_hosts.
       const pushed = await pushBranch(this.git, dir, {
         ...options,
         timeoutMs: this.config.limits.push_timeout_min * 60_000,
-        auth: await authEnv(this.config, this.config.stateDir, url),
+        authFor: (url) => authEnv(this.config, this.config.stateDir, url),
       });
-      setAttributes(span, { "coding_mcp.repo_url": url, "git.commits": pushed.commits.length });
-      return pushed;
+      setAttributes(span, { "coding_mcp.repo_url": pushed.url, "git.commits": pushed.commits.length });
+      return { commits: pushed.commits };
     });
   }
 
