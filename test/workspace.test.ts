@@ -4,6 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import { execa } from "execa";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { sh, write } from "./support/git.js";
 import type { ResolvedConfig } from "../src/config.js";
 import { UserError } from "../src/errors.js";
 import { Redactor } from "../src/redact.js";
@@ -58,17 +59,6 @@ beforeEach(async () => {
 afterEach(async () => {
   await fs.rm(scratch, { recursive: true, force: true });
 });
-
-/** Plain git, independent of the code under test. */
-async function sh(cwd: string, ...args: string[]): Promise<string> {
-  const env = { GIT_AUTHOR_NAME: "Fixture", GIT_AUTHOR_EMAIL: "f@x", GIT_COMMITTER_NAME: "Fixture", GIT_COMMITTER_EMAIL: "f@x" };
-  return (await execa("git", args, { cwd, env })).stdout;
-}
-
-async function write(dir: string, rel: string, content: string | Buffer): Promise<void> {
-  await fs.mkdir(path.dirname(path.join(dir, rel)), { recursive: true });
-  await fs.writeFile(path.join(dir, rel), content);
-}
 
 async function exists(p: string): Promise<boolean> {
   return fs.lstat(p).then(() => true, () => false);

@@ -35,3 +35,17 @@ export function gitShowStats(cwd: string, ref: string): { files_changed: number;
   }
   return { files_changed: lines.length, insertions, deletions };
 }
+
+const FIXTURE_IDENTITY = { GIT_AUTHOR_NAME: "Fixture", GIT_AUTHOR_EMAIL: "f@x", GIT_COMMITTER_NAME: "Fixture", GIT_COMMITTER_EMAIL: "f@x" };
+
+/** Plain git with a fixed identity, independent of the code under test (async, for fixtures built in tests). */
+export async function sh(cwd: string, ...args: string[]): Promise<string> {
+  const { execa } = await import("execa");
+  return (await execa("git", args, { cwd, env: FIXTURE_IDENTITY })).stdout;
+}
+
+/** Write a file below `dir`, creating its directories. */
+export async function write(dir: string, rel: string, content: string | Buffer): Promise<void> {
+  await fs.promises.mkdir(path.dirname(path.join(dir, rel)), { recursive: true });
+  await fs.promises.writeFile(path.join(dir, rel), content);
+}

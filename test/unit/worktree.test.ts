@@ -1,8 +1,8 @@
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { execa } from "execa";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { sh, write } from "../support/git.js";
 import { UserError } from "../../src/errors.js";
 import { Redactor } from "../../src/redact.js";
 import { Git, dirtyPaths, stagedPaths, workingTreeDiff } from "../../src/workspace/git.js";
@@ -34,16 +34,6 @@ beforeEach(async () => {
 afterEach(async () => {
   await fs.rm(scratch, { recursive: true, force: true });
 });
-
-async function sh(cwd: string, ...args: string[]): Promise<string> {
-  const env = { GIT_AUTHOR_NAME: "Fixture", GIT_AUTHOR_EMAIL: "f@x", GIT_COMMITTER_NAME: "Fixture", GIT_COMMITTER_EMAIL: "f@x" };
-  return (await execa("git", args, { cwd, env })).stdout;
-}
-
-async function write(dir: string, rel: string, content: string | Buffer): Promise<void> {
-  await fs.mkdir(path.dirname(path.join(dir, rel)), { recursive: true });
-  await fs.writeFile(path.join(dir, rel), content);
-}
 
 /**
  * A repository with two commits on main and work in progress of every kind: a staged change, an
