@@ -45,7 +45,8 @@ const env =
     ? { ...process.env, ...claudeEnvFor(fake.baseURL, home) }
     : { ...process.env, ...hermeticOpencodeEnv(home), OPENCODE_CONFIG_CONTENT: JSON.stringify({ ...opencodeConfigFor(fake.baseURL), permission: { ...opencodeConfigFor(fake.baseURL).permission, bash: "ask" } }) };
 const [command, ...args] = agentCommand(agent);
-const child = spawn(command, args, { cwd: repo, env, stdio: ["pipe", "pipe", "pipe"] });
+const child = spawn(/** @type {string} */ (command), args, { cwd: repo, env, stdio: ["pipe", "pipe", "pipe"] });
+/** @type {string[]} */
 const lines = [];
 /** @type {Map<number, (m: any) => void>} */
 const waiting = new Map();
@@ -61,7 +62,7 @@ const request = (/** @type {string} */ method, /** @type {any} */ params) =>
     waiting.set(id, resolve);
     send({ jsonrpc: "2.0", id, method, params });
   });
-child.stderr.on("data", (d) => process.stderr.write(d));
+child.stderr.on("data", (/** @type {Buffer} */ d) => process.stderr.write(d));
 readline.createInterface({ input: child.stdout }).on("line", (line) => {
   let m;
   try {
