@@ -36,9 +36,16 @@ function replay(name: string) {
   for (const line of lines) {
     if (line.dir !== "in") continue;
     if (line.message.method === "session/update") events.push(...turn.update((line.message.params as SessionNotification).update, line.at));
-    if (line.message.method === "session/request_permission") asks.push(permissionAskOf(line.message.params as RequestPermissionRequest, cwd));
+    if (line.message.method === "session/request_permission") {
+      // As the backend does: the call the request is about counts as started before the answer is reported.
+      const request = line.message.params as RequestPermissionRequest;
+      events.push(...turn.permissionAsked(request.toolCall, line.at));
+      const ask = permissionAskOf(request, cwd);
+      asks.push(ask);
+      events.push({ type: "permission", decision: { ...ask, reply: "once" } });
+    }
   }
-  return { events, asks, outcome: turn.finish(response, end - start), cwd, lines };
+  return { events, asks, outcome: turn.finish(response, end - start), cwd, lines, turn };
 }
 
 const progress = (events: TaskEvent[]) => events.map((e) => (e.type === "tool" ? `${e.phase} ${e.call.tool} ${e.call.status}` : e.type));
@@ -47,19 +54,23 @@ describe("opencode acp transcript", () => {
   const { events, asks, outcome, cwd, lines } = replay("opencode-mixed.jsonl");
 
   it("reports each tool call once as it starts and once as it ends, with its input known at the start", () => {
+    // The second command's permission request comes before OpenCode says it runs: still reported after its start.
     expect(progress(events)).toEqual([
       "started write running",
       "ended write completed",
       "started bash running",
+      "permission",
       "ended bash completed",
       "started bash running",
+      "permission",
       "ended bash completed",
     ]);
     const starts = events.filter((e) => e.type === "tool" && e.phase === "started");
     expect(starts.map((e) => e.type === "tool" && e.call.input)).toEqual([
       { filePath: `${cwd}/hello.py`, content: "print('hello')\n" },
       { command: "python3 hello.py && exit 3", description: "Run it", cwd },
-      { command: "sleep 0.3 && echo slept", description: "Nap", cwd },
+      // Started when its permission was asked: the input known then.
+      { command: "sleep 0.3 && echo slept", cwd },
     ]);
   });
 
@@ -72,8 +83,9 @@ describe("opencode acp transcript", () => {
     ]);
     // Durations are the time between the start and end updates as they arrived.
     const sleep = calls[2]!;
-    const arrival = (status: string) => lines.find((l) => JSON.stringify(l.message).includes('"toolCallId":"call_4_0","status":"' + status))!.at;
-    expect(sleep.duration_ms).toBe(arrival("completed") - arrival("in_progress"));
+    const asked = lines.find((l) => l.message.method === "session/request_permission" && JSON.stringify(l.message).includes('"call_4_0"'))!.at;
+    const completed = lines.find((l) => JSON.stringify(l.message).includes('"toolCallId":"call_4_0","status":"completed"'))!.at;
+    expect(sleep.duration_ms).toBe(completed - asked);
     expect(sleep.duration_ms).toBeGreaterThanOrEqual(300);
     expect(outcome.summary).toBe("Wrote hello.py; running it printed hello and exited 3.");
     expect(outcome.trace.reasoning).toEqual(["Plan: write then run."]);
@@ -93,13 +105,15 @@ describe("opencode acp transcript", () => {
 });
 
 describe("Claude Code transcript", () => {
-  const { events, asks, outcome, cwd } = replay("claude-mixed.jsonl");
+  const { events, asks, outcome, cwd, turn } = replay("claude-mixed.jsonl");
 
   it("reports calls that never say in_progress as started once their input is known, and failed ones as errors", () => {
     expect(progress(events)).toEqual([
       "started write running",
+      "permission",
       "ended write completed",
       "started bash running",
+      "permission",
       "ended bash error",
       "started bash running",
       "ended bash completed",
@@ -109,7 +123,7 @@ describe("Claude Code transcript", () => {
     expect(failing).toMatchObject({ tool: "bash", status: "error", input: { command: "python3 hello.py && exit 3" } });
     expect(failing!.error).toContain("Exit code 3");
     expect(sleep!.output_preview).toContain("slept");
-    for (const call of outcome.trace.tool_calls) expect(call.ended_at! - call.started_at!).toBe(call.duration_ms);
+    for (const call of turn.toolCalls()) expect(call.ended_at! - call.started_at!).toBe(call.duration_ms);
   });
 
   it("takes the summary, the thought, the whole turn's tokens, the model and the cost", () => {

@@ -3,6 +3,7 @@ import fs from "node:fs";
 import readline from "node:readline";
 import { Readable, Writable } from "node:stream";
 import * as acp from "@agentclientprotocol/sdk/unstable";
+import { UserError } from "../errors.js";
 import type { Logger } from "../log.js";
 
 /**
@@ -25,8 +26,11 @@ export interface AgentProcessOptions {
   onPermission: (params: acp.RequestPermissionRequest, signal: AbortSignal) => Promise<acp.RequestPermissionResponse>;
 }
 
-export class AgentStartError extends Error {
-  override readonly name = "AgentStartError";
+/** The agent's command could not start or did not initialize: the caller can fix the config. */
+export class AgentStartError extends UserError {
+  constructor(message: string, hint: string) {
+    super(message, hint, "backend_unavailable");
+  }
 }
 
 /** The agent went away (crashed, was killed, stopped answering) while a request was open. */
@@ -112,7 +116,8 @@ export class AgentProcess {
       const detail = agent.exitInfo ?? (err instanceof Error ? err.message : String(err));
       const stderr = agent.recent.length ? `; its last output: ${agent.recent.slice(-5).join(" | ").slice(0, 600)}` : "";
       throw new AgentStartError(
-        `the ACP agent of ${where} could not be started: ${detail}${stderr}. Check backends.${options.backend}.command (install the agent, or give its full path).`,
+        `the ACP agent of ${where} could not be started: ${detail}${stderr}`,
+        `Check backends.${options.backend}.command in the config: install the agent, or give the full path of its command.`,
       );
     }
   }

@@ -1,9 +1,10 @@
 import type * as acp from "@agentclientprotocol/sdk/unstable";
-import type { CodingBackend, PermissionDecision, ResumeTaskRequest, RunTaskRequest, TaskEvent, TaskResult } from "../backend.js";
+import type { CodingBackend, ModelCatalog, PermissionAsk, ResumeTaskRequest, RunTaskRequest, TaskEvent } from "../backend.js";
 import { UserError, errorMessage } from "../errors.js";
 import type { Logger } from "../log.js";
+import type { PermissionDecision, PermissionReply, TaskResult } from "../model.js";
 import { AgentGoneError, AgentProcess, AgentStartError } from "./agent-process.js";
-import { AcpTurn, permissionAskOf, type PermissionAsk } from "./mapping.js";
+import { AcpTurn, permissionAskOf } from "./mapping.js";
 
 /**
  * A coding backend on any agent that speaks the Agent Client Protocol over stdio (OpenCode's
@@ -11,8 +12,6 @@ import { AcpTurn, permissionAskOf, type PermissionAsk } from "./mapping.js";
  * --acp): one agent process per configured backend, started on first use and again after it died,
  * several sessions on it (`session/new` with the workspace as cwd), one `session/prompt` per task.
  */
-
-export type PermissionReply = "once" | "always" | "reject";
 
 export interface AcpBackendOptions {
   /** The configured name (e.g. "claude"): sessions, logs and spans say it. */
@@ -26,8 +25,6 @@ export interface AcpBackendOptions {
   mode?: string;
   log: Logger;
   startupTimeoutMs?: number;
-  /** The answer to a permission request when the task's request brings no `decide`. */
-  decide?: (ask: PermissionAsk) => Promise<PermissionReply> | PermissionReply;
 }
 
 /** How long a cancelled turn may take to answer before the agent is considered hung and restarted. */
@@ -52,13 +49,14 @@ interface LiveTurn {
   turn: AcpTurn;
   emit: (event: TaskEvent) => void;
   directory: string;
-  decide: (ask: PermissionAsk) => Promise<PermissionReply> | PermissionReply;
+  decide: (ask: PermissionAsk) => Promise<PermissionReply>;
   permissions: PermissionDecision[];
 }
 
 export class AcpBackend implements CodingBackend {
   readonly name: string;
-  readonly telemetry: { task: string; tool: string; agent: string };
+  /** Spans `acp.task` and `acp.tool.<name>`, with gen_ai.agent.name the configured name. */
+  readonly telemetry: { agent: string; prefix: string };
   private agent?: AgentProcess;
   private starting?: Promise<AgentProcess>;
   private readonly sessions = new Map<string, SessionState>();
@@ -67,10 +65,12 @@ export class AcpBackend implements CodingBackend {
   /** Agent sessions being loaded: the history they replay is not part of any turn. */
   private readonly loading = new Set<string>();
   private stopped = false;
+  /** Config options of a fresh session: where the model catalog comes from. */
+  private catalogOptions?: acp.SessionConfigOption[];
 
   constructor(private readonly options: AcpBackendOptions) {
     this.name = options.name;
-    this.telemetry = { task: "acp.task", tool: "acp.tool", agent: options.name };
+    this.telemetry = { agent: options.name, prefix: "acp" };
   }
 
   /** Start the agent (once; again after it died). A command that cannot start is a clear error. */
@@ -104,25 +104,39 @@ export class AcpBackend implements CodingBackend {
     return this.starting;
   }
 
-  async models(): Promise<{ default?: string; available: string[] } | undefined> {
-    // Known only from a session's config options; a fresh session on the running agent tells.
-    const any = [...this.sessions.values()].find((s) => s.configOptions);
-    const option = any?.configOptions?.find((o) => o.category === "model" && o.type === "select");
+  /**
+   * The models the agent lets its client choose (its "model" config option), and the one a new
+   * session starts with; undefined when it offers no choice. Read from the sessions' config options;
+   * before the first session, from a probe session in the backend's directory, closed again.
+   */
+  async models(): Promise<ModelCatalog | undefined> {
+    if (!this.catalogOptions) {
+      const agent = await this.process();
+      const probe = await agent.within(agent.request("session/new", { cwd: this.options.cwd, mcpServers: [] }), this.requestTimeout, "session/new");
+      this.catalogOptions = probe.configOptions ?? [];
+      if (agent.capabilities.sessionCapabilities?.close) await agent.request("session/close", { sessionId: probe.sessionId }).catch(() => undefined);
+    }
+    const option = this.catalogOptions.find((o) => o.category === "model" && o.type === "select");
     if (!option || option.type !== "select") return undefined;
-    return { default: String(option.currentValue), available: selectValues(option) };
+    return { available: selectValues(option), ...(typeof option.currentValue === "string" ? { default: option.currentValue } : {}) };
   }
 
-  async openSession(directory: string, options: { title: string; agent?: string; model?: string }): Promise<{ id: string }> {
+  /** Agents that name models provider/model (OpenCode) say both; others only the model. */
+  describeModel(model: string): { provider?: string; model: string } {
+    const slash = model.indexOf("/");
+    return slash > 0 ? { provider: model.slice(0, slash), model: model.slice(slash + 1) } : { model };
+  }
+
+  async openSession(directory: string, _options: { title: string }): Promise<{ id: string }> {
     const agent = await this.process();
     const created = await agent.within(agent.request("session/new", { cwd: directory, mcpServers: [] }), this.requestTimeout, "session/new");
     const state: SessionState = { directory, agentSessionId: created.sessionId, process: agent };
     if (created.modes) state.modes = created.modes;
     if (created.configOptions) state.configOptions = created.configOptions;
     this.sessions.set(created.sessionId, state);
-    const mode = options.agent ?? this.options.mode;
+    this.catalogOptions ??= created.configOptions ?? [];
     try {
-      if (mode) await this.setMode(state, mode);
-      if (options.model) await this.setModel(state, options.model);
+      if (this.options.mode) await this.setMode(state, this.options.mode);
     } catch (err) {
       this.sessions.delete(created.sessionId);
       throw err;
@@ -216,7 +230,7 @@ export class AcpBackend implements CodingBackend {
     return fresh;
   }
 
-  async runTask(request: RunTaskRequest & { decide?: (ask: PermissionAsk) => Promise<PermissionReply> | PermissionReply }): Promise<TaskResult> {
+  async runTask(request: RunTaskRequest): Promise<TaskResult> {
     const started = Date.now();
     const emit = (event: TaskEvent) => request.onEvent?.(event);
     let state: SessionState;
@@ -225,9 +239,10 @@ export class AcpBackend implements CodingBackend {
       if (request.agent) await this.setMode(state, request.agent);
       if (request.model) await this.setModel(state, request.model);
     } catch (err) {
-      if (err instanceof UserError) throw err;
+      if (err instanceof UserError && !(err instanceof AgentStartError)) throw err;
       // The agent could not be (re)started or did not answer: nothing ran, so the task may be repeated.
-      const result = this.failed(new AcpTurn(), started, "backend_unavailable", errorMessage(err));
+      const hint = err instanceof UserError && err.hint ? ` ${err.hint}` : "";
+      const result = this.failed(new AcpTurn(), started, "backend_unavailable", errorMessage(err) + hint);
       if (!(err instanceof AgentStartError)) result.retryable = true;
       emit({ type: "finished", result });
       return result;
@@ -235,7 +250,7 @@ export class AcpBackend implements CodingBackend {
     const agent = state.process!;
     const model = currentValue(state.configOptions, "model");
     const turn = new AcpTurn({ ...(state.cost !== undefined ? { costBefore: state.cost } : {}), ...(model ? { model } : {}) });
-    const live: LiveTurn = { turn, emit, directory: request.directory, decide: request.decide ?? this.options.decide ?? (() => "once"), permissions: [] };
+    const live: LiveTurn = { turn, emit, directory: request.directory, decide: request.decide, permissions: [] };
     this.live.set(state.agentSessionId, live);
     emit({ type: "started", directory: request.directory });
 
@@ -364,6 +379,7 @@ export class AcpBackend implements CodingBackend {
     const live = this.live.get(request.sessionId);
     // Not part of a running task (e.g. after a cancel): nobody asked for it.
     if (!live) return { outcome: { outcome: "cancelled" } };
+    for (const event of live.turn.permissionAsked(request.toolCall, Date.now())) live.emit(event);
     const ask = permissionAskOf(request, live.directory);
     let reply: PermissionReply;
     try {
@@ -372,7 +388,7 @@ export class AcpBackend implements CodingBackend {
       this.options.log.warn(`permission ${ask.permission}: ${errorMessage(err)}; rejected`);
       reply = "reject";
     }
-    const decision: PermissionDecision = { permission: ask.permission, patterns: ask.patterns, reply: reply === "reject" ? "reject" : "once" };
+    const decision: PermissionDecision = { permission: ask.permission, patterns: ask.patterns, reply };
     live.permissions.push(decision);
     live.emit({ type: "permission", decision });
     const wanted: acp.PermissionOptionKind[] =

@@ -1,8 +1,8 @@
 import type { Logger } from "../log.js";
-import { AcpBackend, type AcpBackendOptions } from "./backend.js";
+import { AcpBackend } from "./backend.js";
 
 export { AcpBackend } from "./backend.js";
-export { POLICY_KIND_OF, permissionAskOf, type PermissionAsk } from "./mapping.js";
+export { POLICY_KIND_OF, permissionAskOf } from "./mapping.js";
 
 /** A `backends` entry of type acp, as the config gives it. */
 export interface AcpBackendEntry {
@@ -30,7 +30,7 @@ export function expandVariables(value: string, env: NodeJS.ProcessEnv, where: st
 export function createAcpBackend(
   name: string,
   entry: AcpBackendEntry,
-  context: { log: Logger; env: NodeJS.ProcessEnv; ownEnv?: NodeJS.ProcessEnv; cwd: string; secrets?: string[]; registerSecret?: (value: string) => void; startupTimeoutMs?: number; decide?: AcpBackendOptions["decide"] },
+  context: { log: Logger; env: NodeJS.ProcessEnv; ownEnv?: NodeJS.ProcessEnv; cwd: string; secrets?: string[]; registerSecret?: (value: string) => void; startupTimeoutMs?: number },
 ): AcpBackend {
   if (!entry.command.length || !entry.command[0]) throw new Error(`backends.${name}.command is empty: give the agent's argv, e.g. [opencode, acp]`);
   const added: Record<string, string> = {};
@@ -51,6 +51,5 @@ export function createAcpBackend(
     log: context.log,
     ...(entry.mode ? { mode: entry.mode } : {}),
     ...(context.startupTimeoutMs ? { startupTimeoutMs: context.startupTimeoutMs } : {}),
-    ...(context.decide ? { decide: context.decide } : {}),
   });
 }

@@ -1,6 +1,7 @@
 import path from "node:path";
 import type { PromptResponse, RequestPermissionRequest, SessionUpdate, ToolCallContent, ToolCallUpdate, ToolKind } from "@agentclientprotocol/sdk/unstable";
-import { emptyTokens, type TaskEvent, type TaskTrace, type TokenCounts, type ToolCallTrace } from "../backend.js";
+import type { PermissionAsk, TaskEvent } from "../backend.js";
+import { emptyTokens, type TaskTrace, type TokenCounts, type ToolCallTrace } from "../model.js";
 import { TRACE_LIMITS, truncate } from "../opencode/trace.js";
 
 /**
@@ -23,12 +24,6 @@ export const POLICY_KIND_OF: Record<ToolKind, string> = {
   switch_mode: "switch_mode",
   other: "other",
 };
-
-/** A permission request in the policy's terms: its kind and what it is about (a command, or paths). */
-export interface PermissionAsk {
-  permission: string;
-  patterns: string[];
-}
 
 /**
  * The policy's view of an agent's permission request. Any path outside the workspace makes it an
@@ -98,6 +93,8 @@ function boundedInput(input: Record<string, unknown>, mapPath: (p: string) => st
   }
   return out;
 }
+
+const STATUS_ORDER = { pending: 0, in_progress: 1, completed: 2, failed: 2 } as const;
 
 interface CallState {
   id: string;
@@ -186,6 +183,14 @@ export class AcpTurn {
     }
   }
 
+  /**
+   * A permission request names the tool call it is about, sometimes before the agent announced that
+   * call as running: the call is taken as started then, so that its start is reported before the answer.
+   */
+  permissionAsked(toolCall: ToolCallUpdate, now: number): TaskEvent[] {
+    return this.toolCall({ ...toolCall, sessionUpdate: "tool_call_update" }, now);
+  }
+
   private toolCall(update: Extract<SessionUpdate, { sessionUpdate: "tool_call" | "tool_call_update" }>, now: number): TaskEvent[] {
     let call = this.calls.get(update.toolCallId);
     if (!call) {
@@ -206,11 +211,13 @@ export class AcpTurn {
     }
     if (update.kind) call.kind = update.kind;
     if (update.title) call.title = update.title;
+    // Merged: a permission request repeats only part of the input (OpenCode: the command alone).
     const input = asRecord(update.rawInput);
-    if (Object.keys(input).length) call.input = input;
+    if (Object.keys(input).length) call.input = { ...call.input, ...input };
     if (update.content?.length) call.content = contentText(update.content);
     if (update.rawOutput !== undefined) call.rawOutput = update.rawOutput;
-    if (update.status) call.status = update.status;
+    // Only forward: a permission request says "pending" about a call that may already run.
+    if (update.status && STATUS_ORDER[update.status] > STATUS_ORDER[call.status]) call.status = update.status;
 
     const events: TaskEvent[] = [];
     const ended = call.status === "completed" || call.status === "failed";
