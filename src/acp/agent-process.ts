@@ -132,10 +132,16 @@ export class AgentProcess {
 
   /** A request to the agent that fails as soon as the agent is gone. */
   request<M extends acp.AgentRequestMethod>(method: M, params: acp.AgentRequestParamsByMethod[M]): Promise<acp.AgentRequestResponsesByMethod[M]> {
+    const goneError = (why: string) => new AgentGoneError(`the ACP agent of backend "${this.options.backend}" ${why}`);
     const gone = this.exited.then((why) => {
-      throw new AgentGoneError(`the ACP agent of backend "${this.options.backend}" ${why}`);
+      throw goneError(why);
     });
-    return Promise.race([this.connection.agent.request(method, params), gone]);
+    // A dying agent closes its stdout a moment before its exit is seen: report the exit, not the closed stream.
+    const call = this.connection.agent.request(method, params).catch(async (err: unknown) => {
+      const why = await Promise.race([this.exited, new Promise<undefined>((r) => setTimeout(() => r(undefined), 1_000).unref())]);
+      throw why ? goneError(why) : err;
+    });
+    return Promise.race([call, gone]);
   }
 
   notify<M extends acp.AgentNotificationMethod>(method: M, params: acp.AgentNotificationParamsByMethod[M]): Promise<void> {
