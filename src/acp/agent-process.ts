@@ -112,8 +112,9 @@ export class AgentProcess {
       options.log.info(`ACP agent of backend "${options.backend}" ready (pid ${agent.child.pid}, ${init.agentInfo?.name ?? "unnamed"} ${init.agentInfo?.version ?? ""})`.trim());
       return agent;
     } catch (err) {
-      await agent.stop();
+      // Why it failed, before our own stop() adds a "killed by SIGTERM".
       const detail = agent.exitInfo ?? (err instanceof Error ? err.message : String(err));
+      await agent.stop();
       const stderr = agent.recent.length ? `; its last output: ${agent.recent.slice(-5).join(" | ").slice(0, 600)}` : "";
       throw new AgentStartError(
         `the ACP agent of ${where} could not be started: ${detail}${stderr}`,

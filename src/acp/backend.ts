@@ -25,6 +25,8 @@ export interface AcpBackendOptions {
   mode?: string;
   log: Logger;
   startupTimeoutMs?: number;
+  /** How long a cancelled turn may take to end before the agent is taken as hung (default 10 s). */
+  cancelGraceMs?: number;
 }
 
 /** How long a cancelled turn may take to answer before the agent is considered hung and restarted. */
@@ -280,7 +282,7 @@ export class AcpBackend implements CodingBackend {
         timedOut = first.stop === "timeout";
         cancelled = !timedOut;
         await agent.notify("session/cancel", { sessionId: state.agentSessionId }).catch(() => undefined);
-        response = await agent.within(prompt, CANCEL_GRACE_MS, "session/cancel");
+        response = await agent.within(prompt, this.options.cancelGraceMs ?? CANCEL_GRACE_MS, "session/cancel");
       }
     } catch (err) {
       failure = "backend_unavailable";
