@@ -20,7 +20,9 @@ let fake: Awaited<ReturnType<typeof startFakeAnthropic>>;
 let session: { session_id: string; workspace_path: string; backend: string };
 const RUN = String(Math.floor(Math.random() * 9000) + 1000);
 const TOKEN = `tok-${randomBytes(16).toString("hex")}`;
-const sleepRunning = () => processRunning(`sleep 61.5${RUN}`);
+// Claude Code refuses a plain long `sleep`, so the long command is a Python one, found by its marker argument.
+const SLOW = `python3 -c "import time; time.sleep(60)" slow-${RUN}`;
+const sleepRunning = () => processRunning(`slow-${RUN}`);
 
 beforeAll(async () => {
   if (!installed) return;
@@ -36,7 +38,7 @@ beforeAll(async () => {
   });
   fake.setScenario("outside", [{ tools: [{ name: "write", args: { filePath: path.join(h.dir, "outside.txt"), content: "escaped\n" } }] }, { text: "Tried." }]);
   fake.setScenario("env", [{ tools: [{ name: "bash", args: { command: "env > env.txt", description: "Environment" } }] }, { text: "Saved." }]);
-  fake.setScenario("slow", [{ tools: [{ name: "bash", args: { command: `sleep 61.5${RUN}`, description: "Wait" } }] }, { text: "Slept." }]);
+  fake.setScenario("slow", [{ tools: [{ name: "bash", args: { command: SLOW, description: "Wait" } }] }, { text: "Slept." }]);
   session = structured(await h.call("coding_open", { title: "claude" }));
 });
 
@@ -44,7 +46,7 @@ afterAll(async () => {
   if (!installed) return;
   if (process.env.ACP_TEST_LOG) fs.writeFileSync(process.env.ACP_TEST_LOG, h?.stderr.join("\n") ?? "");
   try {
-    execFileSync("pkill", ["-f", `sleep 61.5${RUN}`]);
+    execFileSync("pkill", ["-f", `slow-${RUN}`]);
   } catch {
     // none left
   }
