@@ -80,7 +80,7 @@ function contentText(content: ToolCallContent[] | null | undefined): string {
 function rawOutputText(raw: unknown): string {
   if (typeof raw === "string") return raw;
   const record = asRecord(raw);
-  for (const key of ["output", "stdout", "content", "error"]) if (typeof record[key] === "string") return record[key] as string;
+  for (const key of ["output", "stdout", "content", "error"]) if (typeof record[key] === "string") return record[key];
   return raw === undefined || raw === null ? "" : (JSON.stringify(raw) ?? "");
 }
 

@@ -1,4 +1,5 @@
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
@@ -6,30 +7,40 @@ import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
 import { CallToolResultSchema } from "@modelcontextprotocol/sdk/types.js";
 import { InMemorySpanExporter, NodeTracerProvider, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createApp, type App } from "../src/app.js";
-import { loadConfig } from "../src/config.js";
-import { createLogger } from "../src/log.js";
-import { Redactor } from "../src/redact.js";
-import { createServer } from "../src/server.js";
-import { prepare, structured } from "./support/harness.js";
+import { createApp, type App } from "../../src/app.js";
+import { loadConfig } from "../../src/config.js";
+import { createLogger } from "../../src/log.js";
+import { Redactor } from "../../src/redact.js";
+import { createServer } from "../../src/server.js";
+import { stringify } from "yaml";
+import { structured } from "../support/harness.js";
 
 // An ACP backend's spans, in process: coding-mcp's app (a `backends` entry running a scripted ACP
 // agent that reports one command, a message, tokens and a cost) with the OpenTelemetry SDK and an
 // in-memory exporter. The span names and GenAI attributes are the same as OpenCode's, under `acp.`.
 
-const SCRIPT = path.join(path.dirname(fileURLToPath(import.meta.url)), "support", "scripted-acp-agent.mjs");
+const SCRIPT = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "support", "scripted-acp-agent.mjs");
 const exporter = new InMemorySpanExporter();
 const provider = new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
 provider.register();
 
-let prepared: Awaited<ReturnType<typeof prepare>>;
+let dir: string;
 let app: App;
 let client: Client;
 
 beforeAll(async () => {
-  prepared = await prepare({ config: { backends: { scripted: { type: "acp", command: [process.execPath, SCRIPT, "work"] } }, default_backend: "scripted" } });
-  const config = loadConfig({ configPath: prepared.configFile, env: prepared.env });
-  app = await createApp(config, { env: prepared.env, log: createLogger(new Redactor(), "error") });
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), "acp-telemetry-"));
+  const configFile = path.join(dir, "config.yaml");
+  fs.writeFileSync(
+    configFile,
+    stringify({
+      workspace: { base_path: path.join(dir, "workspaces") },
+      backends: { scripted: { type: "acp", command: [process.execPath, SCRIPT, "work"] } },
+      default_backend: "scripted",
+    }),
+  );
+  const env = { PATH: process.env.PATH ?? "", HOME: dir };
+  app = await createApp(loadConfig({ configPath: configFile, env }), { env, log: createLogger(new Redactor(), "error") });
   const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
   await createServer(app).connect(serverSide);
   client = new Client({ name: "acp-telemetry-test", version: "1.0.0" });
@@ -39,8 +50,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await client?.close();
   await app?.stop();
-  await prepared?.fake.close();
-  if (prepared) fs.rmSync(prepared.dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
+  if (dir) fs.rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
   await provider.shutdown();
 });
 

@@ -3,14 +3,14 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
-import { AcpBackend } from "../src/acp/backend.js";
-import type { Logger } from "../src/log.js";
+import { AcpBackend } from "../../src/acp/backend.js";
+import type { Logger } from "../../src/log.js";
 
 // The ACP backend's fault handling against scripted misbehaving agents (test/support/scripted-acp-agent.mjs):
 // a hung agent, one that crashes mid-task, one that never answers, and a command that does not exist.
 // The real agents are driven in the e2e-acp-*.test.ts files.
 
-const SCRIPT = path.join(path.dirname(fileURLToPath(import.meta.url)), "support", "scripted-acp-agent.mjs");
+const SCRIPT = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "support", "scripted-acp-agent.mjs");
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "acp-backend-test-"));
 const lines: string[] = [];
 const log: Logger = {

@@ -3,14 +3,14 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { PromptResponse, RequestPermissionRequest, SessionNotification } from "@agentclientprotocol/sdk/unstable";
 import { describe, expect, it } from "vitest";
-import type { TaskEvent } from "../src/backend.js";
-import { AcpTurn, permissionAskOf } from "../src/acp/mapping.js";
+import type { TaskEvent } from "../../src/backend.js";
+import { AcpTurn, permissionAskOf } from "../../src/acp/mapping.js";
 
 // The ACP event mapping on transcripts recorded from the real agents (test/support/record-acp.mjs):
 // `opencode acp` and Claude Code (claude-agent-acp) each running the same scripted task against a
 // fake model: a thought, a write, a command that exits 3, a short command, and an answer.
 
-const FIXTURES = path.join(path.dirname(fileURLToPath(import.meta.url)), "fixtures", "acp");
+const FIXTURES = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "fixtures", "acp");
 
 interface Line {
   dir: "in" | "out";
