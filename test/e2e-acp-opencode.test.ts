@@ -157,6 +157,12 @@ describe("an ACP backend (opencode acp)", () => {
     // bash ran, the edit was refused: the file is as bash wrote it.
     expect(fs.readFileSync(path.join(opened.workspace_path, "bash.txt"), "utf8")).toBe("allowed\n");
     expect(result.trace.tool_calls.map((c: { tool: string; status: string }) => `${c.tool}:${c.status}`)).toEqual(["bash:completed", "edit:error"]);
+    // code's agent is the ACP session mode: an unknown one ends the task before any prompt, naming the agent's modes.
+    const seen = h.fake.requests.length;
+    const badMode = structured(await h.call("code", { session_id: opened.session_id, task: "Again [[fake:touch]]", agent: "nope" }));
+    expect(badMode.failure).toBe("agent_error");
+    expect(badMode.error).toMatch(/backend "ocacp" has no mode "nope".*build, plan/);
+    expect(h.fake.requests.length).toBe(seen);
   });
 
   it("gives the agent an environment without the git token, and redacts its configured env values", async () => {
@@ -248,6 +254,10 @@ describe("an ACP backend (opencode acp)", () => {
     expect(unknown.isError).toBe(true);
     expect(textOf(unknown)).toMatch(/backend "nope" is not configured/);
     expect(textOf(unknown)).toMatch(/opencode, ocacp, broken/);
+    // Models and modes are the agent's own: an unknown one is refused with what it offers.
+    const badModel = await h.call("coding_open", { model: "nope/none" });
+    expect(badModel.isError).toBe(true);
+    expect(textOf(badModel)).toMatch(/model "nope\/none" is not offered by backend ocacp.*fake\/fake-coder/s);
     const broken = await h.call("coding_open", { backend: "broken" });
     expect(broken.isError).toBe(true);
     expect(textOf(broken)).toContain('backend "broken" (command: /nonexistent/acp-agent --stdio) could not be started: command not found: /nonexistent/acp-agent');

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import readline from "node:readline";
 import { Readable, Writable } from "node:stream";
-import * as acp from "@agentclientprotocol/sdk/unstable";
+import type * as acp from "@agentclientprotocol/sdk/unstable";
 import { UserError } from "../errors.js";
 import type { Logger } from "../log.js";
 
@@ -40,6 +40,14 @@ export class AgentGoneError extends Error {
 
 const STOP_GRACE_MS = 1_000;
 
+type AcpSdk = typeof acp;
+let sdkModule: Promise<AcpSdk> | undefined;
+/** The ACP SDK, loaded when the first agent starts: a coding-mcp without ACP backends never loads it. */
+function loadSdk(): Promise<AcpSdk> {
+  sdkModule ??= import("@agentclientprotocol/sdk/unstable");
+  return sdkModule;
+}
+
 export class AgentProcess {
   readonly child: ChildProcess;
   private readonly connection: acp.ClientConnection;
@@ -50,7 +58,10 @@ export class AgentProcess {
   private readonly recent: string[] = [];
   private readonly killOnExit = () => this.killTree("SIGKILL");
 
-  private constructor(private readonly options: AgentProcessOptions) {
+  private constructor(
+    private readonly options: AgentProcessOptions,
+    sdk: AcpSdk,
+  ) {
     const [command, ...args] = options.command;
     this.child = spawn(command!, args, {
       cwd: options.cwd,
@@ -78,28 +89,30 @@ export class AgentProcess {
     });
     // Writes to a dead agent fail with EPIPE; the exit is reported through `exited`.
     this.child.stdin!.on("error", () => undefined);
-    const stream = acp.ndJsonStream(Writable.toWeb(this.child.stdin!) as WritableStream<Uint8Array>, Readable.toWeb(this.child.stdout!) as ReadableStream<Uint8Array>);
-    const app = acp
+    const stream = sdk.ndJsonStream(Writable.toWeb(this.child.stdin!) as WritableStream<Uint8Array>, Readable.toWeb(this.child.stdout!) as ReadableStream<Uint8Array>);
+    const methods = sdk.methods;
+    const app = sdk
       .client({ name: "coding-mcp" })
-      .onRequest(acp.methods.client.session.requestPermission, ({ params, signal }) => options.onPermission(params, signal))
+      .onRequest(methods.client.session.requestPermission, ({ params, signal }) => options.onPermission(params, signal))
       // OpenCode writes an approved edit itself and then still sends fs/write_text_file, although the
       // client said it cannot write files: acknowledge it and write nothing.
-      .onRequest(acp.methods.client.fs.writeTextFile, () => ({}))
+      .onRequest(methods.client.fs.writeTextFile, () => ({}))
       // Updates are taken raw, so that a variant this SDK does not know yet is skipped, not an error.
       .onNotification("*", ({ method, params }) => {
-        if (method === acp.methods.client.session.update && params && typeof params === "object") options.onUpdate(params as acp.SessionNotification);
+        if (method === methods.client.session.update && params && typeof params === "object") options.onUpdate(params as acp.SessionNotification);
       });
     this.connection = app.connect(stream);
   }
 
   /** Spawn and initialize; a command that cannot start or an agent that does not answer is a clear error. */
   static async start(options: AgentProcessOptions): Promise<AgentProcess> {
-    const agent = new AgentProcess(options);
+    const sdk = await loadSdk();
+    const agent = new AgentProcess(options, sdk);
     const where = `backend "${options.backend}" (command: ${options.command.join(" ")})`;
     try {
       const init = await agent.within(
-        agent.request(acp.methods.agent.initialize, {
-          protocolVersion: acp.PROTOCOL_VERSION,
+        agent.request(sdk.methods.agent.initialize, {
+          protocolVersion: sdk.PROTOCOL_VERSION,
           // No file system and no terminal: the agent uses its own tools in the workspace.
           clientCapabilities: { fs: { readTextFile: false, writeTextFile: false }, terminal: false },
           clientInfo: { name: "coding-mcp", version: "1" },

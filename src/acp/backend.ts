@@ -241,11 +241,12 @@ export class AcpBackend implements CodingBackend {
       if (request.agent) await this.setMode(state, request.agent);
       if (request.model) await this.setModel(state, request.model);
     } catch (err) {
-      if (err instanceof UserError && !(err instanceof AgentStartError)) throw err;
-      // The agent could not be (re)started or did not answer: nothing ran, so the task may be repeated.
+      // A mode or model the agent does not offer: the task ends before any prompt, saying what to use.
+      // Otherwise the agent could not be (re)started or did not answer: nothing ran, so the task may be repeated.
+      const refused = err instanceof UserError && !(err instanceof AgentStartError);
       const hint = err instanceof UserError && err.hint ? ` ${err.hint}` : "";
-      const result = this.failed(new AcpTurn(), started, "backend_unavailable", errorMessage(err) + hint);
-      if (!(err instanceof AgentStartError)) result.retryable = true;
+      const result = this.failed(new AcpTurn(), started, refused ? "agent_error" : "backend_unavailable", errorMessage(err) + hint);
+      if (!refused && !(err instanceof AgentStartError)) result.retryable = true;
       emit({ type: "finished", result });
       return result;
     }

@@ -59,6 +59,7 @@ describe("ACP backend faults", () => {
     // The next task gets a new agent process (and, without session/load, a fresh agent session).
     const again = await task(b, id);
     expect(again.failure).toBe("backend_unavailable");
+    expect(lines.filter((l) => l.startsWith("hung: prompt for"))).toHaveLength(2);
     expect(readyPids("hung")).toHaveLength(2);
     expect(lines.some((l) => l.includes(`agent session ${id} continues as`))).toBe(true);
   });
@@ -79,6 +80,17 @@ describe("ACP backend faults", () => {
     const b = backend([process.execPath, SCRIPT, "silent"], "silent");
     await expect(b.openSession(dir, { title: "t" })).rejects.toThrow(/backend "silent" \(command: .*scripted-acp-agent.mjs silent\) could not be started: .*did not answer initialize within 3 s/);
     expect(readyPids("silent")).toHaveLength(0);
+  });
+
+  it("refuses a mode or a model the agent does not offer, before any prompt", async () => {
+    const b = backend([process.execPath, SCRIPT, "hang"], "plain");
+    const { id } = await b.openSession(dir, { title: "t" });
+    // No model config option: the core refuses any model for this backend.
+    expect(await b.models()).toBeUndefined();
+    const result = await b.runTask({ sessionId: id, directory: dir, prompt: "do it", agent: "plan", timeoutMs: 30_000, decide: async () => "once" });
+    expect(result.failure).toBe("agent_error");
+    expect(result.error).toMatch(/backend "plain" offers no modes, so agent "plan" cannot be selected/);
+    expect(lines.some((l) => l.startsWith(`plain: prompt for`))).toBe(false);
   });
 
   it("names the backend and the command when it cannot start", async () => {
