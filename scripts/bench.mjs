@@ -15,6 +15,8 @@
 //   growth               RSS after 60 tasks against a minimal server's idle RSS; after 500 against after 50
 //   progress             from OpenCode publishing a tool event (the bench follows /event itself) to the
 //                        client receiving its progress notification: p95 over 10 tasks of 6 commands
+//   ACP round trip       `code` on a session of an ACP backend (`opencode acp`)  vs  the same prompt sent
+//                        with session/prompt to another `opencode acp` by the ACP SDK's client
 //
 // The scripted task ([[fake:bench]]) is one `write` of bench.txt and a one-line answer, so a round trip
 // is mostly OpenCode's own agent loop; every task writes a new line, so every `code` has a change to report.
@@ -26,17 +28,19 @@
 //
 // Environment: BENCH_RUNS (measured pairs for the round trip and cold start, default 20),
 // BENCH_RUNS_CONCURRENT (default 5), BENCH_RUNS_GIT (default 8), BENCH_WARMUP (default 2),
-// BENCH_ONLY=roundtrip,cold,concurrent,git,memory,growth,progress (a subset), BENCH_FILES / BENCH_CHANGED
+// BENCH_ONLY=roundtrip,cold,concurrent,git,memory,growth,progress,acp (a subset), BENCH_FILES / BENCH_CHANGED
 // (20000 / 2000), BENCH_GROWTH_TASKS (500), BENCH_PROGRESS_TASKS (10).
 // Output: a Markdown table on stdout, the same figures in .bench/results.json. Exit code 0 whether or
 // not targets are met; non-zero only when the harness itself failed.
-import { execFile, execFileSync } from "node:child_process";
+import { execFile, execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
+import { Readable, Writable } from "node:stream";
 import { promisify } from "node:util";
+import * as acp from "@agentclientprotocol/sdk/unstable";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { Agent, request } from "undici";
@@ -46,7 +50,8 @@ import { transpile } from "./build.mjs";
 
 // The library's own modules, transpiled from src/ (dist/ holds only the bundled CLI).
 await transpile(fileURLToPath(new URL("../.bench/lib", import.meta.url)));
-const { ManagedOpencode } = await import("../.bench/lib/opencode/managed.js");
+const { ManagedOpencode, resolveOpencodeBinary } = await import("../.bench/lib/opencode/managed.js");
+const { killGroup } = await import("../.bench/lib/process.js");
 const { Redactor } = await import("../.bench/lib/redact.js");
 const { buildTaskPrompt } = await import("../.bench/lib/task-prompt.js");
 const { Git, changedFiles, commitChanges } = await import("../.bench/lib/workspace/git.js");
@@ -72,7 +77,7 @@ const CHANGED = int("BENCH_CHANGED", 2_000);
 const MCP_LOG = process.env.BENCH_MCP_LOG ? path.resolve(process.env.BENCH_MCP_LOG) : undefined;
 const CONCURRENCY = 16;
 const OPEN_SESSIONS = 100;
-const ALL_FIGURES = ["roundtrip", "cold", "concurrent", "git", "memory", "growth", "progress"];
+const ALL_FIGURES = ["roundtrip", "cold", "concurrent", "git", "memory", "growth", "progress", "acp"];
 const ONLY = (process.env.BENCH_ONLY ?? ALL_FIGURES.join(",")).split(",").map((s) => s.trim()).filter(Boolean);
 for (const f of ONLY) if (!ALL_FIGURES.includes(f)) throw new Error(`BENCH_ONLY: unknown figure ${f}; use ${ALL_FIGURES.join(",")}`);
 
@@ -412,6 +417,85 @@ async function figureRoundTrip() {
     id: "roundtrip",
     figure: "`code` round trip (MCP stdio)",
     baselineName: "same task, POST /session/{id}/message",
+    unit: "ms",
+    ...ab,
+    target: "ratio ≤ 1.05",
+    met: ab.ratio <= 1.05,
+  });
+}
+
+/** The environment of an `opencode acp` agent (either side): hermetic, its own state dirs, the fake model. */
+function acpAgentEnv(home) {
+  return { ...baseEnv(), ...hermeticOpencodeEnv(home), OPENCODE_CONFIG_CONTENT: JSON.stringify(opencodeConfigFor(fake.baseURL)) };
+}
+
+/** What an editor does with `opencode acp`: spawn it, initialize, one session, session/prompt per task (the ACP SDK's client). */
+async function directAcp(root) {
+  const home = tempDir("acp-direct-home");
+  const child = spawn(resolveOpencodeBinary(), ["acp"], { cwd: home, env: acpAgentEnv(home), detached: true, stdio: ["pipe", "pipe", "ignore"] });
+  // Its own process group, stopped as a whole when the figure ends (and on any exit of the bench).
+  const stop = () => killGroup(child.pid);
+  process.once("exit", stop);
+  onCleanup(stop);
+  const connection = acp
+    .client({ name: "bench" })
+    .onRequest(acp.methods.client.session.requestPermission, ({ params }) => ({ outcome: { outcome: "selected", optionId: params.options.find((o) => o.kind === "allow_once")?.optionId ?? params.options[0].optionId } }))
+    .onRequest(acp.methods.client.fs.writeTextFile, () => ({}))
+    .connect(acp.ndJsonStream(Writable.toWeb(child.stdin), Readable.toWeb(child.stdout)));
+  onCleanup(() => connection.close());
+  await connection.agent.request("initialize", { protocolVersion: acp.PROTOCOL_VERSION, clientCapabilities: { fs: { readTextFile: false, writeTextFile: false }, terminal: false } });
+  const dir = path.join(root, "s0");
+  initRepo(dir);
+  const { sessionId } = await connection.agent.request("session/new", { cwd: dir, mcpServers: [] });
+  return {
+    async run() {
+      const task = nextTask();
+      const t0 = performance.now();
+      const answer = await connection.agent.request("session/prompt", { sessionId, prompt: [{ type: "text", text: buildTaskPrompt({ task }) }] });
+      const ms = performance.now() - t0;
+      if (answer.stopReason !== "end_turn") throw new Error(`direct ACP prompt did not end as scripted: ${JSON.stringify(answer).slice(0, 300)}`);
+      checkWritten(dir, task, "direct ACP prompt");
+      return ms;
+    },
+  };
+}
+
+/** coding-mcp with one ACP backend (`opencode acp`, its own agent process) as the default backend. */
+async function startCodingMcpAcp() {
+  const dir = tempDir("mcp-acp");
+  const home = tempDir("acp-mcp-home");
+  const configFile = path.join(dir, "config.yaml");
+  fs.writeFileSync(
+    configFile,
+    stringify({
+      workspace: { base_path: path.join(dir, "workspaces") },
+      git: { user_name: AUTHOR.name, user_email: AUTHOR.email },
+      limits: { task_timeout_min: 3, max_attempts: 1 },
+      backends: { ocacp: { type: "acp", command: [resolveOpencodeBinary(), "acp"] } },
+      default_backend: "ocacp",
+    }),
+  );
+  const mcp = await connectStdio([CLI, "--config", configFile], { ...acpAgentEnv(home), CODING_MCP_LOG_LEVEL: MCP_LOG ? "debug" : "info" });
+  onCleanup(mcp.close);
+  await mcp.client.listTools();
+  const call = async (name, args) => {
+    const result = await mcp.client.callTool({ name, arguments: args }, undefined, { timeout: CALL_TIMEOUT_MS });
+    if (result.isError) throw new Error(`${name} answered an error: ${result.content?.find((c) => c.type === "text")?.text ?? ""}\ncoding-mcp log:\n${mcp.stderr.slice(-15).join("\n")}`);
+    return result.structuredContent;
+  };
+  return { ...mcp, call };
+}
+
+async function figureAcpRoundTrip() {
+  const mcp = await startCodingMcpAcp();
+  const a = await mcpSessions(mcp, 1);
+  const b = await directAcp(tempDir("acp-direct"));
+  const ab = await abRuns("ACP round trip", RUNS, WARMUP, () => a.run(0), () => b.run());
+  await a.close();
+  results.push({
+    id: "acp-roundtrip",
+    figure: "`code` round trip over ACP (`opencode acp`)",
+    baselineName: "same task, session/prompt to opencode acp",
     unit: "ms",
     ...ab,
     target: "ratio ≤ 1.05",
@@ -878,7 +962,7 @@ async function main() {
         }
       : { text: "Wrote bench.txt.", usage: { prompt_tokens: 1100, completion_tokens: 5 } },
   );
-  const figures = { roundtrip: figureRoundTrip, cold: figureColdStart, concurrent: figureConcurrent, git: figureGit, memory: figureMemory, growth: figureGrowth, progress: figureProgress };
+  const figures = { roundtrip: figureRoundTrip, cold: figureColdStart, concurrent: figureConcurrent, git: figureGit, memory: figureMemory, growth: figureGrowth, progress: figureProgress, acp: figureAcpRoundTrip };
   for (const id of ALL_FIGURES) {
     if (!ONLY.includes(id)) continue;
     const mark = cleanups.length;

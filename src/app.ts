@@ -1,4 +1,5 @@
 import fs from "node:fs/promises";
+import { createAcpBackend } from "./acp/index.js";
 import type { CodingBackend } from "./backend.js";
 import { Backends } from "./backends.js";
 import type { ResolvedConfig } from "./config.js";
@@ -33,6 +34,8 @@ export interface BackendDeps {
   redactor: Redactor;
   /** coding-mcp's environment less every secret variable: what an agent process may inherit. */
   agentEnv: NodeJS.ProcessEnv;
+  /** coding-mcp's whole environment, where `${VAR}` in a backend's env is read from. */
+  env: NodeJS.ProcessEnv;
 }
 
 export interface AppOptions {
@@ -87,9 +90,17 @@ export function configuredBackends(deps: BackendDeps): CodingBackend[] {
           },
         }),
   });
-  const others = Object.entries(config.backends).map(([name, entry]) => {
-    throw new Error(`backend ${name}: type ${entry.type} is not available in this build of coding-mcp`);
-  });
+  const others = Object.entries(config.backends).map(([name, entry]) =>
+    createAcpBackend(name, entry, {
+      log,
+      env: deps.agentEnv,
+      ownEnv: deps.env,
+      cwd: config.workspace.base_path,
+      secrets: Object.values(config.secrets).filter((v): v is string => Boolean(v)),
+      registerSecret: (value: string) => redactor.addSecret(value),
+      startupTimeoutMs: config.opencode.startup_timeout_sec * 1000,
+    }),
+  );
   return [opencode, ...others];
 }
 
@@ -104,7 +115,7 @@ export async function createApp(config: ResolvedConfig, options: AppOptions = {}
   // git and the hooks it runs never see the token variable; clone and push get the token through askpass only.
   const git = new Git({ redactor, log: (m: string) => log.debug(m), hideEnv: secretVariables(config, env) });
   const workspaces = new WorkspaceManager(config, git, log);
-  const deps: BackendDeps = { config, log, redactor, agentEnv: agentEnvironment(config, env) };
+  const deps: BackendDeps = { config, log, redactor, agentEnv: agentEnvironment(config, env), env };
   const backends = new Backends((options.backends ?? configuredBackends)(deps), options.defaultBackend ?? config.default_backend);
   for (const note of config.notes) log.warn(note);
   const approvals = new Approvals(new PermissionPolicy(config.permissions), config.limits.approval_timeout_sec * 1000, redactor, log);

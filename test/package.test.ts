@@ -27,11 +27,11 @@ const npm = (args: string[], cwd: string) => execFileSync("npm", args, { cwd, en
 
 describe("the packed tarball", () => {
   it("installs into an empty folder and runs as coding-mcp, serving MCP and doctor", async () => {
-    // A checkout without dist/: the tarball's build comes from prepack. Its dev dependencies (tsc) come
+    // A checkout without dist/: the tarball's build comes from prepack. Its dev dependencies (esbuild) come
     // from this checkout's node_modules; the installed package gets none.
     const checkout = path.join(dir, "checkout");
     fs.mkdirSync(checkout);
-    for (const entry of ["package.json", "tsconfig.json", "src", "README.md", "mcp.json.example"]) {
+    for (const entry of ["package.json", "tsconfig.json", "src", "scripts", "README.md", "mcp.json.example"]) {
       fs.cpSync(path.join(ROOT, entry), path.join(checkout, entry), { recursive: true });
     }
     fs.symlinkSync(path.join(ROOT, "node_modules"), path.join(checkout, "node_modules"));

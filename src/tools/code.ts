@@ -21,7 +21,7 @@ export const codeTool = defineTool({
     context: z.string().max(100_000).optional().describe("Background the agent should know (constraints, conventions, links)"),
     files: z.array(z.string().min(1)).max(100).optional().describe("Paths in the workspace to point the agent at"),
     model: z.string().optional().describe("A model the session's backend offers (OpenCode: provider/model, e.g. anthropic/claude-sonnet-4-5); checked before the task starts"),
-    agent: z.string().optional().describe("The backend's agent or mode, e.g. OpenCode's build or plan"),
+    agent: z.string().optional().describe("The backend's agent or mode: OpenCode's build or plan, or an ACP agent's session mode (e.g. Claude Code's default, acceptEdits, plan)"),
     timeout_sec: z.number().int().min(1).max(24 * 3600).optional().describe("Abort the task after this many seconds (default limits.task_timeout_min)"),
     background: z.boolean().optional().describe("Answer at once with a task_id and run the task in the background; follow it with coding_status"),
   },

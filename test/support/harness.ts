@@ -26,8 +26,9 @@ export const CLI = path.join(ROOT, "dist", "cli.js");
 export type FakeModel = Awaited<ReturnType<typeof startFakeModel>>;
 
 export interface HarnessOptions {
-  /** Merged into the generated config file (sections opencode, workspace, git, limits, http, permissions). */
-  config?: Record<string, Record<string, unknown>>;
+  /** Merged into the generated config file (workspace, git and limits merged with the test defaults; other keys as given). */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  config?: Record<string, any>;
   env?: Record<string, string>;
 }
 
@@ -97,13 +98,13 @@ export async function prepare(options: HarnessOptions = {}) {
   const allowedRoot = path.join(dir, "repos");
   fs.mkdirSync(allowedRoot, { recursive: true });
   const fake = await startFakeModel();
+  const { workspace, git, limits, ...others } = options.config ?? {};
   const config = {
-    workspace: { base_path: basePath, allowed_roots: [allowedRoot], ...(options.config?.workspace ?? {}) },
-    git: { allow_file_remotes: true, user_name: "Test Bot", user_email: "bot@example.test", ...(options.config?.git ?? {}) },
-    limits: { task_timeout_min: 2, ...(options.config?.limits ?? {}) },
-    ...(options.config?.opencode ? { opencode: options.config.opencode } : {}),
-    ...(options.config?.http ? { http: options.config.http } : {}),
-    ...(options.config?.permissions ? { permissions: options.config.permissions } : {}),
+    workspace: { base_path: basePath, allowed_roots: [allowedRoot], ...(workspace ?? {}) },
+    git: { allow_file_remotes: true, user_name: "Test Bot", user_email: "bot@example.test", ...(git ?? {}) },
+    limits: { task_timeout_min: 2, ...(limits ?? {}) },
+    // The other sections (opencode, http, backends, default_backend, ...) as given.
+    ...others,
   };
   const configFile = path.join(dir, "config.yaml");
   fs.writeFileSync(configFile, stringify(config));

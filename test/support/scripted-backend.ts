@@ -1,6 +1,6 @@
 import fs from "node:fs/promises";
 import path from "node:path";
-import type { CodingBackend, ModelCatalog, PermissionAsk, QuestionAnswer, QuestionAsk, ResumeTaskRequest, RunTaskRequest, TaskEvent } from "../../src/backend.js";
+import type { CodingBackend, ModelCatalog, PermissionAsk, QuestionAnswer, QuestionAsk, ResumeTaskRequest, RunTaskRequest, TaskEvent, TaskRequests } from "../../src/backend.js";
 import { emptyTokens, type PermissionReply, type TaskResult, type ToolCallTrace } from "../../src/model.js";
 
 /**
@@ -191,3 +191,10 @@ function wait(ms: number, signal: AbortSignal): Promise<void> {
     );
   });
 }
+
+/** A backend's request answerers that allow every permission and decline every question (for backend tests without a core). */
+export const allowEverything: TaskRequests = {
+  decide: async () => "once",
+  permission: async () => ({ reply: "once" }),
+  ask: async () => ({ rejected: true }),
+};

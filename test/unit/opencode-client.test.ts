@@ -1,7 +1,7 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import type { TaskRequests } from "../../src/backend.js";
+import { allowEverything } from "../support/scripted-backend.js";
 import { createLogger } from "../../src/log.js";
 import { OpencodeBackend } from "../../src/opencode/backend.js";
 import { OpencodeClient, OpencodeHttpError } from "../../src/opencode/client.js";
@@ -37,7 +37,6 @@ async function fakeOpencode(handler: Handler): Promise<{ url: string; seen: stri
 
 const quietLog = createLogger(new Redactor(), "error", () => undefined);
 /** What the core gives a task for its requests, answering every one with yes. */
-const allowAll: TaskRequests = { decide: async () => "once", permission: async () => ({ reply: "once" }), ask: async () => ({ rejected: true }) };
 
 describe("OpencodeClient", () => {
   it("sends ?directory= and Basic auth, and retries a read after a 503", async () => {
@@ -101,7 +100,7 @@ describe("OpencodeBackend", () => {
       if (req.method === "POST" && req.url?.startsWith("/session/ses_1/message")) return { status: 200 };
     });
     const backend = new OpencodeBackend({ url, username: "opencode", pathMap: {}, log: quietLog });
-    const result = await backend.runTask({ sessionId: "ses_1", directory: "/w", prompt: "x", timeoutMs: 5000, ...allowAll });
+    const result = await backend.runTask({ sessionId: "ses_1", directory: "/w", prompt: "x", timeoutMs: 5000, ...allowEverything });
     expect(listed).toBe(2);
     expect(result.success).toBe(true);
     expect(result.summary).toBe("done");
@@ -119,7 +118,7 @@ describe("OpencodeBackend", () => {
       if (req.method === "POST" && req.url?.startsWith("/session/ses_1/message")) return { status: 200 };
     });
     const backend = new OpencodeBackend({ url, username: "opencode", pathMap: {}, log: quietLog });
-    const result = await backend.runTask({ sessionId: "ses_1", directory: "/w", prompt: "x", timeoutMs: 5000, ...allowAll });
+    const result = await backend.runTask({ sessionId: "ses_1", directory: "/w", prompt: "x", timeoutMs: 5000, ...allowEverything });
     expect(result.success).toBe(false);
     expect(result.failure).toBe("agent_error");
     expect(result.error).toContain("empty body");

@@ -1,0 +1,55 @@
+import type { Logger } from "../log.js";
+import { AcpBackend } from "./backend.js";
+
+export { AcpBackend } from "./backend.js";
+export { POLICY_KIND_OF, permissionAskOf } from "./mapping.js";
+
+/** A `backends` entry of type acp, as the config gives it. */
+export interface AcpBackendEntry {
+  type: "acp";
+  command: string[];
+  env?: Record<string, string>;
+  mode?: string;
+}
+
+/** `${VAR}` in an env value is read from coding-mcp's environment; an unset variable is an error. */
+export function expandVariables(value: string, env: NodeJS.ProcessEnv, where: string): string {
+  return value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, name: string) => {
+    const found = env[name];
+    if (found === undefined) throw new Error(`${where} uses \${${name}}, but ${name} is not set in coding-mcp's environment; set it, or write the value itself`);
+    return found;
+  });
+}
+
+/**
+ * The backend of one `backends` entry of type acp. `env` is coding-mcp's environment already
+ * without the secrets; the entry's own env is added on top, and its values (the agent's API key,
+ * say) are registered with the redactor. An entry that would hand the agent one of coding-mcp's own
+ * secrets is refused.
+ */
+export function createAcpBackend(
+  name: string,
+  entry: AcpBackendEntry,
+  context: { log: Logger; env: NodeJS.ProcessEnv; ownEnv?: NodeJS.ProcessEnv; cwd: string; secrets?: string[]; registerSecret?: (value: string) => void; startupTimeoutMs?: number },
+): AcpBackend {
+  if (!entry.command.length || !entry.command[0]) throw new Error(`backends.${name}.command is empty: give the agent's argv, e.g. [opencode, acp]`);
+  const added: Record<string, string> = {};
+  for (const [key, raw] of Object.entries(entry.env ?? {})) {
+    const value = expandVariables(raw, context.ownEnv ?? process.env, `backends.${name}.env.${key}`);
+    if (value && context.secrets?.includes(value)) {
+      throw new Error(`backends.${name}.env.${key} would hand the agent one of coding-mcp's own secrets (the git token, the OpenCode password or the HTTP token); give the agent its own key`);
+    }
+    // Every value is redacted like a secret (the redactor itself skips very short ones, such as a "1" flag).
+    context.registerSecret?.(value);
+    added[key] = value;
+  }
+  return new AcpBackend({
+    name,
+    command: entry.command,
+    env: { ...context.env, ...added },
+    cwd: context.cwd,
+    log: context.log,
+    ...(entry.mode ? { mode: entry.mode } : {}),
+    ...(context.startupTimeoutMs ? { startupTimeoutMs: context.startupTimeoutMs } : {}),
+  });
+}

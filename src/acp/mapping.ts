@@ -1,0 +1,302 @@
+import path from "node:path";
+import type { PromptResponse, RequestPermissionRequest, SessionUpdate, ToolCallContent, ToolCallUpdate, ToolKind } from "@agentclientprotocol/sdk/unstable";
+import type { PermissionAsk, TaskEvent } from "../backend.js";
+import { emptyTokens, type TaskTrace, type TokenCounts, type ToolCallTrace } from "../model.js";
+import { TRACE_LIMITS, truncate } from "../opencode/trace.js";
+
+/**
+ * Turns an ACP agent's `session/update` notifications of one prompt turn into coding-mcp's task
+ * events and trace: tool calls with status, title, input, bounded output and real start/end times;
+ * the agent's last message as the summary; thoughts and plans as reasoning; tokens and cost where the
+ * agent reports them. Pure: the caller passes each update with the time it arrived.
+ */
+
+/** What coding-mcp's permission policy calls each ACP tool kind (the policy's kinds are OpenCode's permission names). */
+export const POLICY_KIND_OF: Record<ToolKind, string> = {
+  execute: "bash",
+  edit: "edit",
+  delete: "edit",
+  move: "edit",
+  read: "read",
+  search: "grep",
+  fetch: "webfetch",
+  think: "task",
+  switch_mode: "switch_mode",
+  other: "other",
+};
+
+/**
+ * The policy's view of an agent's permission request. Any path outside the workspace makes it an
+ * `external_directory` request, whatever the tool: the agent must not reach outside without a yes.
+ */
+export function permissionAskOf(request: Pick<RequestPermissionRequest, "toolCall">, workspace: string): PermissionAsk {
+  const call = request.toolCall;
+  const input = asRecord(call.rawInput);
+  const paths = [...(call.locations ?? []).map((l) => l.path), ...pathsInInput(input)].filter((p): p is string => typeof p === "string" && p.length > 0);
+  const outside = [...new Set(paths.map((p) => path.resolve(workspace, p)).filter((p) => !inside(workspace, p)))];
+  if (outside.length) return { permission: "external_directory", patterns: outside.slice(0, 10) };
+  const kind = call.kind ?? undefined;
+  const toolName = toolNameOf(call);
+  const permission = kind ? (kind === "other" && toolName ? toolName : POLICY_KIND_OF[kind]) : (toolName ?? "other");
+  if (kind === "execute" || typeof input.command === "string") {
+    const command = typeof input.command === "string" ? input.command : Array.isArray(input.command) ? input.command.join(" ") : (call.title ?? "");
+    return { permission, patterns: command ? [command] : [] };
+  }
+  const relative = [...new Set(paths.map((p) => path.relative(workspace, path.resolve(workspace, p)) || "."))];
+  return { permission, patterns: relative.slice(0, 10) };
+}
+
+function inside(root: string, p: string): boolean {
+  const rel = path.relative(path.resolve(root), p);
+  return rel === "" || (!rel.startsWith("..") && !path.isAbsolute(rel));
+}
+
+function pathsInInput(input: Record<string, unknown>): string[] {
+  return ["file_path", "filePath", "path", "absolute_path", "notebook_path"].map((k) => input[k]).filter((v): v is string => typeof v === "string");
+}
+
+function asRecord(value: unknown): Record<string, unknown> {
+  return value && typeof value === "object" && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
+}
+
+/** The agent's own name for a tool where it tells it (Claude Code's `_meta`, the non-standard `name`). */
+function toolNameOf(call: Pick<ToolCallUpdate, "_meta" | "name">): string | undefined {
+  const meta = asRecord(asRecord(call._meta).claudeCode);
+  const name = typeof meta.toolName === "string" ? meta.toolName : typeof call.name === "string" ? call.name : undefined;
+  return name ? name.toLowerCase() : undefined;
+}
+
+/** The text of a tool call's content: text blocks as they are, diffs as a one-line note. */
+function contentText(content: ToolCallContent[] | null | undefined): string {
+  return (content ?? [])
+    .map((c) => {
+      if (c.type === "content") return c.content.type === "text" ? c.content.text : `[${c.content.type}]`;
+      if (c.type === "diff") return `[diff ${c.path}]`;
+      return `[terminal ${c.terminalId}]`;
+    })
+    .join("\n");
+}
+
+function rawOutputText(raw: unknown): string {
+  if (typeof raw === "string") return raw;
+  const record = asRecord(raw);
+  for (const key of ["output", "stdout", "content", "error"]) if (typeof record[key] === "string") return record[key];
+  return raw === undefined || raw === null ? "" : (JSON.stringify(raw) ?? "");
+}
+
+function boundedInput(input: Record<string, unknown>, mapPath: (p: string) => string): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(input)) {
+    if (typeof value === "string") out[key] = truncate(mapPath(value), TRACE_LIMITS.inputString);
+    else if (value === null || typeof value === "number" || typeof value === "boolean") out[key] = value;
+    else out[key] = truncate(JSON.stringify(value) ?? "", TRACE_LIMITS.inputString);
+  }
+  return out;
+}
+
+const STATUS_ORDER = { pending: 0, in_progress: 1, completed: 2, failed: 2 } as const;
+
+interface CallState {
+  id: string;
+  tool: string;
+  kind?: ToolKind;
+  title?: string;
+  status: "pending" | "in_progress" | "completed" | "failed";
+  input: Record<string, unknown>;
+  content: string;
+  rawOutput: unknown;
+  firstSeen: number;
+  startedAt?: number;
+  endedAt?: number;
+  reported?: "started" | "ended";
+}
+
+interface Segment {
+  kind: "message" | "thought";
+  id?: string;
+  text: string;
+}
+
+export interface TurnOutcome {
+  trace: TaskTrace;
+  summary: string;
+  /** Whether the agent reported tokens (the prompt result's usage) and a cost (usage_update). */
+  tokensKnown: boolean;
+  costKnown: boolean;
+}
+
+/**
+ * One prompt turn as it happens. `update` takes each session/update in order and answers the task
+ * events it produces (a tool call once as it starts, once as it ends); `finish` builds the trace.
+ */
+export class AcpTurn {
+  private readonly calls = new Map<string, CallState>();
+  private readonly segments: Segment[] = [];
+  private plan?: string;
+  private cost?: number;
+  private model?: string;
+
+  constructor(
+    private readonly options: {
+      /** The session's cumulative cost when the turn started (usage_update costs are per session). */
+      costBefore?: number;
+      /** provider/model or model, when known from the session's config options. */
+      model?: string;
+      /** Paths as coding-mcp shows them (e.g. relative to nothing: identity). */
+      mapPath?: (p: string) => string;
+    } = {},
+  ) {
+    if (options.model) this.model = options.model;
+  }
+
+  /** The session's cumulative cost so far (for the next turn's costBefore). */
+  get sessionCost(): number | undefined {
+    return this.cost ?? this.options.costBefore;
+  }
+
+  update(update: SessionUpdate, now: number): TaskEvent[] {
+    switch (update.sessionUpdate) {
+      case "tool_call":
+      case "tool_call_update":
+        return this.toolCall(update, now);
+      case "agent_message_chunk":
+      case "agent_thought_chunk": {
+        const kind = update.sessionUpdate === "agent_message_chunk" ? "message" : "thought";
+        if (update.content.type !== "text") return [];
+        const last = this.segments.at(-1);
+        const id = update.messageId ?? undefined;
+        if (last && last.kind === kind && (last.id === id || !id || !last.id)) last.text += update.content.text;
+        else this.segments.push({ kind, ...(id ? { id } : {}), text: update.content.text });
+        return [];
+      }
+      case "plan":
+        this.plan = update.entries.map((e) => `[${e.status === "completed" ? "x" : e.status === "in_progress" ? "~" : " "}] ${e.content}`).join("\n");
+        return [];
+      case "usage_update": {
+        if (update.cost && typeof update.cost.amount === "number") this.cost = update.cost.amount;
+        const model = asRecord(update._meta)["_claude/model"];
+        if (typeof model === "string") this.model = model;
+        return [];
+      }
+      default:
+        return [];
+    }
+  }
+
+  /**
+   * A permission request names the tool call it is about, sometimes before the agent announced that
+   * call as running: the call is taken as started then, so that its start is reported before the answer.
+   */
+  permissionAsked(toolCall: ToolCallUpdate, now: number): TaskEvent[] {
+    return this.toolCall({ ...toolCall, sessionUpdate: "tool_call_update" }, now);
+  }
+
+  private toolCall(update: Extract<SessionUpdate, { sessionUpdate: "tool_call" | "tool_call_update" }>, now: number): TaskEvent[] {
+    let call = this.calls.get(update.toolCallId);
+    if (!call) {
+      // The first sight of a call; an agent may send an update (or a permission request) before its tool_call.
+      const title = update.title ?? undefined;
+      const named = toolNameOf(update);
+      call = {
+        id: update.toolCallId,
+        // OpenCode titles a new call with its tool's name (`bash`, `write`); Claude Code says it in _meta.
+        tool: named ?? (title && /^[a-z_]+$/.test(title) ? title : update.kind ? POLICY_KIND_OF[update.kind] : "tool"),
+        status: "pending",
+        input: {},
+        content: "",
+        rawOutput: undefined,
+        firstSeen: now,
+      };
+      this.calls.set(call.id, call);
+    }
+    if (update.kind) call.kind = update.kind;
+    if (update.title) call.title = update.title;
+    // Merged: a permission request repeats only part of the input (OpenCode: the command alone).
+    const input = asRecord(update.rawInput);
+    if (Object.keys(input).length) call.input = { ...call.input, ...input };
+    if (update.content?.length) call.content = contentText(update.content);
+    if (update.rawOutput !== undefined) call.rawOutput = update.rawOutput;
+    // Only forward: a permission request says "pending" about a call that may already run.
+    if (update.status && STATUS_ORDER[update.status] > STATUS_ORDER[call.status]) call.status = update.status;
+
+    const events: TaskEvent[] = [];
+    const ended = call.status === "completed" || call.status === "failed";
+    // A call has started once the agent runs it, or once its input is known (Claude Code never says in_progress).
+    const started = ended || call.status === "in_progress" || Object.keys(call.input).some((k) => k !== "cwd");
+    if (started && !call.reported) {
+      call.startedAt = now;
+      call.reported = "started";
+      events.push({ type: "tool", phase: "started", call: this.trace(call) });
+    }
+    if (ended && call.reported !== "ended") {
+      call.endedAt = now;
+      call.reported = "ended";
+      events.push({ type: "tool", phase: "ended", call: this.trace(call) });
+    }
+    return events;
+  }
+
+  private trace(call: CallState): ToolCallTrace {
+    const mapPath = this.options.mapPath ?? ((p: string) => p);
+    const output = call.content || rawOutputText(call.rawOutput);
+    const started = call.startedAt ?? call.firstSeen;
+    const trace: ToolCallTrace = {
+      tool: call.tool,
+      status: call.status === "completed" ? "completed" : call.status === "failed" ? "error" : call.status === "in_progress" || call.reported ? "running" : "pending",
+      input: boundedInput(call.input, mapPath),
+      output_preview: truncate(mapPath(output), TRACE_LIMITS.outputPreview),
+      duration_ms: call.endedAt ? Math.max(0, call.endedAt - started) : 0,
+      call_id: call.id,
+      started_at: started,
+    };
+    // A title that only repeats the tool's name says nothing.
+    if (call.title && call.title !== call.tool) trace.title = truncate(mapPath(call.title), 200);
+    if (call.status === "failed") trace.error = truncate(mapPath(output || "the tool call failed"), TRACE_LIMITS.outputPreview);
+    if (call.endedAt) trace.ended_at = call.endedAt;
+    return trace;
+  }
+
+  /** Tool calls that started but did not end (e.g. a command still running when the turn was cancelled). */
+  unfinished(kind?: ToolKind): ToolCallTrace[] {
+    return [...this.calls.values()].filter((c) => c.reported === "started" && (!kind || c.kind === kind)).map((c) => this.trace(c));
+  }
+
+  /** Every tool call seen, in the order they appeared. */
+  toolCalls(): ToolCallTrace[] {
+    return [...this.calls.values()].filter((c) => c.reported).map((c) => this.trace(c));
+  }
+
+  finish(response: PromptResponse | undefined, durationMs: number): TurnOutcome {
+    const calls = this.toolCalls();
+    const omitted = Math.max(0, calls.length - TRACE_LIMITS.toolCalls);
+    const kept = omitted ? [...calls.slice(0, TRACE_LIMITS.toolCalls / 2), ...calls.slice(-TRACE_LIMITS.toolCalls / 2)] : calls;
+    const reasoning = this.segments.filter((s) => s.kind === "thought" && s.text.trim()).map((s) => truncate(s.text, TRACE_LIMITS.reasoningChars));
+    if (this.plan) reasoning.push(truncate(`Plan:\n${this.plan}`, TRACE_LIMITS.reasoningChars));
+    const summary = this.segments.filter((s) => s.kind === "message" && s.text.trim()).at(-1)?.text ?? "";
+    const tokens: TokenCounts = emptyTokens();
+    const usage = response?.usage;
+    if (usage) {
+      tokens.input = usage.inputTokens ?? 0;
+      tokens.output = usage.outputTokens ?? 0;
+      tokens.reasoning = usage.thoughtTokens ?? 0;
+      tokens.cache_read = usage.cachedReadTokens ?? 0;
+      tokens.cache_write = usage.cachedWriteTokens ?? 0;
+    }
+    const costKnown = this.cost !== undefined;
+    const cost = costKnown ? Math.max(0, this.cost! - (this.options.costBefore ?? 0)) : 0;
+    const slash = this.model?.indexOf("/") ?? -1;
+    const trace: TaskTrace = {
+      model: this.model ? (slash > 0 ? this.model.slice(slash + 1) : this.model) : "",
+      provider: this.model && slash > 0 ? this.model.slice(0, slash) : "",
+      cost: Math.round(cost * 1e6) / 1e6,
+      tokens,
+      duration_ms: durationMs,
+      finish_reason: response?.stopReason ?? "unknown",
+      tool_calls: kept,
+      reasoning: reasoning.slice(-TRACE_LIMITS.reasoningEntries),
+    };
+    if (omitted) trace.tool_calls_omitted = omitted;
+    const mapPath = this.options.mapPath ?? ((p: string) => p);
+    return { trace, summary: truncate(mapPath(summary), TRACE_LIMITS.summaryChars), tokensKnown: Boolean(usage), costKnown };
+  }
+}

@@ -1,0 +1,42 @@
+// @ts-check
+// A misbehaving ACP agent for the fault tests of the ACP backend (test/acp-backend.test.ts): raw
+// JSON-RPC over stdio, as little as it takes to be one. Its first argument says how it misbehaves:
+//   hang    answers initialize and session/new, then never answers a prompt and ignores session/cancel
+//   silent  answers nothing at all
+//   crash   answers initialize and session/new, and exits (code 7) when a prompt comes
+//   work    answers a prompt like a real agent: one command (a tool call that runs 50 ms), a message,
+//           the session's cost and the turn's tokens
+import readline from "node:readline";
+
+const mode = process.argv[2] ?? "hang";
+let sessions = 0;
+/** @param {unknown} message */
+const send = (message) => process.stdout.write(JSON.stringify(message) + "\n");
+readline.createInterface({ input: process.stdin }).on("line", (line) => {
+  if (mode === "silent") return;
+  const message = JSON.parse(line);
+  if (message.method === "initialize") {
+    send({ jsonrpc: "2.0", id: message.id, result: { protocolVersion: 1, agentCapabilities: { loadSession: false }, agentInfo: { name: `scripted-${mode}`, version: "0" } } });
+  } else if (message.method === "session/new") {
+    send({ jsonrpc: "2.0", id: message.id, result: { sessionId: `scripted-${++sessions}` } });
+  } else if (message.method === "session/prompt") {
+    process.stderr.write(`prompt for ${message.params.sessionId}\n`);
+    if (mode === "crash") process.exit(7);
+    if (mode === "work") work(message);
+  }
+});
+
+/** @param {any} prompt */
+function work(prompt) {
+  const sessionId = prompt.params.sessionId;
+  /** @param {any} update */
+  const update = (update) => send({ jsonrpc: "2.0", method: "session/update", params: { sessionId, update } });
+  update({ sessionUpdate: "tool_call", toolCallId: "call_1", title: "bash", kind: "execute", status: "pending", rawInput: {} });
+  update({ sessionUpdate: "tool_call_update", toolCallId: "call_1", status: "in_progress", rawInput: { command: "echo hi" } });
+  setTimeout(() => {
+    update({ sessionUpdate: "tool_call_update", toolCallId: "call_1", status: "completed", content: [{ type: "content", content: { type: "text", text: "hi\n" } }] });
+    update({ sessionUpdate: "agent_message_chunk", content: { type: "text", text: "Said hi." } });
+    update({ sessionUpdate: "usage_update", used: 100, size: 1000, cost: { amount: 0.25, currency: "USD" } });
+    send({ jsonrpc: "2.0", id: prompt.id, result: { stopReason: "end_turn", usage: { inputTokens: 10, outputTokens: 5, totalTokens: 15 } } });
+  }, 50);
+}

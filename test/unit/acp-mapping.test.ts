@@ -1,0 +1,186 @@
+import fs from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import type { PromptResponse, RequestPermissionRequest, SessionNotification } from "@agentclientprotocol/sdk/unstable";
+import { describe, expect, it } from "vitest";
+import type { TaskEvent } from "../../src/backend.js";
+import { AcpTurn, permissionAskOf } from "../../src/acp/mapping.js";
+
+// The ACP event mapping on transcripts recorded from the real agents (test/support/record-acp.mjs):
+// `opencode acp` and Claude Code (claude-agent-acp) each running the same scripted task against a
+// fake model: a thought, a write, a command that exits 3, a short command, and an answer.
+
+const FIXTURES = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "fixtures", "acp");
+
+interface Line {
+  dir: "in" | "out";
+  at: number;
+  message: { id?: number | string; method?: string; params?: unknown; result?: unknown };
+}
+
+function load(name: string) {
+  const lines: Line[] = fs.readFileSync(path.join(FIXTURES, name), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+  const promptRequest = lines.find((l) => l.dir === "out" && l.message.method === "session/prompt")!;
+  const response = lines.find((l) => l.dir === "in" && l.message.id === promptRequest.message.id && l.message.result)!;
+  const cwd = (lines.find((l) => l.message.method === "session/new")!.message.params as { cwd: string }).cwd;
+  const turnLines = lines.filter((l) => l.at >= promptRequest.at && l.at <= response.at);
+  return { lines: turnLines, start: promptRequest.at, end: response.at, response: response.message.result as PromptResponse, cwd };
+}
+
+/** Replays a turn through AcpTurn as the backend does: updates in order, each with its arrival time. */
+function replay(name: string) {
+  const { lines, start, end, response, cwd } = load(name);
+  const turn = new AcpTurn();
+  const events: TaskEvent[] = [];
+  const asks = [];
+  for (const line of lines) {
+    if (line.dir !== "in") continue;
+    if (line.message.method === "session/update") events.push(...turn.update((line.message.params as SessionNotification).update, line.at));
+    if (line.message.method === "session/request_permission") {
+      // As the backend does: the call the request is about counts as started before the answer is reported.
+      const request = line.message.params as RequestPermissionRequest;
+      events.push(...turn.permissionAsked(request.toolCall, line.at));
+      const ask = permissionAskOf(request, cwd);
+      asks.push(ask);
+      events.push({ type: "permission", decision: { ...ask, reply: "once" } });
+    }
+  }
+  return { events, asks, outcome: turn.finish(response, end - start), cwd, lines, turn };
+}
+
+const progress = (events: TaskEvent[]) => events.map((e) => (e.type === "tool" ? `${e.phase} ${e.call.tool} ${e.call.status}` : e.type));
+
+describe("opencode acp transcript", () => {
+  const { events, asks, outcome, cwd, lines } = replay("opencode-mixed.jsonl");
+
+  it("reports each tool call once as it starts and once as it ends, with its input known at the start", () => {
+    // The second command's permission request comes before OpenCode says it runs: still reported after its start.
+    expect(progress(events)).toEqual([
+      "started write running",
+      "ended write completed",
+      "started bash running",
+      "permission",
+      "ended bash completed",
+      "started bash running",
+      "permission",
+      "ended bash completed",
+    ]);
+    const starts = events.filter((e) => e.type === "tool" && e.phase === "started");
+    expect(starts.map((e) => e.type === "tool" && e.call.input)).toEqual([
+      { filePath: `${cwd}/hello.py`, content: "print('hello')\n" },
+      { command: "python3 hello.py && exit 3", description: "Run it", cwd },
+      // Started when its permission was asked: the input known then.
+      { command: "sleep 0.3 && echo slept", cwd },
+    ]);
+  });
+
+  it("builds the trace: tools, outputs, real durations, thought, summary and the agent's tokens", () => {
+    const calls = outcome.trace.tool_calls;
+    expect(calls.map((c) => [c.tool, c.status, c.title, c.output_preview])).toEqual([
+      ["write", "completed", "hello.py", "Wrote file successfully."],
+      ["bash", "completed", "python3 hello.py && exit 3", "hello\n"],
+      ["bash", "completed", "sleep 0.3 && echo slept", "slept\n"],
+    ]);
+    // Durations are the time between the start and end updates as they arrived.
+    const sleep = calls[2]!;
+    const asked = lines.find((l) => l.message.method === "session/request_permission" && JSON.stringify(l.message).includes('"call_4_0"'))!.at;
+    const completed = lines.find((l) => JSON.stringify(l.message).includes('"toolCallId":"call_4_0","status":"completed"'))!.at;
+    expect(sleep.duration_ms).toBe(completed - asked);
+    expect(sleep.duration_ms).toBeGreaterThanOrEqual(300);
+    expect(outcome.summary).toBe("Wrote hello.py; running it printed hello and exited 3.");
+    expect(outcome.trace.reasoning).toEqual(["Plan: write then run."]);
+    expect(outcome.trace.finish_reason).toBe("end_turn");
+    // OpenCode's usage covers its last model reply only; it sends no cost without a context limit.
+    expect(outcome.tokensKnown).toBe(true);
+    expect(outcome.trace.tokens).toEqual({ input: 100, output: 10, reasoning: 0, cache_read: 0, cache_write: 0 });
+    expect(outcome.costKnown).toBe(false);
+  });
+
+  it("maps its permission requests onto the policy's kinds", () => {
+    expect(asks).toEqual([
+      { permission: "bash", patterns: ["python3 hello.py && exit 3"] },
+      { permission: "bash", patterns: ["sleep 0.3 && echo slept"] },
+    ]);
+  });
+});
+
+describe("Claude Code transcript", () => {
+  const { events, asks, outcome, cwd, turn } = replay("claude-mixed.jsonl");
+
+  it("reports calls that never say in_progress as started once their input is known, and failed ones as errors", () => {
+    expect(progress(events)).toEqual([
+      "started write running",
+      "permission",
+      "ended write completed",
+      "started bash running",
+      "permission",
+      "ended bash error",
+      "started bash running",
+      "ended bash completed",
+    ]);
+    const [write, failing, sleep] = outcome.trace.tool_calls;
+    expect(write).toMatchObject({ tool: "write", title: "Write hello.py", input: { file_path: `${cwd}/hello.py` } });
+    expect(failing).toMatchObject({ tool: "bash", status: "error", input: { command: "python3 hello.py && exit 3" } });
+    expect(failing!.error).toContain("Exit code 3");
+    expect(sleep!.output_preview).toContain("slept");
+    for (const call of turn.toolCalls()) expect(call.ended_at! - call.started_at!).toBe(call.duration_ms);
+  });
+
+  it("takes the summary, the thought, the whole turn's tokens, the model and the cost", () => {
+    expect(outcome.summary).toBe("Wrote hello.py; running it printed hello and exited 3.");
+    expect(outcome.trace.reasoning).toEqual(["Plan: write then run."]);
+    expect(outcome.trace.tokens).toEqual({ input: 1100, output: 70, reasoning: 0, cache_read: 100, cache_write: 0 });
+    expect(outcome.trace.model).toBe("claude-opus-5-5");
+    expect(outcome.costKnown).toBe(true);
+    expect(outcome.trace.cost).toBeCloseTo(0.00608, 6);
+  });
+
+  it("maps edit and execute permission requests, with paths relative to the workspace", () => {
+    expect(asks).toEqual([
+      { permission: "edit", patterns: ["hello.py"] },
+      { permission: "bash", patterns: ["python3 hello.py && exit 3"] },
+    ]);
+  });
+
+  it("keeps plan updates as reasoning", () => {
+    const plan = replay("claude-plan.jsonl").outcome;
+    expect(plan.trace.reasoning.at(-1)).toBe("Plan:\n[x] Write hello.py\n[~] Running");
+    expect(plan.summary).toBe("Planned.");
+  });
+});
+
+describe("permission requests", () => {
+  const ask = (toolCall: RequestPermissionRequest["toolCall"]) => permissionAskOf({ toolCall }, "/work/repo");
+
+  it("turns any path outside the workspace into an external_directory request", () => {
+    expect(ask({ toolCallId: "1", kind: "edit", locations: [{ path: "/etc/passwd" }] })).toEqual({ permission: "external_directory", patterns: ["/etc/passwd"] });
+    expect(ask({ toolCallId: "2", kind: "read", rawInput: { file_path: "../other/secret.txt" } })).toEqual({ permission: "external_directory", patterns: ["/work/other/secret.txt"] });
+    expect(ask({ toolCallId: "3", kind: "edit", locations: [{ path: "/work/repo/src/a.ts" }] })).toEqual({ permission: "edit", patterns: ["src/a.ts"] });
+  });
+
+  it("maps every ACP kind, and names an unclassified tool by the agent's own name", () => {
+    expect(ask({ toolCallId: "1", kind: "fetch", rawInput: { url: "https://example.com" } }).permission).toBe("webfetch");
+    expect(ask({ toolCallId: "2", kind: "search" }).permission).toBe("grep");
+    expect(ask({ toolCallId: "3", kind: "delete", locations: [{ path: "/work/repo/x" }] }).permission).toBe("edit");
+    expect(ask({ toolCallId: "4", kind: "other", _meta: { claudeCode: { toolName: "TodoWrite" } } }).permission).toBe("todowrite");
+    expect(ask({ toolCallId: "5", kind: "switch_mode" }).permission).toBe("switch_mode");
+  });
+});
+
+describe("turn bookkeeping", () => {
+  it("reports a call first seen as ended once as started and once as ended, and lists unfinished commands", () => {
+    const turn = new AcpTurn({ costBefore: 0.5 });
+    const ev1 = turn.update({ sessionUpdate: "tool_call", toolCallId: "a", title: "bash", kind: "execute", status: "in_progress", rawInput: { command: "sleep 9" } }, 1000);
+    expect(ev1.map((e) => e.type === "tool" && e.phase)).toEqual(["started"]);
+    expect(turn.unfinished("execute").map((c) => c.call_id)).toEqual(["a"]);
+    const ev2 = turn.update({ sessionUpdate: "tool_call_update", toolCallId: "b", status: "completed", title: "read", kind: "read", rawInput: { filePath: "x" } }, 1500);
+    expect(ev2.map((e) => e.type === "tool" && e.phase)).toEqual(["started", "ended"]);
+    turn.update({ sessionUpdate: "usage_update", used: 1, size: 10, cost: { amount: 0.75, currency: "USD" } }, 1600);
+    const out = turn.finish({ stopReason: "cancelled" }, 700);
+    // The session's cost is cumulative: the turn's share is the difference.
+    expect(out.trace.cost).toBe(0.25);
+    expect(out.tokensKnown).toBe(false);
+    expect(out.trace.finish_reason).toBe("cancelled");
+    expect(out.trace.tool_calls.map((c) => c.status)).toEqual(["running", "completed"]);
+  });
+});
