@@ -5,12 +5,12 @@
 # the opencode-ai dependency.
 #
 #   scripts/install-agents.sh [claude] [codex] [gemini]     (no argument: claude)
-#   CODING_MCP_AGENTS_CACHE=/some/dir scripts/install-agents.sh claude
+#   ACP_AGENTS_CACHE=/some/dir scripts/install-agents.sh claude
 #
 # The tests find the agents in the same prefix (test/support/agents.ts).
 set -euo pipefail
 
-prefix="${CODING_MCP_AGENTS_CACHE:-$HOME/.cache/coding-mcp-agents}"
+prefix="${ACP_AGENTS_CACHE:-$HOME/.cache/coding-mcp-agents}"
 declare -A packages=(
   [claude]="@agentclientprotocol/claude-agent-acp@0.101.0"
   [codex]="@zed-industries/codex-acp@0.16.0"

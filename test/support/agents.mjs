@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url";
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
 export function agentsCache() {
-  return process.env.CODING_MCP_AGENTS_CACHE || path.join(os.homedir(), ".cache", "coding-mcp-agents");
+  return process.env.ACP_AGENTS_CACHE || path.join(os.homedir(), ".cache", "coding-mcp-agents");
 }
 
 /** The package that brings each installable agent, and the script inside it that `node` starts. */
