@@ -32,7 +32,7 @@ beforeAll(async () => {
     config: {
       backends: { claude: { type: "acp", command: agentCommand("claude"), env: claudeEnvFor(fake.baseURL, home), mode: "default" } },
       default_backend: "claude",
-      opencode: { permissions: { "*": "allow", external_directory: "deny" } },
+      permissions: { "*": "allow", external_directory: "deny" },
     },
     env: { GITHUB_TOKEN: TOKEN },
   });
@@ -67,9 +67,9 @@ describe.skipIf(!installed)("Claude Code over ACP (claude-agent-acp)", () => {
     expect(result.files_changed).toEqual([{ path: "fizzbuzz.py", status: "added", additions: file.split("\n").length - 1, deletions: 0 }]);
     expect(result.trace.tool_calls.map((c: { tool: string; status: string }) => `${c.tool}:${c.status}`)).toEqual(["write:completed", "bash:completed"]);
     expect(result.trace.tool_calls[1].output_preview).toContain("FizzBuzz");
-    expect(result.trace.permissions).toEqual([
-      { permission: "edit", patterns: ["fizzbuzz.py"], reply: "once" },
-      { permission: "bash", patterns: ["python3 fizzbuzz.py | head -n 15"], reply: "once" },
+    expect(result.trace.permissions).toMatchObject([
+      { permission: "edit", patterns: ["fizzbuzz.py"], reply: "once", decided_by: "policy" },
+      { permission: "bash", patterns: ["python3 fizzbuzz.py | head -n 15"], reply: "once", decided_by: "policy" },
     ]);
     expect(result.summary).toMatch(/^Created fizzbuzz.py and checked it: 1 \/ 2 \/ Fizz/);
     // Claude Code reports the whole turn's tokens and the cost.
@@ -79,10 +79,10 @@ describe.skipIf(!installed)("Claude Code over ACP (claude-agent-acp)", () => {
     expect(progress.map((m) => m.replace(/ \(\d+(\.\d+)? m?s\)$/, ""))).toEqual([
       "task started",
       expect.stringMatching(/^▶ write /),
-      "permission edit allowed: fizzbuzz.py",
+      "permission edit allowed by policy: fizzbuzz.py",
       expect.stringMatching(/^✓ write /),
       "▶ bash: python3 fizzbuzz.py | head -n 15",
-      "permission bash allowed: python3 fizzbuzz.py | head -n 15",
+      "permission bash allowed by policy: python3 fizzbuzz.py | head -n 15",
       "✓ bash: python3 fizzbuzz.py | head -n 15",
       expect.stringMatching(/^task finished: 2 tool calls in /),
     ]);
@@ -93,7 +93,7 @@ describe.skipIf(!installed)("Claude Code over ACP (claude-agent-acp)", () => {
 
   it("refuses a write outside the workspace (external_directory denied by the policy)", async () => {
     const result = structured(await h.call("code", { session_id: session.session_id, task: "Escape [[fake:outside]]" }));
-    expect(result.trace.permissions).toEqual([{ permission: "external_directory", patterns: [path.join(h.dir, "outside.txt")], reply: "reject" }]);
+    expect(result.trace.permissions).toMatchObject([{ permission: "external_directory", patterns: [path.join(h.dir, "outside.txt")], reply: "reject", decided_by: "policy" }]);
     expect(fs.existsSync(path.join(h.dir, "outside.txt"))).toBe(false);
     expect(result.trace.tool_calls.map((c: { tool: string; status: string }) => `${c.tool}:${c.status}`)).toEqual(["write:error"]);
   });

@@ -47,7 +47,7 @@ beforeAll(async () => {
       },
       // The built-in OpenCode is not started unless asked for: nothing here uses it.
       default_backend: "ocacp",
-      opencode: { permissions: { "*": "allow", edit: "deny" } },
+      permissions: { "*": "allow", edit: "deny" },
     },
     env: { GITHUB_TOKEN: TOKEN, ACP_TEST_KEY_SOURCE: AGENT_KEY },
   });
@@ -112,12 +112,12 @@ describe("an ACP backend (opencode acp)", () => {
     expect(progress.map((m) => m.replace(/ \(\d+(\.\d+)? m?s\)$/, ""))).toEqual([
       "task started",
       "▶ bash: printf 'alpha\\n' > a.txt",
-      "permission bash allowed: printf 'alpha\\n' > a.txt",
+      "permission bash allowed by policy: printf 'alpha\\n' > a.txt",
       "✓ bash: printf 'alpha\\n' > a.txt",
       "▶ read a.txt",
       "✓ read a.txt",
       "▶ bash: mkdir -p src && printf 'beta\\n' > src/b.txt && cat a.txt",
-      "permission bash allowed: mkdir -p src && printf 'beta\\n' > src/b.txt && cat a.txt",
+      "permission bash allowed by policy: mkdir -p src && printf 'beta\\n' > src/b.txt && cat a.txt",
       "✓ bash: mkdir -p src && printf 'beta\\n' > src/b.txt && cat a.txt",
       expect.stringMatching(/^task finished: 3 tool calls in /),
     ]);
@@ -150,9 +150,10 @@ describe("an ACP backend (opencode acp)", () => {
   it("answers the agent's permission requests by the policy and records them", async () => {
     const opened = shared;
     const result = structured(await h.call("code", { session_id: opened.session_id, task: "Try [[fake:denied-edit]]" }));
-    expect(result.trace.permissions).toEqual([
-      { permission: "bash", patterns: ["echo allowed > bash.txt"], reply: "once" },
-      { permission: "edit", patterns: ["bash.txt"], reply: "reject" },
+    // Recorded by the core (who decided, how long it took), the same way for every backend.
+    expect(result.trace.permissions).toMatchObject([
+      { permission: "bash", patterns: ["echo allowed > bash.txt"], reply: "once", decided_by: "policy" },
+      { permission: "edit", patterns: ["bash.txt"], reply: "reject", decided_by: "policy" },
     ]);
     // bash ran, the edit was refused: the file is as bash wrote it.
     expect(fs.readFileSync(path.join(opened.workspace_path, "bash.txt"), "utf8")).toBe("allowed\n");

@@ -38,7 +38,8 @@ describe("the packed tarball", () => {
     const packed = JSON.parse(npm(["pack", "--json", "--pack-destination", dir], checkout)) as { filename: string; files: { path: string }[] }[];
     const files = packed[0]!.files.map((f) => f.path);
     expect(files).toContain("dist/cli.js");
-    expect(files).toContain("dist/prerequisites.js");
+    // The bundle holds the prerequisite checks that `coding-mcp doctor` runs.
+    expect(files.filter((f) => f.startsWith("dist/chunks/doctor-") && f.endsWith(".js"))).toHaveLength(1);
     expect(files.filter((f) => f.startsWith("src/") || f.startsWith("test/"))).toEqual([]);
     const tarball = path.join(dir, packed[0]!.filename);
 
@@ -63,7 +64,7 @@ describe("the packed tarball", () => {
     await client.connect(new StdioClientTransport({ command: bin, args: [], env, cwd: app, stderr: "ignore" }));
     try {
       const { tools } = await client.listTools();
-      expect(tools.map((t) => t.name).sort()).toEqual(["code", "coding_cancel", "coding_close", "coding_commit", "coding_open", "coding_push", "coding_status"]);
+      expect(tools.map((t) => t.name).sort()).toEqual(["code", "coding_cancel", "coding_close", "coding_commit", "coding_diff", "coding_open", "coding_push", "coding_respond", "coding_status"]);
       // The installed package starts the OpenCode binary it brought along.
       const opened = structured(await client.callTool({ name: "coding_open", arguments: {} }, undefined, { timeout: 180_000 }) as never);
       expect(opened.backend_session_id).toMatch(/\S/);

@@ -120,11 +120,11 @@ describe("tasks on a scripted backend", () => {
     const started = await app.sessions.code({ session_id: opened.session_id, task: "[[hang]]", background: true });
     expect(started.state).toBe("running");
     for (const attempt of [
-      app.sessions.code({ session_id: opened.session_id, task: "another" }),
-      app.sessions.commit({ session_id: opened.session_id, message: "m" }),
-      app.sessions.close({ session_id: opened.session_id }),
+      () => app.sessions.code({ session_id: opened.session_id, task: "another" }),
+      () => app.sessions.commit({ session_id: opened.session_id, message: "m" }),
+      () => app.sessions.close({ session_id: opened.session_id }),
     ]) {
-      expect((await refused(attempt)).code).toBe("session_busy");
+      expect((await refused(attempt())).code).toBe("session_busy");
     }
     const [running] = await eventually(() => app.sessions.status(opened.session_id), ([s]) => Boolean(s?.task?.tool_calls.length));
     expect(running!.state).toBe("running");
