@@ -15,12 +15,23 @@ type Handler = (req: http.IncomingMessage, body: string) => { status: number; bo
 
 const servers: http.Server[] = [];
 afterEach(async () => {
-  await Promise.all(servers.splice(0).map((s) => new Promise((r) => s.close(r))));
+  await Promise.all(
+    servers.splice(0).map((s) => {
+      s.closeAllConnections(); // open event streams included
+      return new Promise((r) => s.close(r));
+    }),
+  );
 });
 
 async function fakeOpencode(handler: Handler): Promise<{ url: string; seen: string[] }> {
   const seen: string[] = [];
   const server = http.createServer((req, res) => {
+    if (req.url?.startsWith("/event")) {
+      // OpenCode's event stream: connected, then quiet (the task's turn comes from the messages).
+      res.writeHead(200, { "content-type": "text/event-stream" });
+      res.write(`data: ${JSON.stringify({ type: "server.connected", properties: {} })}\n\n`);
+      return;
+    }
     let body = "";
     req.on("data", (chunk: Buffer) => (body += chunk.toString("utf8")));
     req.on("end", () => {
