@@ -118,3 +118,15 @@ export interface CodingBackend {
   closeSession(sessionId: string, directory: string): Promise<void>;
   stop(): Promise<void>;
 }
+
+/** A duration as people read it in an error: "500 ms", "30 s", "5 min". */
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  const s = Math.round(ms / 1000);
+  return s >= 120 ? `${Math.round(s / 60)} min` : `${s} s`;
+}
+
+/** What a task that ran out of time says, the same whichever backend ran it. */
+export function taskTimeoutMessage(timeoutMs: number, howStopped: "aborted" | "cancelled"): string {
+  return `the task did not finish within ${formatDuration(timeoutMs)} and was ${howStopped}; the trace shows what the agent did until then. Give a larger timeout_sec (or raise limits.task_timeout_min) for longer tasks`;
+}

@@ -3,6 +3,7 @@ import fs from "node:fs";
 import readline from "node:readline";
 import { Readable, Writable } from "node:stream";
 import type * as acp from "@agentclientprotocol/sdk/unstable";
+import { formatDuration } from "../backend.js";
 import { UserError } from "../errors.js";
 import type { Logger } from "../log.js";
 
@@ -166,7 +167,7 @@ export class AgentProcess {
   async within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new AgentGoneError(`the ACP agent of backend "${this.options.backend}" did not answer ${what} within ${Math.round(ms / 1000)} s`)), ms);
+      timer = setTimeout(() => reject(new AgentGoneError(`the ACP agent of backend "${this.options.backend}" did not answer ${what} within ${formatDuration(ms)}`)), ms);
     });
     try {
       return await Promise.race([promise, timeout]);

@@ -1,5 +1,5 @@
 import type * as acp from "@agentclientprotocol/sdk/unstable";
-import type { CodingBackend, ModelCatalog, PermissionAsk, ResumeTaskRequest, RunTaskRequest, TaskEvent } from "../backend.js";
+import { taskTimeoutMessage, type CodingBackend, type ModelCatalog, type PermissionAsk, type ResumeTaskRequest, type RunTaskRequest, type TaskEvent } from "../backend.js";
 import { UserError, errorMessage } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { PermissionReply, TaskResult } from "../model.js";
@@ -309,7 +309,7 @@ export class AcpBackend implements CodingBackend {
     if (!failure && (timedOut || cancelled)) {
       failure = timedOut ? "timeout" : "cancelled";
       message = timedOut
-        ? `the task did not finish within ${formatDuration(request.timeoutMs)} and was cancelled; the trace shows what the agent did until then. Give a larger timeout_sec (or raise limits.task_timeout_min) for longer tasks`
+        ? taskTimeoutMessage(request.timeoutMs, "cancelled")
         : `the task was cancelled by the client and the agent stopped it`;
     } else if (!failure && response && response.stopReason !== "end_turn") {
       failure = "agent_error";
@@ -416,7 +416,3 @@ function currentValue(options: acp.SessionConfigOption[] | undefined, category: 
   return option && typeof option.currentValue === "string" ? option.currentValue : undefined;
 }
 
-function formatDuration(ms: number): string {
-  const s = Math.round(ms / 1000);
-  return s >= 120 ? `${Math.round(s / 60)} min` : `${s} s`;
-}

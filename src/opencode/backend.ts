@@ -1,4 +1,4 @@
-import type { CodingBackend, ModelCatalog, ResumeTaskRequest, RunTaskRequest, TaskEvent } from "../backend.js";
+import { taskTimeoutMessage, type CodingBackend, type ModelCatalog, type ResumeTaskRequest, type RunTaskRequest, type TaskEvent } from "../backend.js";
 import { UserError, errorMessage } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { Failure, QuestionInfo, TaskResult, ToolCallTrace } from "../model.js";
@@ -251,7 +251,7 @@ export class OpencodeBackend implements CodingBackend {
       if (controller.signal.aborted) {
         failure = timedOut ? "timeout" : "cancelled";
         failureMessage = timedOut
-          ? `the task did not finish within ${formatDuration(request.timeoutMs)} and was aborted; the trace shows what the agent did until then. Give a larger timeout_sec (or raise limits.task_timeout_min) for longer tasks`
+          ? taskTimeoutMessage(request.timeoutMs, "aborted")
           : "the task was cancelled by the client and aborted in OpenCode";
         await this.abort(request.sessionId, request.directory).catch((e) => this.log.warn(`abort after ${failure} failed: ${errorMessage(e)}`));
       } else if (err instanceof OpencodeUnavailableError || err instanceof OpencodeTimeoutError) {
@@ -462,10 +462,6 @@ interface RequestAnswerer {
   question(asked: OpencodeQuestionRequest): void;
 }
 
-function formatDuration(ms: number): string {
-  const s = Math.round(ms / 1000);
-  return s >= 120 ? `${Math.round(s / 60)} min` : `${s} s`;
-}
 
 /**
  * What a running turn has reported so far: each tool call once as it starts and once as it ends,

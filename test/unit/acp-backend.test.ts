@@ -22,14 +22,15 @@ const log: Logger = {
 };
 const started: AcpBackend[] = [];
 
-function backend(command: string[], name = "scripted"): AcpBackend {
-  const b = new AcpBackend({ name, command, env: process.env, cwd: dir, log, startupTimeoutMs: 3_000, cancelGraceMs: 500 });
+// Short bounds keep the fault cases fast; the real defaults are seconds, not milliseconds.
+function backend(command: string[], name = "scripted", startupTimeoutMs = 3_000): AcpBackend {
+  const b = new AcpBackend({ name, command, env: process.env, cwd: dir, log, startupTimeoutMs, cancelGraceMs: 200 });
   started.push(b);
   return b;
 }
 
 const task = (b: AcpBackend, sessionId: string) =>
-  b.runTask({ sessionId, directory: dir, prompt: "do it", timeoutMs: 1_000, ...allowEverything });
+  b.runTask({ sessionId, directory: dir, prompt: "do it", timeoutMs: 400, ...allowEverything });
 
 const readyPids = (name: string) => lines.flatMap((l) => new RegExp(`ACP agent of backend "${name}" ready \\(pid (\\d+)`).exec(l)?.[1] ?? []).map(Number);
 
@@ -54,7 +55,7 @@ describe("ACP backend faults", () => {
     const result = await task(b, id);
     expect(result.success).toBe(false);
     expect(result.failure).toBe("backend_unavailable");
-    expect(result.error).toMatch(/did not answer session\/cancel within 1 s; it was stopped/);
+    expect(result.error).toMatch(/did not answer session\/cancel within 200 ms; it was stopped/);
     const [first] = readyPids("hung");
     expect(alive(first!)).toBe(false);
     // The next task gets a new agent process (and, without session/load, a fresh agent session).
@@ -78,8 +79,8 @@ describe("ACP backend faults", () => {
   });
 
   it("names the backend and the command when the agent never answers initialize", async () => {
-    const b = backend([process.execPath, SCRIPT, "silent"], "silent");
-    await expect(b.openSession(dir, { title: "t" })).rejects.toThrow(/backend "silent" \(command: .*scripted-acp-agent.mjs silent\) could not be started: .*did not answer initialize within 3 s/);
+    const b = backend([process.execPath, SCRIPT, "silent"], "silent", 800);
+    await expect(b.openSession(dir, { title: "t" })).rejects.toThrow(/backend "silent" \(command: .*scripted-acp-agent.mjs silent\) could not be started: .*did not answer initialize within 800 ms/);
     expect(readyPids("silent")).toHaveLength(0);
   });
 
