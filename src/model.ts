@@ -113,6 +113,10 @@ export const PendingRequest = z.object({
 });
 export type PendingRequest = z.infer<typeof PendingRequest>;
 
+/** Figures an agent may not report (Gemini CLI gives no usage, Codex and most others no cost). */
+export const Unreported = z.enum(["tokens", "cost"]);
+export type Unreported = z.infer<typeof Unreported>;
+
 export const TaskTrace = z.object({
   model: z.string(),
   provider: z.string(),
@@ -127,6 +131,8 @@ export const TaskTrace = z.object({
   reasoning: z.array(z.string()),
   permissions: z.array(PermissionDecision).optional(),
   questions: z.array(QuestionDecision).optional(),
+  /** What the agent did not report: those figures read 0 above and are unknown, not zero. */
+  unknown: z.array(Unreported).optional(),
 });
 export type TaskTrace = z.infer<typeof TaskTrace>;
 
@@ -194,6 +200,8 @@ export const Totals = z.object({
   cost: z.number(),
   tokens: TokenCounts,
   duration_ms: z.number(),
+  /** Figures some task's agent did not report: the sums leave those tasks out, so they are lower bounds. */
+  unknown: z.array(Unreported).optional(),
 });
 export type Totals = z.infer<typeof Totals>;
 
@@ -326,5 +334,11 @@ export function addToTotals(totals: Totals, result: TaskResult): Totals {
     cost: Math.round((totals.cost + result.trace.cost) * 1e6) / 1e6,
     tokens: addTokens({ ...totals.tokens }, result.trace.tokens),
     duration_ms: totals.duration_ms + result.trace.duration_ms,
+    ...unknownIn(totals.unknown, result.trace.unknown),
   };
+}
+
+function unknownIn(...lists: (Unreported[] | undefined)[]): { unknown?: Unreported[] } {
+  const all = Unreported.options.filter((figure) => lists.some((l) => l?.includes(figure)));
+  return all.length ? { unknown: all } : {};
 }

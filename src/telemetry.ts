@@ -205,15 +205,28 @@ export class TaskSpan {
   end(result: TaskResult, filesChanged?: number): void {
     const { trace: t } = result;
     const p = this.prefix;
+    // A figure the agent did not report is left off the span rather than recorded as 0.
+    const unknown = new Set(t.unknown);
+    const cost = unknown.has("cost") ? {} : { [`${p}.cost`]: t.cost };
+    const tokens = unknown.has("tokens")
+      ? {}
+      : {
+          [`${p}.tokens.input`]: t.tokens.input,
+          [`${p}.tokens.output`]: t.tokens.output,
+          [`${p}.tokens.reasoning`]: t.tokens.reasoning,
+          [`${p}.tokens.cache_read`]: t.tokens.cache_read,
+          [`${p}.tokens.cache_write`]: t.tokens.cache_write,
+          // GenAI conventions count cached input in input_tokens; the trace's "input" leaves it out.
+          "gen_ai.usage.input_tokens": t.tokens.input + t.tokens.cache_read + t.tokens.cache_write,
+          "gen_ai.usage.output_tokens": t.tokens.output,
+          "gen_ai.usage.cache_read.input_tokens": t.tokens.cache_read,
+          "gen_ai.usage.cache_creation.input_tokens": t.tokens.cache_write,
+        };
     setAttributes(this.span, {
       [`${p}.model`]: t.model,
       [`${p}.provider`]: t.provider,
-      [`${p}.cost`]: t.cost,
-      [`${p}.tokens.input`]: t.tokens.input,
-      [`${p}.tokens.output`]: t.tokens.output,
-      [`${p}.tokens.reasoning`]: t.tokens.reasoning,
-      [`${p}.tokens.cache_read`]: t.tokens.cache_read,
-      [`${p}.tokens.cache_write`]: t.tokens.cache_write,
+      ...cost,
+      ...tokens,
       [`${p}.tool_calls`]: t.tool_calls.length + (t.tool_calls_omitted ?? 0),
       [`${p}.finish_reason`]: t.finish_reason,
       [`${p}.attempts`]: result.attempts,
@@ -222,11 +235,6 @@ export class TaskSpan {
       "gen_ai.request.model": this.requested?.model ?? t.model,
       "gen_ai.response.model": t.model,
       "gen_ai.response.finish_reasons": [t.finish_reason],
-      // GenAI conventions count cached input in input_tokens; the trace's "input" leaves it out.
-      "gen_ai.usage.input_tokens": t.tokens.input + t.tokens.cache_read + t.tokens.cache_write,
-      "gen_ai.usage.output_tokens": t.tokens.output,
-      "gen_ai.usage.cache_read.input_tokens": t.tokens.cache_read,
-      "gen_ai.usage.cache_creation.input_tokens": t.tokens.cache_write,
     });
     if (!result.success) failSpan(this.span, result.failure ?? "agent_error", result.error);
     this.close();

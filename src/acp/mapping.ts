@@ -120,9 +120,6 @@ interface Segment {
 export interface TurnOutcome {
   trace: TaskTrace;
   summary: string;
-  /** Whether the agent reported tokens (the prompt result's usage) and a cost (usage_update). */
-  tokensKnown: boolean;
-  costKnown: boolean;
 }
 
 /**
@@ -296,7 +293,9 @@ export class AcpTurn {
       reasoning: reasoning.slice(-TRACE_LIMITS.reasoningEntries),
     };
     if (omitted) trace.tool_calls_omitted = omitted;
+    const unknown = [...(usage ? [] : ["tokens" as const]), ...(costKnown ? [] : ["cost" as const])];
+    if (unknown.length) trace.unknown = unknown;
     const mapPath = this.options.mapPath ?? ((p: string) => p);
-    return { trace, summary: truncate(mapPath(summary), TRACE_LIMITS.summaryChars), tokensKnown: Boolean(usage), costKnown };
+    return { trace, summary: truncate(mapPath(summary), TRACE_LIMITS.summaryChars) };
   }
 }

@@ -64,13 +64,15 @@ export const codeTool = defineTool({
     const { tool_calls: calls } = trace;
     const tools = calls.length ? `${calls.length} tool calls (${[...new Set(calls.map((c) => c.tool))].join(", ")})` : "no tool calls";
     const head = result.success ? `Task finished: ${result.summary || "(no summary)"}` : `Task failed: ${result.error}`;
-    const tokens = trace.tokens.input + trace.tokens.output + trace.tokens.reasoning;
+    const unknown = new Set(trace.unknown);
+    const tokens = unknown.has("tokens") ? "unknown" : trace.tokens.input + trace.tokens.output + trace.tokens.reasoning;
+    const cost = unknown.has("cost") ? "unknown" : trace.cost;
     return {
       links,
       structured: { state: "done" as const, ...result },
       text:
         `${head}\nFiles changed: ${formatChangedFiles(result.files_changed)}\n` +
-        `${tools}; ${tokens} tokens; cost ${trace.cost}; ${(trace.duration_ms / 1000).toFixed(1)} s; model ${trace.provider}/${trace.model}` +
+        `${tools}; tokens ${tokens}; cost ${cost}; ${(trace.duration_ms / 1000).toFixed(1)} s; model ${trace.provider}/${trace.model}` +
         (result.commits?.length ? `\nCommits by the agent: ${result.commits.map((c) => c.hash.slice(0, 10)).join(", ")}` : "") +
         (result.warnings?.length ? `\nWarning: ${result.warnings.join("; ")}` : "") +
         `\nReview the change with coding_diff or the resource ${links[0]!.uri}.`,

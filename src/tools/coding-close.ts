@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { ChangedFile, Totals } from "../model.js";
-import { formatChangedFiles, sessionId } from "./schemas.js";
+import { formatChangedFiles, formatTotalCost, sessionId } from "./schemas.js";
 import { defineTool } from "./define.js";
 
 export const codingCloseTool = defineTool({
@@ -30,7 +30,7 @@ export const codingCloseTool = defineTool({
       text:
         `Closed the session; workspace ${result.cleaned_up ? "removed" : `kept at ${result.workspace_path}`}. ` +
         `Changed over the session: ${formatChangedFiles(result.files_changed)}. ` +
-        `${result.totals.tasks} tasks, cost ${result.totals.cost}, ${(result.totals.duration_ms / 1000).toFixed(1)} s.`,
+        `${result.totals.tasks} tasks, ${formatTotalCost(result.totals)}, ${(result.totals.duration_ms / 1000).toFixed(1)} s.`,
     };
   },
 });

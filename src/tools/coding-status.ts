@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { defineTool } from "./define.js";
 import { SessionState, TaskView, Totals } from "../model.js";
+import { formatTotalCost } from "./schemas.js";
 
 export const codingStatusTool = defineTool({
   name: "coding_status",
@@ -40,7 +41,7 @@ export const codingStatusTool = defineTool({
               ? `; waiting for a person: ${t.pending_requests.map((r) => `${r.request_id} (${r.kind}: ${r.summary.slice(0, 120)})`).join("; ")}: answer with coding_respond`
               : "")
           : `last task ${t.task_id} ${t.result?.success ? "succeeded" : `failed: ${t.result?.error ?? "unknown"}`}`;
-      return `${s.session_id}: ${s.state}; ${task}; ${s.totals.tasks} tasks, cost ${s.totals.cost}${s.warnings?.length ? `; warning: ${s.warnings.join("; ")}` : ""}`;
+      return `${s.session_id}: ${s.state}; ${task}; ${s.totals.tasks} tasks, ${formatTotalCost(s.totals)}${s.warnings?.length ? `; warning: ${s.warnings.join("; ")}` : ""}`;
     });
     return { structured: { sessions }, text: lines.join("\n") || "No open sessions." };
   },

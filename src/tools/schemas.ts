@@ -1,5 +1,5 @@
 import { z } from "zod";
-import type { ChangedFile } from "../model.js";
+import type { ChangedFile, Totals } from "../model.js";
 
 /** Input pieces and text formatting shared by several tools; the shapes themselves live in src/model.ts. */
 
@@ -15,4 +15,9 @@ export function formatChangedFiles(files: ChangedFile[], max = 12): string {
     return `${f.path} (${f.status}${counts})`;
   });
   return shown.join(", ") + (files.length > max ? `, and ${files.length - max} more` : "");
+}
+
+/** A session's cost in a line of text; a lower bound when some task's agent reported none. */
+export function formatTotalCost(totals: Totals): string {
+  return totals.unknown?.includes("cost") ? `cost at least ${totals.cost} (an agent reported none)` : `cost ${totals.cost}`;
 }

@@ -5,7 +5,7 @@
 //   silent  answers nothing at all
 //   crash   answers initialize and session/new, and exits (code 7) when a prompt comes
 //   work    answers a prompt like a real agent: one command (a tool call that runs 50 ms), a message,
-//           the session's cost and the turn's tokens
+//           the session's cost and the turn's tokens (neither when the prompt says [[no usage]])
 import readline from "node:readline";
 
 const mode = process.argv[2] ?? "hang";
@@ -36,6 +36,10 @@ function work(prompt) {
   setTimeout(() => {
     update({ sessionUpdate: "tool_call_update", toolCallId: "call_1", status: "completed", content: [{ type: "content", content: { type: "text", text: "hi\n" } }] });
     update({ sessionUpdate: "agent_message_chunk", content: { type: "text", text: "Said hi." } });
+    if (JSON.stringify(prompt.params.prompt).includes("[[no usage]]")) {
+      send({ jsonrpc: "2.0", id: prompt.id, result: { stopReason: "end_turn" } });
+      return;
+    }
     update({ sessionUpdate: "usage_update", used: 100, size: 1000, cost: { amount: 0.25, currency: "USD" } });
     send({ jsonrpc: "2.0", id: prompt.id, result: { stopReason: "end_turn", usage: { inputTokens: 10, outputTokens: 5, totalTokens: 15 } } });
   }, 50);

@@ -1,7 +1,7 @@
 import fs from "node:fs/promises";
 import path from "node:path";
 import type { CodingBackend, ModelCatalog, PermissionAsk, QuestionAnswer, QuestionAsk, ResumeTaskRequest, RunTaskRequest, TaskEvent, TaskRequests } from "../../src/backend.js";
-import { emptyTokens, type PermissionReply, type TaskResult, type ToolCallTrace } from "../../src/model.js";
+import { emptyTokens, type PermissionReply, type TaskResult, type ToolCallTrace, type Unreported } from "../../src/model.js";
 
 /**
  * A scripted CodingBackend for fast tests of what the tools do (sessions, tasks, records) without an
@@ -23,7 +23,7 @@ export type ScriptStep =
   /** End the task with the backend's failure. */
   | { fail: "agent_error" | "backend_unavailable"; message: string; retryable?: boolean }
   /** End the task with this summary (the default end is "done"). */
-  | { summary: string; cost?: number; tokens?: number };
+  | { summary: string; cost?: number; tokens?: number; unknown?: Unreported[] };
 
 export type Script = (request: { prompt: string; model?: string; attempt: number }) => ScriptStep[];
 
@@ -127,7 +127,7 @@ export class ScriptedBackend implements CodingBackend {
           if (step.retryable) result.retryable = true;
           return finish(result);
         } else {
-          return finish({ success: true, summary: step.summary, trace: trace(step.cost ?? 0.01, step.tokens ?? 100, request.model) });
+          return finish({ success: true, summary: step.summary, trace: { ...trace(step.cost ?? 0.01, step.tokens ?? 100, request.model), ...(step.unknown ? { unknown: step.unknown } : {}) } });
         }
       }
       if (this.stopped.signal.aborted && !abort.signal.aborted) return finish(failed("backend_unavailable", "the backend stopped", calls.length));

@@ -91,9 +91,8 @@ describe("opencode acp transcript", () => {
     expect(outcome.trace.reasoning).toEqual(["Plan: write then run."]);
     expect(outcome.trace.finish_reason).toBe("end_turn");
     // OpenCode's usage covers its last model reply only; it sends no cost without a context limit.
-    expect(outcome.tokensKnown).toBe(true);
     expect(outcome.trace.tokens).toEqual({ input: 100, output: 10, reasoning: 0, cache_read: 0, cache_write: 0 });
-    expect(outcome.costKnown).toBe(false);
+    expect(outcome.trace.unknown).toEqual(["cost"]);
   });
 
   it("maps its permission requests onto the policy's kinds", () => {
@@ -131,7 +130,7 @@ describe("Claude Code transcript", () => {
     expect(outcome.trace.reasoning).toEqual(["Plan: write then run."]);
     expect(outcome.trace.tokens).toEqual({ input: 1100, output: 70, reasoning: 0, cache_read: 100, cache_write: 0 });
     expect(outcome.trace.model).toBe("claude-opus-5-5");
-    expect(outcome.costKnown).toBe(true);
+    expect(outcome.trace.unknown).toBeUndefined();
     expect(outcome.trace.cost).toBeCloseTo(0.00608, 6);
   });
 
@@ -179,7 +178,7 @@ describe("turn bookkeeping", () => {
     const out = turn.finish({ stopReason: "cancelled" }, 700);
     // The session's cost is cumulative: the turn's share is the difference.
     expect(out.trace.cost).toBe(0.25);
-    expect(out.tokensKnown).toBe(false);
+    expect(out.trace.unknown).toEqual(["tokens"]);
     expect(out.trace.finish_reason).toBe("cancelled");
     expect(out.trace.tool_calls.map((c) => c.status)).toEqual(["running", "completed"]);
   });

@@ -80,4 +80,18 @@ describe("ACP task spans", () => {
     // The command's span lasts as long as the agent said it ran (50 ms in the script).
     expect(ms(tool.endTime) - ms(tool.startTime)).toBeGreaterThanOrEqual(40);
   });
+
+  it("marks tokens and cost unknown when the agent reports none, and leaves them off the span", async () => {
+    exporter.reset();
+    const opened = structured(await call("coding_open", {}));
+    const answer = await call("code", { session_id: opened.session_id, task: "Say hi [[no usage]]" });
+    expect(structured(answer).trace).toMatchObject({ unknown: ["tokens", "cost"] });
+    expect(JSON.stringify(answer.content)).toContain("tokens unknown; cost unknown");
+    const task = exporter.getFinishedSpans().find((s) => s.name === "acp.task")!;
+    expect(Object.keys(task.attributes).filter((k) => /cost|tokens/.test(k))).toEqual([]);
+    await call("code", { session_id: opened.session_id, task: "Say hi" });
+    const closed = await call("coding_close", { session_id: opened.session_id });
+    expect(structured(closed).totals).toMatchObject({ tasks: 2, cost: 0.25, unknown: ["tokens", "cost"] });
+    expect(JSON.stringify(closed.content)).toContain("cost at least 0.25");
+  });
 });

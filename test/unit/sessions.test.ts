@@ -114,6 +114,17 @@ describe("tasks on a scripted backend", () => {
     expect(status!.task?.state).toBe("done");
   });
 
+  it("marks the totals' cost and tokens as lower bounds once an agent did not report them", async () => {
+    const { app } = await setup(({ prompt }) => [{ summary: "ok", cost: 0.25, tokens: 100, ...(prompt.includes("silent") ? { cost: 0, unknown: ["cost" as const] } : {}) }]);
+    const opened = await app.sessions.open({});
+    await run(app, opened.session_id, "reports");
+    expect((await app.sessions.status(opened.session_id))[0]!.totals.unknown).toBeUndefined();
+    const silent = await run(app, opened.session_id, "silent");
+    expect(silent.trace.unknown).toEqual(["cost"]);
+    const closed = await app.sessions.close({ session_id: opened.session_id });
+    expect(closed.totals).toMatchObject({ tasks: 2, cost: 0.25, unknown: ["cost"] });
+  });
+
   it("refuses a second task, a commit and a close while one runs; cancel stops it and frees the session", async () => {
     const { app, backend } = await setup(({ prompt }) => (prompt.includes("[[hang]]") ? [{ tool: "bash", input: { command: "sleep 100" } }, { hang: true }] : writesHello({ prompt, attempt: 1 })));
     const opened = await app.sessions.open({});
