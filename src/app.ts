@@ -98,7 +98,6 @@ export function configuredBackends(deps: BackendDeps): CodingBackend[] {
       cwd: config.workspace.base_path,
       secrets: Object.values(config.secrets).filter((v): v is string => Boolean(v)),
       registerSecret: (value: string) => redactor.addSecret(value),
-      startupTimeoutMs: config.opencode.startup_timeout_sec * 1000,
     }),
   );
   return [opencode, ...others];

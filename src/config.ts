@@ -74,6 +74,8 @@ const AcpBackendSection = z.strictObject({
   env: z.record(z.string().min(1), z.string()).default({}),
   /** The ACP session mode selected after session/new, when the agent has modes. */
   mode: z.string().min(1).optional(),
+  /** How long the agent may take to start and to answer initialize and session/new. */
+  startup_timeout_sec: positiveInt("seconds").default(60),
 });
 
 /** `--transport http` only; `--host` and `--port` override host and port. */

@@ -10,6 +10,8 @@ export interface AcpBackendEntry {
   command: string[];
   env?: Record<string, string>;
   mode?: string;
+  /** Seconds the agent may take to start and answer initialize and session/new (default 60). */
+  startup_timeout_sec?: number;
 }
 
 /** `${VAR}` in an env value is read from coding-mcp's environment; an unset variable is an error. */
@@ -30,7 +32,7 @@ export function expandVariables(value: string, env: NodeJS.ProcessEnv, where: st
 export function createAcpBackend(
   name: string,
   entry: AcpBackendEntry,
-  context: { log: Logger; env: NodeJS.ProcessEnv; ownEnv?: NodeJS.ProcessEnv; cwd: string; secrets?: string[]; registerSecret?: (value: string) => void; startupTimeoutMs?: number },
+  context: { log: Logger; env: NodeJS.ProcessEnv; ownEnv?: NodeJS.ProcessEnv; cwd: string; secrets?: string[]; registerSecret?: (value: string) => void },
 ): AcpBackend {
   if (!entry.command.length || !entry.command[0]) throw new Error(`backends.${name}.command is empty: give the agent's argv, e.g. [opencode, acp]`);
   const added: Record<string, string> = {};
@@ -50,6 +52,6 @@ export function createAcpBackend(
     cwd: context.cwd,
     log: context.log,
     ...(entry.mode ? { mode: entry.mode } : {}),
-    ...(context.startupTimeoutMs ? { startupTimeoutMs: context.startupTimeoutMs } : {}),
+    ...(entry.startup_timeout_sec ? { startupTimeoutMs: entry.startup_timeout_sec * 1000 } : {}),
   });
 }

@@ -54,6 +54,13 @@ describe("loadConfig", () => {
     expect(() => loadConfig({ env: { ...emptyEnv, CODING_MCP_PERMISSIONS: "bash=ask" } })).toThrow(/CODING_MCP_PERMISSIONS: expected a JSON object/);
   });
 
+  it("reads an ACP backend with its own start-up bound, and refuses a bad one", () => {
+    const c = loadConfig({ configPath: file("backends:\n  claude:\n    type: acp\n    command: [claude-agent-acp]\n    startup_timeout_sec: 120\n"), env: emptyEnv });
+    expect(c.backends.claude).toMatchObject({ command: ["claude-agent-acp"], startup_timeout_sec: 120 });
+    expect(loadConfig({ configPath: file("backends:\n  x:\n    type: acp\n    command: [x]\n"), env: emptyEnv }).backends.x!.startup_timeout_sec).toBe(60);
+    expect(() => loadConfig({ configPath: file("backends:\n  x:\n    type: acp\n    command: [x]\n    startup_timeout_sec: 0\n"), env: emptyEnv })).toThrow(/backends\.x\.startup_timeout_sec/);
+  });
+
   it("names an unknown key and what is allowed", () => {
     const f = file("limits:\n  task_timeout: 5\n");
     expect(() => loadConfig({ configPath: f, env: emptyEnv })).toThrow(/limits\.task_timeout: unknown key; allowed here: task_timeout_min, max_attempts/);
