@@ -1,11 +1,10 @@
-import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { agentCommand } from "./support/agents.mjs";
 import { opencodeConfigFor } from "./support/fake-model.mjs";
-import { alive, git, makeBareRemote, processRunning, startHarness, structured, textOf, until, type Harness } from "./support/harness.js";
+import { alive, git, makeBareRemote, sleepers, startHarness, structured, textOf, until, type Harness } from "./support/harness.js";
 
 // An ACP backend end to end: the built coding-mcp (SDK Client over stdio) with a `backends` entry
 // that runs OpenCode's own ACP server (`opencode acp`) against the scripted OpenAI-compatible fake.
@@ -14,17 +13,7 @@ import { alive, git, makeBareRemote, processRunning, startHarness, structured, t
 let h: Harness;
 /** The session most cases share: one agent session, as a client working on one task after another would. */
 let shared: { session_id: string; workspace_path: string; backend: string; backend_session_id: string };
-const RUN = String(Math.floor(Math.random() * 9000) + 1000);
-/** A bash call that sleeps; a duration unique to this run lets the test find (or miss) the process. */
-const sleeper = (seconds: number) => ({ name: "bash", args: { command: `sleep ${seconds}${RUN}`, description: "Wait" } });
-const sleepRunning = (seconds: number) => processRunning(`sleep ${seconds}${RUN}`);
-function killSleep(seconds: number): void {
-  try {
-    execFileSync("pkill", ["-f", `sleep ${seconds}${RUN}`]);
-  } catch {
-    // none left
-  }
-}
+const sleep = sleepers();
 
 const TOKEN = `tok-${randomBytes(16).toString("hex")}`;
 const AGENT_KEY = `acpkey-${randomBytes(12).toString("hex")}`;
@@ -74,10 +63,10 @@ beforeAll(async () => {
     return steps[ctx.step] ?? { text: "Done." };
   });
   h.fake.setScenario("env", [{ tools: [{ name: "bash", args: { command: "env > env.txt; printenv ACP_TEST_KEY", description: "Environment" } }] }, { text: "Saved the environment." }]);
-  h.fake.setScenario("slow-cancel", [{ tools: [sleeper(51.5)] }, { text: "Slept." }]);
-  h.fake.setScenario("slow-timeout", [{ tools: [sleeper(52.5)] }, { text: "Slept." }]);
-  h.fake.setScenario("slow-kill", [{ tools: [sleeper(53.5)] }, { text: "Slept." }]);
-  h.fake.setScenario("slow-restart", [{ tools: [sleeper(54.5)] }, { text: "Slept." }]);
+  h.fake.setScenario("slow-cancel", [{ tools: [sleep.tool(51.5)] }, { text: "Slept." }]);
+  h.fake.setScenario("slow-timeout", [{ tools: [sleep.tool(52.5)] }, { text: "Slept." }]);
+  h.fake.setScenario("slow-kill", [{ tools: [sleep.tool(53.5)] }, { text: "Slept." }]);
+  h.fake.setScenario("slow-restart", [{ tools: [sleep.tool(54.5)] }, { text: "Slept." }]);
   h.fake.setScenario("touch", [{ tools: [{ name: "bash", args: { command: "echo again > again.txt", description: "Write again.txt" } }] }, { text: "Wrote again.txt." }]);
   shared = structured(await h.call("coding_open", { title: "acp shared" }));
 });
@@ -92,7 +81,7 @@ async function touch(): Promise<void> {
 
 afterAll(async () => {
   if (process.env.ACP_TEST_LOG) fs.writeFileSync(process.env.ACP_TEST_LOG, h?.stderr.join("\n") ?? "");
-  for (const s of [51.5, 52.5, 53.5, 54.5]) killSleep(s);
+  for (const s of [51.5, 52.5, 53.5, 54.5]) sleep.kill(s);
   await h?.close();
 });
 
@@ -186,23 +175,23 @@ describe("an ACP backend (opencode acp)", () => {
     const controller = new AbortController();
     const call = h.call("code", { session_id: opened.session_id, task: "Wait [[fake:slow-cancel]]" }, { signal: controller.signal });
     call.catch(() => undefined);
-    expect(await until(() => sleepRunning(51.5), 60_000)).toBe(true);
+    expect(await until(() => sleep.running(51.5), 60_000)).toBe(true);
     controller.abort();
     await expect(call).rejects.toThrow(/abort/i);
-    expect(await until(() => !sleepRunning(51.5), 10_000)).toBe(true);
+    expect(await until(() => !sleep.running(51.5), 10_000)).toBe(true);
     await touch();
   });
 
   it("times out with the partial trace, and the command is stopped", async () => {
     const opened = shared;
     const call = h.call("code", { session_id: opened.session_id, task: "Wait [[fake:slow-timeout]]", timeout_sec: 20 });
-    expect(await until(() => sleepRunning(52.5), 60_000)).toBe(true);
+    expect(await until(() => sleep.running(52.5), 60_000)).toBe(true);
     const result = structured(await call);
     expect(result.success).toBe(false);
     expect(result.failure).toBe("timeout");
     expect(result.error).toMatch(/did not finish within 20 s/);
     expect(result.trace.tool_calls.map((c: { tool: string }) => c.tool)).toEqual(["bash"]);
-    expect(await until(() => !sleepRunning(52.5), 10_000)).toBe(true);
+    expect(await until(() => !sleep.running(52.5), 10_000)).toBe(true);
   });
 
   it("answers backend_unavailable when the agent dies mid-task, and starts it again for the next task", async () => {
@@ -210,7 +199,7 @@ describe("an ACP backend (opencode acp)", () => {
     const pid = agentPid()!;
     expect(alive(pid)).toBe(true);
     const call = h.call("code", { session_id: opened.session_id, task: "Wait [[fake:slow-kill]]" });
-    expect(await until(() => sleepRunning(53.5), 60_000)).toBe(true);
+    expect(await until(() => sleep.running(53.5), 60_000)).toBe(true);
     process.kill(pid, "SIGKILL");
     const result = structured(await call);
     expect(result.success).toBe(false);
@@ -218,7 +207,7 @@ describe("an ACP backend (opencode acp)", () => {
     expect(result.error).toMatch(/ACP agent of backend "ocacp" killed by SIGKILL/);
     expect(result.trace.tool_calls.map((c: { tool: string }) => c.tool)).toEqual(["bash"]);
     // OpenCode runs each command in a session of its own, so its crash leaves it running: end it here.
-    killSleep(53.5);
+    sleep.kill(53.5);
     // The same coding session goes on with a new agent process (session/load).
     await touch();
     expect(agentPid()).not.toBe(pid);
@@ -235,9 +224,9 @@ describe("an ACP backend (opencode acp)", () => {
   it("after a restart of coding-mcp, reports the running task interrupted and goes on in the same session", async () => {
     const started = structured(await h.call("code", { session_id: shared.session_id, task: "Wait [[fake:slow-restart]]", background: true }));
     expect(started.state).toBe("running");
-    expect(await until(() => sleepRunning(54.5), 60_000)).toBe(true);
+    expect(await until(() => sleep.running(54.5), 60_000)).toBe(true);
     await h.restart();
-    killSleep(54.5);
+    sleep.kill(54.5);
     const status = await until(async () => {
       const s = structured(await h.call("coding_status", { session_id: shared.session_id })).sessions[0];
       return s.state === "idle" && s.task?.result ? s : undefined;

@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { processRunning, startHarness, structured, until, type Harness } from "./support/harness.js";
+import { sleepers, startHarness, structured, until, type Harness } from "./support/harness.js";
 import { startOpencodeServer, type OpencodeServer } from "./support/opencode-server.js";
 
 // Tasks longer than a client will wait: code with background: true, followed with coding_status and
@@ -10,9 +10,7 @@ import { startOpencodeServer, type OpencodeServer } from "./support/opencode-ser
 
 let h: Harness;
 let opencode: OpencodeServer;
-const RUN = String(Math.floor(Math.random() * 9000) + 1000);
-
-const sleepRunning = (tag: string) => processRunning(`sleep ${tag}${RUN}`);
+const sleep = sleepers();
 
 async function status(sessionId: string) {
   return structured(await h.call("coding_status", { session_id: sessionId })).sessions[0];
@@ -27,15 +25,15 @@ beforeAll(async () => {
   await h.restart();
   h.fake.setScenario("bg", (ctx) => {
     const steps = [
-      { tools: [{ name: "bash", args: { command: `sleep 2.${RUN} && echo done > bg.txt`, description: "Work a while" } }] },
+      { tools: [{ name: "bash", args: { command: `${sleep.command("2.")} && echo done > bg.txt`, description: "Work a while" } }] },
       { text: "Background work done." },
     ];
     return steps[ctx.step] ?? { text: "Done." };
   });
-  h.fake.setScenario("bg-long", [{ tools: [{ name: "bash", args: { command: `sleep 45.${RUN}`, description: "Work long" } }] }, { text: "Slept." }]);
+  h.fake.setScenario("bg-long", [{ tools: [{ name: "bash", args: { command: sleep.command("45."), description: "Work long" } }] }, { text: "Slept." }]);
   h.fake.setScenario("bg-restart", (ctx) => {
     const steps = [
-      { tools: [{ name: "bash", args: { command: `sleep 4.${RUN} && echo survived > restart.txt`, description: "Work across a restart" } }] },
+      { tools: [{ name: "bash", args: { command: `${sleep.command("4.")} && echo survived > restart.txt`, description: "Work across a restart" } }] },
       { text: "Finished across the restart." },
     ];
     return steps[ctx.step] ?? { text: "Done." };
@@ -83,10 +81,10 @@ describe("background tasks", () => {
   it("stops a background task with coding_cancel, and the session stays usable", async () => {
     const opened = structured(await h.call("coding_open", {}));
     structured(await h.call("code", { session_id: opened.session_id, task: "Long [[fake:bg-long]]", background: true }));
-    expect(await until(() => sleepRunning("45."), 15_000)).toBe(true);
+    expect(await until(() => sleep.running("45."), 15_000)).toBe(true);
     const cancelled = structured(await h.call("coding_cancel", { session_id: opened.session_id }));
     expect(cancelled).toEqual({ cancelled: true, state: "idle" });
-    expect(await until(() => !sleepRunning("45."), 2_000)).toBe(true);
+    expect(await until(() => !sleep.running("45."), 2_000)).toBe(true);
     const s = await status(opened.session_id);
     expect(s.task.result.failure).toBe("cancelled");
     const again = structured(await h.call("coding_cancel", { session_id: opened.session_id }));
@@ -99,7 +97,7 @@ describe("background tasks", () => {
   it("picks a running task up again after coding-mcp restarts, and follows it to its result", async () => {
     const opened = structured(await h.call("coding_open", {}));
     const answer = structured(await h.call("code", { session_id: opened.session_id, task: "Survive [[fake:bg-restart]]", background: true }));
-    expect(await until(() => sleepRunning("4."), 15_000)).toBe(true);
+    expect(await until(() => sleep.running("4."), 15_000)).toBe(true);
 
     await h.restart();
 

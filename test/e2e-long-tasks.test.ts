@@ -1,10 +1,9 @@
-import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { LoggingMessageNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { opencodeConfigFor } from "./support/fake-model.mjs";
-import { processRunning, startHarness, structured, textOf, until, type Harness } from "./support/harness.js";
+import { sleepers, startHarness, structured, textOf, until, type Harness } from "./support/harness.js";
 
 // Long tasks as a person at an MCP client lives them: live progress, cancellation, timeouts,
 // permission requests, OpenCode dying mid-task, and parallel sessions. Built server over stdio,
@@ -12,19 +11,7 @@ import { processRunning, startHarness, structured, textOf, until, type Harness }
 
 let h: Harness;
 
-/** A bash call that sleeps; a duration unique to this run lets the test find (or miss) the process. */
-const RUN = String(Math.floor(Math.random() * 9000) + 1000);
-const sleeper = (seconds: number) => ({ name: "bash", args: { command: `sleep ${seconds}${RUN}`, description: "Wait" } });
-
-const sleepRunning = (seconds: number) => processRunning(`sleep ${seconds}${RUN}`);
-
-function killSleep(seconds: number): void {
-  try {
-    execFileSync("pkill", ["-f", `sleep ${seconds}${RUN}`]);
-  } catch {
-    // none left
-  }
-}
+const sleep = sleepers();
 
 function managedPid(): number {
   const pids = h.stderr.flatMap((l) => /managed OpenCode ready at \S+ \(pid (\d+)\)/.exec(l)?.[1] ?? []).map(Number);
@@ -47,14 +34,14 @@ beforeAll(async () => {
     ];
     return steps[ctx.step] ?? { text: "Done." };
   });
-  h.fake.setScenario("slow", [{ tools: [sleeper(41.5)] }, { text: "Slept." }]);
-  h.fake.setScenario("slow-timeout", [{ tools: [sleeper(42.5)] }, { text: "Slept." }]);
+  h.fake.setScenario("slow", [{ tools: [sleep.tool(41.5)] }, { text: "Slept." }]);
+  h.fake.setScenario("slow-timeout", [{ tools: [sleep.tool(42.5)] }, { text: "Slept." }]);
   h.fake.setScenario("stall-first", [
     { delayMs: 2500, tools: [{ name: "bash", args: { command: "echo retried > r.txt", description: "Write r.txt" } }] },
     { text: "Wrote r.txt." },
   ]);
-  h.fake.setScenario("slow-busy", [{ tools: [sleeper(44.5)] }, { text: "Slept." }]);
-  h.fake.setScenario("slow-kill", [{ tools: [sleeper(43.5)] }, { text: "Slept." }]);
+  h.fake.setScenario("slow-busy", [{ tools: [sleep.tool(44.5)] }, { text: "Slept." }]);
+  h.fake.setScenario("slow-kill", [{ tools: [sleep.tool(43.5)] }, { text: "Slept." }]);
   h.fake.setScenario("overlap", [
     { tools: [{ name: "bash", args: { command: "date +%s%N > start.txt; sleep 2; date +%s%N > end.txt", description: "Timed work" } }] },
     { text: "Timed." },
@@ -128,11 +115,11 @@ describe("stopping a task", () => {
     const controller = new AbortController();
     const call = h.call("code", { session_id: opened.session_id, task: "Wait [[fake:slow]]" }, { signal: controller.signal });
     call.catch(() => undefined);
-    expect(await until(() => sleepRunning(41.5), 15_000)).toBe(true);
+    expect(await until(() => sleep.running(41.5), 15_000)).toBe(true);
     controller.abort();
     await expect(call).rejects.toThrow(/abort/i);
     // Within two seconds OpenCode has aborted the turn and killed the command.
-    expect(await until(() => !sleepRunning(41.5), 2_000)).toBe(true);
+    expect(await until(() => !sleep.running(41.5), 2_000)).toBe(true);
     // (This harness's policy denies edits, so the next task writes with bash.)
     const next = structured(await h.call("code", { session_id: opened.session_id, task: "Again [[fake:three]]" }));
     expect(next.success).toBe(true);
@@ -144,14 +131,14 @@ describe("stopping a task", () => {
     const opened = structured(await h.call("coding_open", {}));
     const started = Date.now();
     const call = h.call("code", { session_id: opened.session_id, task: "Wait [[fake:slow-timeout]]", timeout_sec: 10 });
-    expect(await until(() => sleepRunning(42.5), 10_000)).toBe(true);
+    expect(await until(() => sleep.running(42.5), 10_000)).toBe(true);
     const result = structured(await call);
     expect(Date.now() - started).toBeLessThan(30_000);
     expect(result.success).toBe(false);
     expect(result.failure).toBe("timeout");
     expect(result.error).toMatch(/did not finish within 10 s/);
     expect(result.trace.tool_calls.map((c: { tool: string }) => c.tool)).toEqual(["bash"]);
-    expect(await until(() => !sleepRunning(42.5), 3_000)).toBe(true);
+    expect(await until(() => !sleep.running(42.5), 3_000)).toBe(true);
     structured(await h.call("coding_close", { session_id: opened.session_id }));
   });
 
@@ -160,7 +147,7 @@ describe("stopping a task", () => {
     const controller = new AbortController();
     const first = h.call("code", { session_id: opened.session_id, task: "Wait [[fake:slow-busy]]" }, { signal: controller.signal });
     first.catch(() => undefined);
-    expect(await until(() => sleepRunning(44.5), 15_000)).toBe(true);
+    expect(await until(() => sleep.running(44.5), 15_000)).toBe(true);
     const second = await h.call("code", { session_id: opened.session_id, task: "Create x.py" });
     expect(second.isError).toBe(true);
     expect(textOf(second)).toContain("already running a task");
@@ -175,7 +162,7 @@ describe("faults and parallel work", () => {
     const opened = structured(await h.call("coding_open", {}));
     const pid = managedPid();
     const call = h.call("code", { session_id: opened.session_id, task: "Wait [[fake:slow-kill]]" });
-    expect(await until(() => sleepRunning(43.5), 15_000)).toBe(true);
+    expect(await until(() => sleep.running(43.5), 15_000)).toBe(true);
     const killedAt = Date.now();
     process.kill(pid, "SIGKILL");
     const result = structured(await call);
@@ -187,7 +174,7 @@ describe("faults and parallel work", () => {
     expect(result.trace.tool_calls.map((c: { tool: string }) => c.tool)).toEqual(["bash"]);
     expect(result.attempts).toBe(1);
     // OpenCode starts each command in a session of its own, so a crash leaves it running: end it here.
-    killSleep(43.5);
+    sleep.kill(43.5);
     const next = structured(await h.call("code", { session_id: opened.session_id, task: "Create recovered.py" }));
     expect(next.success).toBe(true);
     expect(managedPid()).not.toBe(pid);

@@ -305,3 +305,26 @@ export function processRunning(pattern: string): boolean {
     return false;
   }
 }
+
+/**
+ * Commands that sleep, for tasks that must still be running when a test acts: each duration ends in
+ * a number unique to this test run, so the test finds (or misses) exactly its own process.
+ */
+export function sleepers() {
+  const run = String(Math.floor(Math.random() * 9000) + 1000);
+  const command = (seconds: number | string) => `sleep ${seconds}${run}`;
+  return {
+    /** A fake-model bash call that sleeps `seconds` (plus the run's digits). */
+    tool: (seconds: number) => ({ name: "bash", args: { command: command(seconds), description: "Wait" } }),
+    command,
+    running: (seconds: number | string) => processRunning(command(seconds)),
+    /** Stop it, for agents that leave a command running when they die. */
+    kill(seconds: number | string): void {
+      try {
+        execFileSync("pkill", ["-f", command(seconds)]);
+      } catch {
+        // none left
+      }
+    },
+  };
+}
