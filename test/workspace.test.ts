@@ -15,7 +15,7 @@ import {
   checkBranchName,
   cloneRepository,
   commitChanges,
-  commitsBetween,
+  commitsSince,
   currentBranch,
   Git,
   headCommit,
@@ -396,7 +396,7 @@ describe("pushBranch", () => {
     expect(result.commits).toEqual([{ hash: commit_hash, subject: "to push" }]);
     expect(await sh(scratch, `--git-dir=${bare}`, "log", "-1", "--format=%H %s", "main")).toBe(`${commit_hash} to push`);
     expect(await sh(dir, "rev-parse", "--abbrev-ref", "main@{upstream}")).toBe("origin/main");
-    expect(await commitsBetween(git, dir, "origin/main")).toEqual([]);
+    expect(await commitsSince(git, dir, "origin/main")).toEqual([]);
   });
 
   it("pushes HEAD to a new remote branch", async () => {
