@@ -568,9 +568,20 @@ async function indexPath(git: Git, dir: string, fresh = false): Promise<string> 
   return found;
 }
 
-/** Copy the index to `scratch` with its times; false when there is no index (nothing staged ever). */
+/**
+ * `scratch` as a copy of the index, with its times; false when there is no index (nothing staged ever).
+ * A hard link is the copy when the file system allows: git never writes an index in place (it writes
+ * `<file>.lock` and renames it over the file), so the real index's file stays as it was, and the
+ * link costs nothing whatever the index's size.
+ */
 async function copyIndex(index: string, scratch: string): Promise<boolean> {
   try {
+    try {
+      await fs.link(index, scratch);
+      return true;
+    } catch (err) {
+      if (isMissing(err)) throw err;
+    }
     await fs.copyFile(index, scratch);
     // Keep the index's mtime: git re-reads files changed in the same second as the index was written
     // ("racily clean" entries) only when it can compare against the index's real time.
@@ -578,9 +589,24 @@ async function copyIndex(index: string, scratch: string): Promise<boolean> {
     await fs.utimes(scratch, atime, mtime);
     return true;
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    if (!isMissing(err)) throw err;
     return false;
   }
+}
+
+/** Remove a file unless it (or the directory it was in) is gone already. */
+async function removeIfThere(file: string): Promise<void> {
+  try {
+    await fs.rm(file, { force: true });
+  } catch (err) {
+    if (!isMissing(err)) throw err;
+  }
+}
+
+/** The file is not there: ENOENT, or ENOTDIR when a directory on its path is a file now (a `.git` file of a worktree). */
+function isMissing(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === "ENOENT" || code === "ENOTDIR";
 }
 
 /** Stage the whole working tree into a throw-away copy of the index and run `fn` with that index. */
@@ -602,7 +628,7 @@ async function withWorkingTreeIndex<T>(git: Git, dir: string, fn: (env: Record<s
     await git.run([...SCRATCH, "add", "--all", "--ignore-errors"], { cwd: dir, env });
     return await fn(env);
   } finally {
-    await Promise.all([scratch, `${scratch}.lock`].map((f) => fs.rm(f, { force: true })));
+    await Promise.all([scratch, `${scratch}.lock`].map((f) => removeIfThere(f)));
   }
 }
 
