@@ -186,6 +186,8 @@ export class SessionManager {
     try {
       const title = input.title?.trim() || `coding-mcp: ${path.basename(workspace.source_repo ?? workspace.path)}`;
       const backendSession = await backend.openSession(workspace.path, { title });
+      // HEAD and the working tree at open, read side by side once the backend's session is open.
+      const [head, atOpen] = await Promise.all([headCommit(this.git, workspace.path), this.stateAtOpen(workspace, !reused)]);
       const record: SessionRecord = {
         id: sessionId,
         workspace_id: workspace.id,
@@ -194,8 +196,8 @@ export class SessionManager {
         title,
         state: "open",
         created_at: new Date().toISOString(),
-        base_commit: (await headCommit(this.git, workspace.path)) ?? EMPTY_TREE,
-        ...(await this.stateAtOpen(workspace, !reused)),
+        base_commit: head ?? EMPTY_TREE,
+        ...atOpen,
         totals: emptyTotals(),
         ...(input.model ? { model: input.model } : {}),
       };
