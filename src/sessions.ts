@@ -186,6 +186,8 @@ export class SessionManager {
     try {
       const title = input.title?.trim() || `coding-mcp: ${path.basename(workspace.source_repo ?? workspace.path)}`;
       const backendSession = await backend.openSession(workspace.path, { title });
+      // HEAD and the working tree at open, read side by side once the backend's session is open.
+      const [head, atOpen] = await Promise.all([headCommit(this.git, workspace.path), this.stateAtOpen(workspace, !reused)]);
       const record: SessionRecord = {
         id: sessionId,
         workspace_id: workspace.id,
@@ -194,8 +196,8 @@ export class SessionManager {
         title,
         state: "open",
         created_at: new Date().toISOString(),
-        base_commit: (await headCommit(this.git, workspace.path)) ?? EMPTY_TREE,
-        ...(await this.stateAtOpen(workspace, !reused)),
+        base_commit: head ?? EMPTY_TREE,
+        ...atOpen,
         totals: emptyTotals(),
         ...(input.model ? { model: input.model } : {}),
       };
@@ -514,7 +516,7 @@ export class SessionManager {
     const dir = workspace.path;
     const since = input.since ?? "open";
     const named = await this.pathsFromTop(dir, input.paths);
-    const base = since === "open" ? await this.baseOf(session, dir) : ((await headCommit(this.git, dir)) ?? EMPTY_TREE);
+    const base = since === "open" ? (await this.baseOf(session, dir)).base : ((await headCommit(this.git, dir)) ?? EMPTY_TREE);
     // What is not committed yet, in a caller's checkout, is measured like coding_commit commits: the owner's earlier work stays out.
     const dirtyAtOpen = since === "commit" && !workspace.managed && session.dirty_at_open?.length ? new Set(session.dirty_at_open) : undefined;
     const result = await workingTreeDiff(this.git, dir, {
@@ -533,11 +535,14 @@ export class SessionManager {
     };
   }
 
-  /** The working tree at open when git still has it (an unreferenced tree may be pruned by gc after weeks), else the commit at open. */
-  private async baseOf(session: SessionRecord, dir: string): Promise<string> {
+  /**
+   * The working tree at open when git still has it (an unreferenced tree may be pruned by gc after weeks), else the commit at open.
+   * `checked`: git has just confirmed it is a tree, so it need not be checked again.
+   */
+  private async baseOf(session: SessionRecord, dir: string): Promise<{ base: string; checked: boolean }> {
     const tree = session.tree_at_open;
-    if (tree && (await this.git.exec(["cat-file", "-e", `${tree}^{tree}`], { cwd: dir })).exitCode === 0) return tree;
-    return session.base_commit;
+    if (tree && !tree.startsWith("-") && (await this.git.exec(["cat-file", "-e", `${tree}^{tree}`], { cwd: dir })).exitCode === 0) return { base: tree, checked: true };
+    return { base: session.base_commit, checked: false };
   }
 
   async close(input: { session_id: string; success?: boolean }): Promise<CloseResult> {
@@ -546,9 +551,10 @@ export class SessionManager {
     const warnings: string[] = [];
     const missing = !(await isDirectory(workspace.path));
     if (missing) warnings.push(`${missingWorkspace(session.id, workspace)}, so files_changed is empty`);
-    const filesChanged = missing
+    const base = missing ? undefined : await this.baseOf(session, workspace.path);
+    const filesChanged = !base
       ? []
-      : await changedFiles(this.git, workspace.path, await this.baseOf(session, workspace.path)).catch((err) => {
+      : await changedFiles(this.git, workspace.path, base.base, { trusted: base.checked }).catch((err) => {
           warnings.push(`files_changed is incomplete: git could not list the session's changes (${errorMessage(err)})`);
           this.log.warn(`closing ${session.id}: ${warnings.at(-1)}`);
           return [];

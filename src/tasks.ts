@@ -10,7 +10,7 @@ import { addToTotals, type CodeResult, type RunningTaskRecord, type SessionRecor
 import { sleep } from "./process.js";
 import type { Records } from "./records.js";
 import { TaskSpan } from "./telemetry.js";
-import { EMPTY_TREE, changedFiles, commitsBetween, headCommit, snapshotWorkingTree, type Git } from "./workspace/git.js";
+import { EMPTY_TREE, changedFiles, commitsSince, headCommit, snapshotWorkingTree, type Git } from "./workspace/git.js";
 
 /**
  * Coding tasks: one at a time per session, run in the foreground (the `code` call waits) or the
@@ -191,7 +191,8 @@ export class TaskRunner {
             signal: controller.signal,
             emit: track,
           });
-          return this.finish(session, workspace, view, running, approvals, () =>
+          // The snapshots come from the records: checked again before git uses them.
+          return this.finish(session, workspace, view, { ...running, trusted: false }, approvals, () =>
             backend.resumeTask({
               sessionId: session.backend_session_id,
               directory: workspace.path,
@@ -226,7 +227,7 @@ export class TaskRunner {
       tree_before: tree,
     };
     await this.records.sessions.update(session.id, (s) => (s.running = running));
-    return this.finish(session, workspace, view, running, approvals, async () => {
+    return this.finish(session, workspace, view, { ...running, trusted: true }, approvals, async () => {
       const deadline = Date.parse(running.deadline);
       let result: TaskResult;
       for (let attempt = 1; ; attempt++) {
@@ -266,7 +267,7 @@ export class TaskRunner {
     session: SessionRecord,
     workspace: WorkspaceRecord,
     view: TaskView,
-    running: RunningTaskRecord,
+    running: RunningTaskRecord & { /** head_before and tree_before are this process's own reads, not checked again. */ trusted: boolean },
     approvals: TaskApprovals,
     execute: () => Promise<TaskResult>,
   ): Promise<CodeResult> {
@@ -283,12 +284,12 @@ export class TaskRunner {
     if (this.stopping) throw new Error(`task ${view.task_id} left running: coding-mcp is stopping`);
     const warnings: string[] = [];
     const [filesChanged, commits] = await Promise.all([
-      changedFiles(this.git, workspace.path, running.tree_before).catch((err) => {
+      changedFiles(this.git, workspace.path, running.tree_before, { trusted: running.trusted }).catch((err) => {
         // Said in the answer: an empty list would read as "the agent changed nothing".
         warnings.push(`files_changed is incomplete: git could not list the changes (${errorMessage(err)})`);
         return [];
       }),
-      this.agentCommits(workspace.path, running.head_before).catch((err) => {
+      commitsSince(this.git, workspace.path, running.head_before === EMPTY_TREE ? undefined : running.head_before, { trusted: running.trusted }).catch((err) => {
         warnings.push(`commits is incomplete: git could not list the agent's commits (${errorMessage(err)})`);
         return [];
       }),
@@ -315,13 +316,6 @@ export class TaskRunner {
       };
     });
     return code;
-  }
-
-  /** Commits made since `headBefore` (the agent's own), newest first. */
-  private async agentCommits(dir: string, headBefore: string) {
-    const headAfter = await headCommit(this.git, dir);
-    if (!headAfter || headAfter === headBefore) return [];
-    return commitsBetween(this.git, dir, headBefore === EMPTY_TREE ? undefined : headBefore, headAfter);
   }
 }
 

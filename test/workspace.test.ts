@@ -15,13 +15,15 @@ import {
   checkBranchName,
   cloneRepository,
   commitChanges,
-  commitsBetween,
+  commitsSince,
   currentBranch,
+  EMPTY_TREE,
   Git,
   headCommit,
   initRepository,
   INITIAL_COMMIT_MESSAGE,
   pushBranch,
+  snapshotWorkingTree,
 } from "../src/workspace/git.js";
 import { isInside, repoRelativePath, resolveInsideRoots } from "../src/workspace/paths.js";
 import { validateRepoUrl } from "../src/workspace/remote-url.js";
@@ -298,6 +300,93 @@ describe("changedFiles", () => {
     const all = await changedFiles(git, dir, "4b825dc642cb6eb9a060e54bf8d69288fbee4904");
     expect(all.map((c) => c.path).sort()).toEqual([".gitignore", "deleted.txt", "image.bin", "modified.txt", "rename-me.txt"]);
     await expectUserError(changedFiles(git, dir, "--output=/tmp/x"), "unknown_ref");
+    await expectUserError(changedFiles(git, dir, "no-such-ref"), "unknown_ref");
+  });
+
+  it("measures from a snapshot tree: renames with their line counts, new files, nothing from before it", async () => {
+    const { dir } = await fixture();
+    await write(dir, "modified.txt", "work from before\n");
+    const before = await snapshotWorkingTree(git, dir);
+    await fs.mkdir(path.join(dir, "moved"));
+    await sh(dir, "mv", "rename-me.txt", "moved/renamed.txt");
+    await fs.appendFile(path.join(dir, "moved/renamed.txt"), "one more\n");
+    await write(dir, "brand new.txt", "n\n");
+    const changes = await changedFiles(git, dir, before, { trusted: true });
+    expect(changes.sort((a, b) => a.path.localeCompare(b.path))).toEqual([
+      { path: "brand new.txt", status: "added", additions: 1, deletions: 0 },
+      { path: "moved/renamed.txt", status: "renamed", additions: 1, deletions: 0 },
+    ]);
+    expect(await changedFiles(git, dir, await snapshotWorkingTree(git, dir))).toEqual([]);
+  });
+
+  it("leaves the real index's bytes alone when the snapshot stages changes", async () => {
+    const { dir } = await fixture();
+    await write(dir, "modified.txt", "changed\n");
+    await write(dir, "untracked.txt", "u\n");
+    const index = path.join(dir, ".git", "index");
+    const [bytes, stat] = [await fs.readFile(index), await fs.stat(index)];
+    const tree = await snapshotWorkingTree(git, dir);
+    expect(await sh(dir, "ls-tree", "--name-only", tree)).toContain("untracked.txt");
+    expect((await changedFiles(git, dir, "HEAD")).map((c) => c.path).sort()).toEqual(["modified.txt", "untracked.txt"]);
+    expect(await fs.readFile(index)).toEqual(bytes);
+    expect((await fs.stat(index)).mtimeMs).toBe(stat.mtimeMs);
+    expect((await fs.readdir(path.join(dir, ".git"))).filter((f) => f.includes("coding-mcp"))).toEqual([]);
+  });
+
+  it("runs no fsmonitor program named in the workspace's config", async () => {
+    const { dir } = await fixture();
+    const marker = path.join(scratch, "fsmonitor-ran");
+    await write(scratch, "fsmonitor.sh", `#!/bin/sh\necho ran >> '${marker}'\n`);
+    await fs.chmod(path.join(scratch, "fsmonitor.sh"), 0o755);
+    await sh(dir, "config", "core.fsmonitor", path.join(scratch, "fsmonitor.sh"));
+    await write(dir, "new.txt", "n\n");
+    const tree = await snapshotWorkingTree(git, dir);
+    expect((await changedFiles(git, dir, tree)).length).toBe(0);
+    expect((await changedFiles(git, dir, "HEAD")).map((c) => c.path)).toEqual(["new.txt"]);
+    expect(await exists(marker)).toBe(false);
+  });
+
+  it("works in a repository without commits, and follows a directory whose repository was replaced", async () => {
+    const dir = path.join(scratch, "unborn");
+    await fs.mkdir(dir);
+    await sh(dir, "init", "-q", "-b", "main");
+    expect(await changedFiles(git, dir, EMPTY_TREE)).toEqual([]); // no index file yet
+    await write(dir, "first.txt", "1\n2\n");
+    expect(await changedFiles(git, dir, EMPTY_TREE)).toEqual([{ path: "first.txt", status: "added", additions: 2, deletions: 0 }]);
+    expect(await commitsSince(git, dir, undefined)).toEqual([]);
+
+    // The same directory becomes a worktree of another repository: its index is elsewhere now.
+    const other = path.join(scratch, "other");
+    await initRepository(git, other, author);
+    await write(other, "theirs.txt", "t\n");
+    await sh(other, "add", "-A");
+    await sh(other, "commit", "-q", "-m", "theirs");
+    await fs.rm(dir, { recursive: true });
+    await sh(other, "worktree", "add", "-q", "-b", "wt", dir);
+    await write(dir, "in-worktree.txt", "w\n");
+    expect(await changedFiles(git, dir, "HEAD")).toEqual([{ path: "in-worktree.txt", status: "added", additions: 1, deletions: 0 }]);
+  });
+});
+
+describe("commitsSince", () => {
+  it("lists the commits made since a HEAD, newest first, and checks refs it did not read itself", async () => {
+    const dir = path.join(scratch, "since");
+    await initRepository(git, dir, author);
+    const start = await sh(dir, "rev-parse", "HEAD");
+    expect(await commitsSince(git, dir, start, { trusted: true })).toEqual([]);
+    await sh(dir, "commit", "-q", "--allow-empty", "-m", "one");
+    await sh(dir, "commit", "-q", "--allow-empty", "-m", "two");
+    const [two, one] = (await sh(dir, "log", "-2", "--format=%H")).split("\n");
+    expect(await commitsSince(git, dir, start, { trusted: true })).toEqual([
+      { hash: two, subject: "two" },
+      { hash: one, subject: "one" },
+    ]);
+    expect((await commitsSince(git, dir, undefined)).map((c) => c.subject)).toEqual(["two", "one", INITIAL_COMMIT_MESSAGE]);
+    // Moved back: nothing new.
+    await sh(dir, "reset", "-q", "--hard", start);
+    expect(await commitsSince(git, dir, one, { trusted: true })).toEqual([]);
+    await expectUserError(commitsSince(git, dir, "--all"), "unknown_ref");
+    await expectUserError(commitsSince(git, dir, "0".repeat(40)), "unknown_ref");
   });
 });
 
@@ -372,6 +461,58 @@ describe("commitChanges", () => {
     await expectUserError(commitChanges(git, dir, { message: "m", author }), "commit_failed", /lint failed/);
   });
 
+  it("a refusing commit-msg hook: clear error, no commit, the changes stay staged as after git add", async () => {
+    const dir = await repo();
+    const head = await sh(dir, "rev-parse", "HEAD");
+    await write(dir, ".git/hooks/commit-msg", "#!/bin/sh\necho 'message must name a ticket' >&2\nexit 1\n");
+    await fs.chmod(path.join(dir, ".git/hooks/commit-msg"), 0o755);
+    await write(dir, "keep.txt", "changed\n");
+    await expectUserError(commitChanges(git, dir, { message: "m", author }), "commit_failed", /ticket/);
+    expect(await sh(dir, "rev-parse", "HEAD")).toBe(head);
+    expect(await sh(dir, "diff", "--cached", "--name-only")).toBe("keep.txt");
+  });
+
+  it("nothing to commit is committed:false also with a passing pre-commit hook, for paths without changes, and with only unstaged changes", async () => {
+    const dir = await repo();
+    const head = await sh(dir, "rev-parse", "HEAD");
+    const ran = path.join(scratch, "pre-commit-ran");
+    await write(dir, ".git/hooks/pre-commit", `#!/bin/sh\necho checked; echo ran >> '${ran}'\n`);
+    await fs.chmod(path.join(dir, ".git/hooks/pre-commit"), 0o755);
+    const nothing = { committed: false, files_changed: 0, insertions: 0, deletions: 0 };
+    expect(await commitChanges(git, dir, { message: "nothing", author })).toEqual(nothing);
+    await write(dir, "keep.txt", "changed\n");
+    expect(await commitChanges(git, dir, { message: "unchanged path", paths: ["drop.txt"], author })).toEqual(nothing);
+    expect(await commitChanges(git, dir, { message: "nothing staged", addAll: false, author })).toEqual(nothing);
+    expect(await sh(dir, "rev-parse", "HEAD")).toBe(head);
+    expect(await exists(ran)).toBe(true); // as with git commit, the hook runs before git finds nothing to commit
+    const result = await commitChanges(git, dir, { message: "now", author });
+    expect(result).toMatchObject({ committed: true, files_changed: 1, insertions: 1, deletions: 3 });
+  });
+
+  it("commits renames as one file with their line counts", async () => {
+    const dir = await repo();
+    await write(dir, "long.txt", Array.from({ length: 30 }, (_, i) => `line ${i}\n`).join(""));
+    await commitChanges(git, dir, { message: "long", author });
+    await fs.rename(path.join(dir, "long.txt"), path.join(dir, "moved.txt"));
+    await fs.appendFile(path.join(dir, "moved.txt"), "line 30\n");
+    const result = await commitChanges(git, dir, { message: "move", author });
+    expect(await sh(dir, "show", "--name-status", "--format=", "HEAD")).toMatch(/^R\d+\tlong.txt\tmoved.txt$/);
+    expect(result).toMatchObject({ committed: true, files_changed: 1, insertions: 1, deletions: 0 });
+    expect(result.commit_hash).toBe(await sh(dir, "rev-parse", "HEAD"));
+  });
+
+  it("makes the first commit of a repository without commits", async () => {
+    const dir = path.join(scratch, "unborn");
+    await fs.mkdir(dir);
+    await sh(dir, "init", "-q", "-b", "main");
+    expect(await commitChanges(git, dir, { message: "nothing yet", author })).toMatchObject({ committed: false });
+    await write(dir, "a.txt", "a\nb\n");
+    await write(dir, "b.bin", Buffer.from([0, 1, 2]));
+    const result = await commitChanges(git, dir, { message: "root", author });
+    expect(result).toEqual({ committed: true, commit_hash: await sh(dir, "rev-parse", "HEAD"), files_changed: 2, insertions: 2, deletions: 0 });
+    expect(await sh(dir, "log", "--format=%s")).toBe("root");
+  });
+
   it("repoRelativePath normalises paths inside the root", async () => {
     expect(await repoRelativePath(scratch, "./a//b/", "paths")).toBe("a/b");
     expect(await repoRelativePath(scratch, path.join(scratch, "x"), "paths")).toBe("x");
@@ -396,7 +537,7 @@ describe("pushBranch", () => {
     expect(result.commits).toEqual([{ hash: commit_hash, subject: "to push" }]);
     expect(await sh(scratch, `--git-dir=${bare}`, "log", "-1", "--format=%H %s", "main")).toBe(`${commit_hash} to push`);
     expect(await sh(dir, "rev-parse", "--abbrev-ref", "main@{upstream}")).toBe("origin/main");
-    expect(await commitsBetween(git, dir, "origin/main")).toEqual([]);
+    expect(await commitsSince(git, dir, "origin/main")).toEqual([]);
   });
 
   it("pushes HEAD to a new remote branch", async () => {

@@ -231,15 +231,12 @@ export interface CommitInfo {
   subject: string;
 }
 
-/** Commits reachable from `toRef` but not from `fromRef` (none: all of them), newest first, at most 100. */
-export async function commitsBetween(git: Git, dir: string, fromRef: string | undefined, toRef = "HEAD"): Promise<CommitInfo[]> {
-  const to = await resolveCommit(git, dir, toRef);
-  if (fromRef === undefined) return logCommits(git, dir, [to]);
-  return logCommits(git, dir, [`${await resolveCommit(git, dir, fromRef)}..${to}`]);
+async function logCommits(git: Git, dir: string, revisions: string[]): Promise<CommitInfo[]> {
+  return parseLog(await git.run(["log", `--max-count=${MAX_COMMITS}`, "--no-show-signature", "--format=%H%x09%s", ...revisions, "--"], { cwd: dir }));
 }
 
-async function logCommits(git: Git, dir: string, revisions: string[]): Promise<CommitInfo[]> {
-  const out = await git.run(["log", `--max-count=${MAX_COMMITS}`, "--no-show-signature", "--format=%H%x09%s", ...revisions, "--"], { cwd: dir });
+/** `git log --format=%H%x09%s` lines. */
+function parseLog(out: string): CommitInfo[] {
   return out
     .split("\n")
     .filter(Boolean)
@@ -417,15 +414,26 @@ interface Numstat {
   deletions?: number;
 }
 
+export interface SinceOptions {
+  /**
+   * `sinceRef` is a hash coding-mcp itself produced (a snapshot tree, HEAD as it read it) or already
+   * verified, so it is not checked again. Refs from callers or records are checked.
+   */
+  trusted?: boolean;
+}
+
 /**
  * Everything that differs between `sinceRef` (a commit or tree; default: the empty tree) and the working tree: committed,
  * staged, unstaged and untracked-but-not-ignored. Git itself detects renames and counts lines (binary
  * files have no counts) in a few git runs whatever the number of files, and the real index is left alone.
  */
-export async function changedFiles(git: Git, dir: string, sinceRef?: string): Promise<ChangedFile[]> {
-  const base = sinceRef === undefined ? await emptyTree(git, dir) : await resolveObject(git, dir, sinceRef, "tree");
+export async function changedFiles(git: Git, dir: string, sinceRef?: string, o: SinceOptions = {}): Promise<ChangedFile[]> {
+  // The base is checked while the working tree is staged: neither waits for the other.
+  const base =
+    sinceRef === undefined ? emptyTree(git, dir) : o.trusted ? Promise.resolve(sinceRef) : resolveObject(git, dir, sinceRef, "tree");
+  base.catch(() => undefined); // Handled below; staging may fail first.
   return withWorkingTreeIndex(git, dir, async (env) =>
-    parseRawAndNumstat(await git.run(["diff", "--cached", "--raw", "--numstat", "-z", "-M", base, "--"], { cwd: dir, env })),
+    parseRawAndNumstat(await git.run([...SCRATCH, "diff", "--cached", "--raw", "--numstat", "-z", "-M", await base, "--"], { cwd: dir, env })),
   );
 }
 
@@ -434,7 +442,19 @@ export async function changedFiles(git: Git, dir: string, sinceRef?: string): Pr
  * before and after a task, the two trees tell what the task changed, apart from work left from before.
  */
 export function snapshotWorkingTree(git: Git, dir: string): Promise<string> {
-  return withWorkingTreeIndex(git, dir, (env) => git.run(["write-tree"], { cwd: dir, env }));
+  return withWorkingTreeIndex(git, dir, (env) => git.run([...SCRATCH, "write-tree"], { cwd: dir, env }));
+}
+
+/**
+ * Commits reachable from HEAD but not from `since` (HEAD's hash before; none: every commit), newest
+ * first, at most 100; none when HEAD has no commit. One git run when `since` is trusted.
+ */
+export async function commitsSince(git: Git, dir: string, since: string | undefined, o: SinceOptions = {}): Promise<CommitInfo[]> {
+  const not = since === undefined ? [] : ["--not", o.trusted ? since : await resolveCommit(git, dir, since)];
+  const result = await git.exec(["log", `--max-count=${MAX_COMMITS}`, "--no-show-signature", "--format=%H%x09%s", "HEAD", ...not, "--"], { cwd: dir });
+  if (result.exitCode === 0) return parseLog(result.stdout);
+  if ((await headCommit(git, dir)) === undefined) return []; // No commit yet: git log has nothing to start from.
+  throw new UserError(`git log failed: ${git.redact(summarize(result.stderr))}`, undefined, "git_failed");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -502,9 +522,11 @@ export interface WorkingTreeDiff {
  * rather than dumped. Like changedFiles, it reads a throw-away copy of the index; the real one is left alone.
  */
 export async function workingTreeDiff(git: Git, dir: string, o: WorkingTreeDiffOptions): Promise<WorkingTreeDiff> {
-  const base = await resolveObject(git, dir, o.base, "tree");
+  const resolving = resolveObject(git, dir, o.base, "tree");
+  resolving.catch(() => undefined); // Handled below; staging may fail first.
   const include = (o.paths ?? []).map((p) => topPathspec(p));
   return withWorkingTreeIndex(git, dir, async (env) => {
+    const base = await resolving;
     const raw = await git.run([...READ_ONLY, "diff", "--cached", "--raw", "--numstat", "-z", "-M", "--no-relative", base, "--", ...include], { cwd: dir, env });
     const all = parseRawAndNumstat(raw);
     const leftOut = o.leaveOut ? all.filter(o.leaveOut) : [];
@@ -529,25 +551,84 @@ function boundAtLine(text: string, maxBytes: number): { text: string; cut: boole
   return { text: lastNewline < 0 ? "" : bytes.subarray(0, lastNewline + 1).toString("utf8"), cut: true };
 }
 
-/** Stage the whole working tree into a throw-away copy of the index and run `fn` with that index. */
-async function withWorkingTreeIndex<T>(git: Git, dir: string, fn: (env: Record<string, string>) => Promise<T>): Promise<T> {
-  const index = path.resolve(dir, await git.run(["rev-parse", "--git-path", "index"], { cwd: dir }));
-  const scratch = `${index}.coding-mcp-${randomBytes(6).toString("hex")}`;
+// Commands on a scratch index run no fsmonitor program named in the workspace's config (which the agent can write).
+const SCRATCH = ["-c", "core.fsmonitor=false"];
+
+// Where each workspace's index lives (`rev-parse --git-path index`): fixed for a repository, so asked once.
+const indexPaths = new Map<string, string>();
+const INDEX_PATHS_KEPT = 1_000;
+
+async function indexPath(git: Git, dir: string, fresh = false): Promise<string> {
+  const known = fresh ? undefined : indexPaths.get(dir);
+  if (known !== undefined) return known;
+  const found = path.resolve(dir, await git.run(["rev-parse", "--git-path", "index"], { cwd: dir }));
+  indexPaths.delete(dir);
+  if (indexPaths.size >= INDEX_PATHS_KEPT) indexPaths.delete(indexPaths.keys().next().value!);
+  indexPaths.set(dir, found);
+  return found;
+}
+
+/**
+ * `scratch` as a copy of the index, with its times; false when there is no index (nothing staged ever).
+ * A hard link is the copy when the file system allows: git never writes an index in place (it writes
+ * `<file>.lock` and renames it over the file), so the real index's file stays as it was, and the
+ * link costs nothing whatever the index's size.
+ */
+async function copyIndex(index: string, scratch: string): Promise<boolean> {
   try {
     try {
-      await fs.copyFile(index, scratch);
-      // Keep the index's mtime: git re-reads files changed in the same second as the index was written
-      // ("racily clean" entries) only when it can compare against the index's real time.
-      const { atime, mtime } = await fs.stat(index);
-      await fs.utimes(scratch, atime, mtime);
+      await fs.link(index, scratch);
+      return true;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err; // No index yet: start from an empty one.
+      if (isMissing(err)) throw err;
     }
+    await fs.copyFile(index, scratch);
+    // Keep the index's mtime: git re-reads files changed in the same second as the index was written
+    // ("racily clean" entries) only when it can compare against the index's real time.
+    const { atime, mtime } = await fs.stat(index);
+    await fs.utimes(scratch, atime, mtime);
+    return true;
+  } catch (err) {
+    if (!isMissing(err)) throw err;
+    return false;
+  }
+}
+
+/** Remove a file unless it (or the directory it was in) is gone already. */
+async function removeIfThere(file: string): Promise<void> {
+  try {
+    await fs.rm(file, { force: true });
+  } catch (err) {
+    if (!isMissing(err)) throw err;
+  }
+}
+
+/** The file is not there: ENOENT, or ENOTDIR when a directory on its path is a file now (a `.git` file of a worktree). */
+function isMissing(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === "ENOENT" || code === "ENOTDIR";
+}
+
+/** Stage the whole working tree into a throw-away copy of the index and run `fn` with that index. */
+async function withWorkingTreeIndex<T>(git: Git, dir: string, fn: (env: Record<string, string>) => Promise<T>): Promise<T> {
+  const wasKnown = indexPaths.has(dir);
+  let index = await indexPath(git, dir);
+  let scratch = `${index}.coding-mcp-${randomBytes(6).toString("hex")}`;
+  try {
+    if (!(await copyIndex(index, scratch)) && wasKnown) {
+      // No index where it was: the directory may hold another repository now, so ask git again.
+      const asked = await indexPath(git, dir, true);
+      if (asked !== index) {
+        [index, scratch] = [asked, `${asked}.coding-mcp-${randomBytes(6).toString("hex")}`];
+        await copyIndex(index, scratch);
+      }
+    }
+    // Without an index (nothing was ever staged) the scratch index starts empty.
     const env = { GIT_INDEX_FILE: scratch };
-    await git.run(["add", "--all", "--ignore-errors"], { cwd: dir, env });
+    await git.run([...SCRATCH, "add", "--all", "--ignore-errors"], { cwd: dir, env });
     return await fn(env);
   } finally {
-    await Promise.all([scratch, `${scratch}.lock`].map((f) => fs.rm(f, { force: true })));
+    await Promise.all([scratch, `${scratch}.lock`].map((f) => removeIfThere(f)));
   }
 }
 
@@ -617,30 +698,40 @@ export async function commitChanges(git: Git, dir: string, o: CommitOptions): Pr
   const literal = ["--literal-pathspecs"];
 
   if (paths || (o.addAll ?? true)) await stage(git, dir, [...literal, "add", "--all", ...pathArgs]);
-  const staged = await git.exec([...literal, "diff", "--cached", "--quiet", ...pathArgs], { cwd: dir });
-  if (staged.exitCode === 0) return { committed: false, files_changed: 0, insertions: 0, deletions: 0 };
-  if (staged.exitCode !== 1) throw new UserError(`git diff failed: ${git.redact(summarize(staged.stderr))}`, undefined, "git_failed");
-
-  try {
-    // The message goes through stdin, so one starting with '-' is just a message. Hooks still run.
-    await git.run([...identityArgs(o.author), ...literal, "commit", "--quiet", "--file=-", ...pathArgs], { cwd: dir, input: o.message });
-  } catch (err) {
-    if (!(err instanceof GitError)) throw err;
+  // The message goes through stdin, so one starting with '-' is just a message. Hooks still run, as
+  // with `git commit`: the pre-commit hook also when nothing is staged. git's own exit status says
+  // "nothing to commit"; -uno spares it listing untracked files then.
+  const commit = await git.exec([...identityArgs(o.author), ...literal, "commit", "--quiet", "--untracked-files=no", "--file=-", ...pathArgs], {
+    cwd: dir,
+    input: o.message,
+  });
+  if (commit.exitCode !== 0) {
+    if (commit.exitCode === 1 && nothingToCommit(commit.stdout)) return { committed: false, files_changed: 0, insertions: 0, deletions: 0 };
     throw new UserError(
-      `git commit failed: ${summarize(err.stderr) || err.message}`,
+      `git commit failed: ${git.redact(summarize(commit.stderr)) || `exit ${commit.exitCode}`}`,
       "a pre-commit or commit-msg hook may have refused the commit; fix what it reports and retry",
       "commit_failed",
     );
   }
-  const hash = await git.run(["rev-parse", "HEAD"], { cwd: dir });
-  const stats = parseNumstat((await git.run(["show", "--numstat", "-z", "--format=", "--no-show-signature", hash], { cwd: dir })).split("\0"), 0);
+  // The hash and the stats in one run: "<hash>\0" then the numstat records.
+  const tokens = (await git.run(["show", "--numstat", "-z", "--format=%H", "--no-show-signature", "HEAD", "--"], { cwd: dir })).split("\0");
+  const stats = parseNumstat(tokens, 1);
   return {
     committed: true,
-    commit_hash: hash,
+    commit_hash: tokens[0]!,
     files_changed: stats.length,
     insertions: stats.reduce((sum, s) => sum + (s.additions ?? 0), 0),
     deletions: stats.reduce((sum, s) => sum + (s.deletions ?? 0), 0),
   };
+}
+
+/**
+ * Whether a `git commit` that exited 1 found nothing to commit: its status report (on stdout; hooks'
+ * output goes to stderr) then ends with "nothing to commit", "nothing added to commit" or "no changes added to commit".
+ */
+function nothingToCommit(stdout: string): boolean {
+  const last = stdout.trimEnd().split("\n").at(-1) ?? "";
+  return /^(nothing to commit|nothing added to commit|no changes added to commit)\b/.test(last);
 }
 
 async function stage(git: Git, dir: string, args: string[]): Promise<void> {
