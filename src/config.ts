@@ -49,6 +49,8 @@ const GitSection = z.strictObject({
   allow_file_remotes: z.boolean().default(false),
   user_name: z.string().min(1).default("coding-mcp"),
   user_email: z.string().min(3).default("coding-mcp@localhost"),
+  /** Run the repository's hooks on coding-mcp's commits. Off: the agent can write hooks. */
+  run_hooks: z.boolean().default(false),
 });
 
 const LimitsSection = z.strictObject({

@@ -453,12 +453,53 @@ describe("commitChanges", () => {
     expect(await sh(dir, "rev-parse", "HEAD")).toBe(head);
   });
 
-  it("respects hooks: a failing pre-commit hook is a clear error", async () => {
+  it("runs no hook unless asked (the agent can write them); with run_hooks a failing pre-commit hook is a clear error", async () => {
     const dir = await repo();
-    await write(dir, ".git/hooks/pre-commit", "#!/bin/sh\necho 'lint failed: fix foo' >&2\nexit 1\n");
-    await fs.chmod(path.join(dir, ".git/hooks/pre-commit"), 0o755);
+    const ran = path.join(scratch, "planted-hook-ran");
+    for (const hook of ["pre-commit", "prepare-commit-msg", "commit-msg", "post-commit"]) {
+      await write(dir, `.git/hooks/${hook}`, `#!/bin/sh\necho ${hook} >> '${ran}'\n`);
+      await fs.chmod(path.join(dir, `.git/hooks/${hook}`), 0o755);
+    }
     await write(dir, "keep.txt", "changed\n");
-    await expectUserError(commitChanges(git, dir, { message: "m", author }), "commit_failed", /lint failed/);
+    expect(await commitChanges(git, dir, { message: "m", author })).toMatchObject({ committed: true });
+    expect(await exists(ran)).toBe(false);
+    await write(dir, ".git/hooks/pre-commit", "#!/bin/sh\necho 'lint failed: fix foo' >&2\nexit 1\n");
+    await write(dir, "keep.txt", "changed again\n");
+    await expectUserError(commitChanges(git, dir, { message: "m", author, runHooks: true }), "commit_failed", /lint failed/);
+  });
+
+  it("runs no filter or signing program named by the workspace's config, and keeps the ones set outside it", async () => {
+    const dir = await repo();
+    const ran = path.join(scratch, "planted-program-ran");
+    await write(scratch, "planted.sh", `#!/bin/sh\necho "$0 $*" >> '${ran}'\ncat\n`);
+    await fs.chmod(path.join(scratch, "planted.sh"), 0o755);
+    const planted = path.join(scratch, "planted.sh");
+    await write(dir, ".gitattributes", "*.txt filter=evil\n*.dat filter=upper\n");
+    await sh(dir, "config", "filter.evil.clean", planted);
+    await sh(dir, "config", "filter.evil.process", planted);
+    await sh(dir, "config", "filter.evil.required", "true");
+    await sh(dir, "config", "gpg.program", planted);
+    await sh(dir, "config", "commit.gpgSign", "false");
+    // An include from .git/config of a file the agent wrote into the workspace counts as the workspace's.
+    await write(dir, "included.cfg", `[filter "evil"]\n\tsmudge = ${planted}\n`);
+    await sh(dir, "config", "include.path", "../included.cfg");
+    // A filter set up outside the workspace (as `git lfs install` does in ~/.gitconfig) still runs.
+    const globalConfig = path.join(scratch, "global.gitconfig");
+    await write(scratch, "global.gitconfig", `[filter "upper"]\n\tclean = tr a-z A-Z\n`);
+    process.env.GIT_CONFIG_GLOBAL = globalConfig;
+    try {
+      await write(dir, "keep.txt", "changed\n");
+      await write(dir, "shout.dat", "quiet\n");
+      const files = await changedFiles(git, dir, "HEAD");
+      expect(files.map((f) => f.path).sort()).toEqual([".gitattributes", "included.cfg", "keep.txt", "shout.dat"]);
+      const result = await commitChanges(git, dir, { message: "m", author });
+      expect(result).toMatchObject({ committed: true });
+      expect(await sh(dir, "show", "HEAD:shout.dat")).toBe("QUIET");
+      expect(await sh(dir, "show", "HEAD:keep.txt")).toBe("changed");
+    } finally {
+      delete process.env.GIT_CONFIG_GLOBAL;
+    }
+    expect(await exists(ran)).toBe(false);
   });
 
   it("a refusing commit-msg hook: clear error, no commit, the changes stay staged as after git add", async () => {
@@ -467,7 +508,7 @@ describe("commitChanges", () => {
     await write(dir, ".git/hooks/commit-msg", "#!/bin/sh\necho 'message must name a ticket' >&2\nexit 1\n");
     await fs.chmod(path.join(dir, ".git/hooks/commit-msg"), 0o755);
     await write(dir, "keep.txt", "changed\n");
-    await expectUserError(commitChanges(git, dir, { message: "m", author }), "commit_failed", /ticket/);
+    await expectUserError(commitChanges(git, dir, { message: "m", author, runHooks: true }), "commit_failed", /ticket/);
     expect(await sh(dir, "rev-parse", "HEAD")).toBe(head);
     expect(await sh(dir, "diff", "--cached", "--name-only")).toBe("keep.txt");
   });
@@ -479,10 +520,10 @@ describe("commitChanges", () => {
     await write(dir, ".git/hooks/pre-commit", `#!/bin/sh\necho checked; echo ran >> '${ran}'\n`);
     await fs.chmod(path.join(dir, ".git/hooks/pre-commit"), 0o755);
     const nothing = { committed: false, files_changed: 0, insertions: 0, deletions: 0 };
-    expect(await commitChanges(git, dir, { message: "nothing", author })).toEqual(nothing);
+    expect(await commitChanges(git, dir, { message: "nothing", author, runHooks: true })).toEqual(nothing);
     await write(dir, "keep.txt", "changed\n");
-    expect(await commitChanges(git, dir, { message: "unchanged path", paths: ["drop.txt"], author })).toEqual(nothing);
-    expect(await commitChanges(git, dir, { message: "nothing staged", addAll: false, author })).toEqual(nothing);
+    expect(await commitChanges(git, dir, { message: "unchanged path", paths: ["drop.txt"], author, runHooks: true })).toEqual(nothing);
+    expect(await commitChanges(git, dir, { message: "nothing staged", addAll: false, author, runHooks: true })).toEqual(nothing);
     expect(await sh(dir, "rev-parse", "HEAD")).toBe(head);
     expect(await exists(ran)).toBe(true); // as with git commit, the hook runs before git finds nothing to commit
     const result = await commitChanges(git, dir, { message: "now", author });

@@ -108,7 +108,9 @@ export class Git {
   async exec(args: string[], opts: GitRunOptions): Promise<GitResult> {
     const started = Date.now();
     const execa = await loadExeca();
-    const subprocess = execa("git", args, {
+    // No fsmonitor program for any of coding-mcp's git: the workspace's config, which the agent can
+    // write, could name one. It only ever speeds git up, so results do not change.
+    const subprocess = execa("git", ["-c", "core.fsmonitor=false", ...args], {
       cwd: opts.cwd,
       // LC_ALL=C keeps messages parseable; no prompt may wait for a terminal nobody watches.
       env: { ...this.hiddenEnv, ...opts.env, GIT_TERMINAL_PROMPT: "0", LC_ALL: "C" },
@@ -433,7 +435,7 @@ export async function changedFiles(git: Git, dir: string, sinceRef?: string, o: 
     sinceRef === undefined ? emptyTree(git, dir) : o.trusted ? Promise.resolve(sinceRef) : resolveObject(git, dir, sinceRef, "tree");
   base.catch(() => undefined); // Handled below; staging may fail first.
   return withWorkingTreeIndex(git, dir, async (env) =>
-    parseRawAndNumstat(await git.run([...SCRATCH, "diff", "--cached", "--raw", "--numstat", "-z", "-M", await base, "--"], { cwd: dir, env })),
+    parseRawAndNumstat(await git.run(["diff", "--cached", "--no-ext-diff", "--no-textconv", "--raw", "--numstat", "-z", "-M", await base, "--"], { cwd: dir, env })),
   );
 }
 
@@ -442,7 +444,7 @@ export async function changedFiles(git: Git, dir: string, sinceRef?: string, o: 
  * before and after a task, the two trees tell what the task changed, apart from work left from before.
  */
 export function snapshotWorkingTree(git: Git, dir: string): Promise<string> {
-  return withWorkingTreeIndex(git, dir, (env) => git.run([...SCRATCH, "write-tree"], { cwd: dir, env }));
+  return withWorkingTreeIndex(git, dir, (env) => git.run(["write-tree"], { cwd: dir, env }));
 }
 
 /**
@@ -461,9 +463,9 @@ export async function commitsSince(git: Git, dir: string, since: string | undefi
 // Reviewing changes
 // ---------------------------------------------------------------------------------------------
 
-// Read-only looks at a checkout run no program named in the repository's config (which the agent can
-// write) and take no lock on, nor refresh, the owner's index.
-const READ_ONLY = ["--no-optional-locks", "-c", "core.fsmonitor=false"];
+// Read-only looks at a checkout take no lock on, nor refresh, the owner's index (and, like all of
+// coding-mcp's git, run no fsmonitor program).
+const READ_ONLY = ["--no-optional-locks"];
 // A diff in git's standard form whatever the config says, with no external diff or textconv program run.
 const PLAIN_DIFF = ["--no-color", "--no-ext-diff", "--no-textconv", "--no-relative", "--src-prefix=a/", "--dst-prefix=b/"];
 
@@ -527,7 +529,7 @@ export async function workingTreeDiff(git: Git, dir: string, o: WorkingTreeDiffO
   const include = (o.paths ?? []).map((p) => topPathspec(p));
   return withWorkingTreeIndex(git, dir, async (env) => {
     const base = await resolving;
-    const raw = await git.run([...READ_ONLY, "diff", "--cached", "--raw", "--numstat", "-z", "-M", "--no-relative", base, "--", ...include], { cwd: dir, env });
+    const raw = await git.run([...READ_ONLY, "diff", "--cached", "--no-ext-diff", "--no-textconv", "--raw", "--numstat", "-z", "-M", "--no-relative", base, "--", ...include], { cwd: dir, env });
     const all = parseRawAndNumstat(raw);
     const leftOut = o.leaveOut ? all.filter(o.leaveOut) : [];
     const files = all.filter((f) => !leftOut.includes(f));
@@ -551,20 +553,23 @@ function boundAtLine(text: string, maxBytes: number): { text: string; cut: boole
   return { text: lastNewline < 0 ? "" : bytes.subarray(0, lastNewline + 1).toString("utf8"), cut: true };
 }
 
-// Commands on a scratch index run no fsmonitor program named in the workspace's config (which the agent can write).
-const SCRATCH = ["-c", "core.fsmonitor=false"];
+// Where each workspace's index and git directory live: fixed for a repository, so asked once.
+interface RepoPaths {
+  index: string;
+  /** The git directory shared by all worktrees (the `.git` of the main checkout). */
+  commonDir: string;
+}
+const repoPathsKnown = new Map<string, RepoPaths>();
+const REPO_PATHS_KEPT = 1_000;
 
-// Where each workspace's index lives (`rev-parse --git-path index`): fixed for a repository, so asked once.
-const indexPaths = new Map<string, string>();
-const INDEX_PATHS_KEPT = 1_000;
-
-async function indexPath(git: Git, dir: string, fresh = false): Promise<string> {
-  const known = fresh ? undefined : indexPaths.get(dir);
+async function repoPaths(git: Git, dir: string, fresh = false): Promise<RepoPaths> {
+  const known = fresh ? undefined : repoPathsKnown.get(dir);
   if (known !== undefined) return known;
-  const found = path.resolve(dir, await git.run(["rev-parse", "--git-path", "index"], { cwd: dir }));
-  indexPaths.delete(dir);
-  if (indexPaths.size >= INDEX_PATHS_KEPT) indexPaths.delete(indexPaths.keys().next().value!);
-  indexPaths.set(dir, found);
+  const [index = "", commonDir = ""] = (await git.run(["rev-parse", "--path-format=absolute", "--git-path", "index", "--git-common-dir"], { cwd: dir })).split("\n");
+  const found = { index: path.resolve(dir, index), commonDir: path.resolve(dir, commonDir) };
+  repoPathsKnown.delete(dir);
+  if (repoPathsKnown.size >= REPO_PATHS_KEPT) repoPathsKnown.delete(repoPathsKnown.keys().next().value!);
+  repoPathsKnown.set(dir, found);
   return found;
 }
 
@@ -609,15 +614,52 @@ function isMissing(err: unknown): boolean {
   return code === "ENOENT" || code === "ENOTDIR";
 }
 
+// Config keys that name a program git runs while staging (clean/smudge filters) or committing
+// (signing), and the value each gets back when a file in the workspace set it: the one set outside the
+// workspace (your `git lfs install` in ~/.gitconfig keeps working), else none or git's default program.
+const PROGRAM_KEYS = /^(filter\..+\.(clean|smudge|process|required)|gpg\.program|gpg\.(ssh|x509|openpgp)\.program)$/;
+const NEUTRAL_VALUE: Record<string, string> = { "gpg.program": "gpg", "gpg.openpgp.program": "gpg", "gpg.ssh.program": "ssh-keygen", "gpg.x509.program": "gpgsm" };
+
+/**
+ * `-c` options that undo every program-naming key (PROGRAM_KEYS) set by a config file inside the
+ * workspace or its git directory: `.git/config`, `config.worktree`, or a file there it includes. The
+ * agent can write those; a filter or signing program it named there would otherwise run in
+ * coding-mcp's own `git add` and `git commit`, outside any permission a person gave the agent.
+ */
+async function workspaceProgramOverrides(git: Git, dir: string): Promise<string[]> {
+  const [listing, { commonDir }] = await Promise.all([
+    git.exec(["config", "--show-origin", "-z", "--get-regexp", "^(filter|gpg)\\."], { cwd: dir }),
+    repoPaths(git, dir),
+  ]);
+  if (listing.exitCode === 1) return []; // No such key at all.
+  if (listing.exitCode !== 0) throw new UserError(`git config failed: ${git.redact(summarize(listing.stderr))}`, undefined, "git_failed");
+  const inside = (file: string) => [dir, commonDir].some((root) => file === root || file.startsWith(root + path.sep));
+  const trusted = new Map<string, string>();
+  const untrusted = new Set<string>();
+  // -z records: "file:<path>\0<key>\n<value>\0" (the value part without "\n" when the key has none).
+  const fields = listing.stdout.split("\0");
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    const origin = fields[i]!;
+    const [key = "", value = ""] = fields[i + 1]!.split(/\n(.*)/s);
+    if (!PROGRAM_KEYS.test(key)) continue;
+    const file = origin.startsWith("file:") ? path.resolve(dir, origin.slice(5)) : "";
+    if (file && inside(file)) untrusted.add(key);
+    else trusted.set(key, value);
+  }
+  return [...untrusted].flatMap((key) => ["-c", `${key}=${trusted.get(key) ?? NEUTRAL_VALUE[key] ?? (key.endsWith(".required") ? "false" : "")}`]);
+}
+
 /** Stage the whole working tree into a throw-away copy of the index and run `fn` with that index. */
 async function withWorkingTreeIndex<T>(git: Git, dir: string, fn: (env: Record<string, string>) => Promise<T>): Promise<T> {
-  const wasKnown = indexPaths.has(dir);
-  let index = await indexPath(git, dir);
+  const overrides = workspaceProgramOverrides(git, dir);
+  overrides.catch(() => undefined); // Awaited below, after the index is found.
+  const wasKnown = repoPathsKnown.has(dir);
+  let { index } = await repoPaths(git, dir);
   let scratch = `${index}.coding-mcp-${randomBytes(6).toString("hex")}`;
   try {
     if (!(await copyIndex(index, scratch)) && wasKnown) {
       // No index where it was: the directory may hold another repository now, so ask git again.
-      const asked = await indexPath(git, dir, true);
+      const { index: asked } = await repoPaths(git, dir, true);
       if (asked !== index) {
         [index, scratch] = [asked, `${asked}.coding-mcp-${randomBytes(6).toString("hex")}`];
         await copyIndex(index, scratch);
@@ -625,7 +667,7 @@ async function withWorkingTreeIndex<T>(git: Git, dir: string, fn: (env: Record<s
     }
     // Without an index (nothing was ever staged) the scratch index starts empty.
     const env = { GIT_INDEX_FILE: scratch };
-    await git.run([...SCRATCH, "add", "--all", "--ignore-errors"], { cwd: dir, env });
+    await git.run([...(await overrides), "add", "--all", "--ignore-errors"], { cwd: dir, env });
     return await fn(env);
   } finally {
     await Promise.all([scratch, `${scratch}.lock`].map((f) => removeIfThere(f)));
@@ -680,6 +722,8 @@ export interface CommitOptions {
   /** Stage and commit exactly these paths (relative to the workspace, or absolute inside it). */
   paths?: string[];
   author: Author;
+  /** Run the repository's hooks (pre-commit, commit-msg, ...): git.run_hooks. */
+  runHooks?: boolean;
 }
 
 export interface CommitResult {
@@ -697,11 +741,14 @@ export async function commitChanges(git: Git, dir: string, o: CommitOptions): Pr
   const pathArgs = paths ? ["--", ...paths] : [];
   const literal = ["--literal-pathspecs"];
 
-  if (paths || (o.addAll ?? true)) await stage(git, dir, [...literal, "add", "--all", ...pathArgs]);
-  // The message goes through stdin, so one starting with '-' is just a message. Hooks still run, as
+  const overrides = await workspaceProgramOverrides(git, dir);
+  // Hooks are programs in the git directory, which the agent can write: they run only when the owner says so.
+  const hooks = o.runHooks ? [] : ["-c", "core.hooksPath=/dev/null"];
+  if (paths || (o.addAll ?? true)) await stage(git, dir, [...overrides, ...literal, "add", "--all", ...pathArgs]);
+  // The message goes through stdin, so one starting with '-' is just a message. Hooks that run do as
   // with `git commit`: the pre-commit hook also when nothing is staged. git's own exit status says
   // "nothing to commit"; -uno spares it listing untracked files then.
-  const commit = await git.exec([...identityArgs(o.author), ...literal, "commit", "--quiet", "--untracked-files=no", "--file=-", ...pathArgs], {
+  const commit = await git.exec([...identityArgs(o.author), ...overrides, ...hooks, ...literal, "commit", "--quiet", "--untracked-files=no", "--file=-", ...pathArgs], {
     cwd: dir,
     input: o.message,
   });
@@ -714,7 +761,7 @@ export async function commitChanges(git: Git, dir: string, o: CommitOptions): Pr
     );
   }
   // The hash and the stats in one run: "<hash>\0" then the numstat records.
-  const tokens = (await git.run(["show", "--numstat", "-z", "--format=%H", "--no-show-signature", "HEAD", "--"], { cwd: dir })).split("\0");
+  const tokens = (await git.run(["show", "--no-ext-diff", "--no-textconv", "--numstat", "-z", "--format=%H", "--no-show-signature", "HEAD", "--"], { cwd: dir })).split("\0");
   const stats = parseNumstat(tokens, 1);
   return {
     committed: true,

@@ -113,7 +113,7 @@ export class WorkspaceManager {
 
   commit(dir: string, options: { message: string; addAll: boolean; paths?: string[] }) {
     return withSpan("git.commit", { "coding_mcp.workspace": dir }, async (span) => {
-      const result = await commitChanges(this.git, dir, { ...options, author: this.author });
+      const result = await commitChanges(this.git, dir, { ...options, author: this.author, runHooks: this.config.git.run_hooks });
       setAttributes(span, { "git.committed": result.committed, "git.commit.hash": result.commit_hash, "git.files_changed": result.files_changed });
       return result;
     });
