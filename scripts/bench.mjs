@@ -77,7 +77,7 @@ const CHANGED = int("BENCH_CHANGED", 2_000);
 const MCP_LOG = process.env.BENCH_MCP_LOG ? path.resolve(process.env.BENCH_MCP_LOG) : undefined;
 const CONCURRENCY = 16;
 const OPEN_SESSIONS = 100;
-const ALL_FIGURES = ["roundtrip", "cold", "concurrent", "git", "memory", "growth", "progress", "acp"];
+const ALL_FIGURES = ["roundtrip", "profile", "cold", "concurrent", "git", "memory", "growth", "progress", "acp"];
 const ONLY = (process.env.BENCH_ONLY ?? ALL_FIGURES.join(",")).split(",").map((s) => s.trim()).filter(Boolean);
 for (const f of ONLY) if (!ALL_FIGURES.includes(f)) throw new Error(`BENCH_ONLY: unknown figure ${f}; use ${ALL_FIGURES.join(",")}`);
 
@@ -421,6 +421,65 @@ async function figureRoundTrip() {
     ...ab,
     target: "ratio ≤ 1.05",
     met: ab.ratio <= 1.05,
+  });
+}
+
+/**
+ * Where a `code` round trip's time goes: coding-mcp at debug level logs, per task, its own work before
+ * the agent (snapshot, record), the backend's turn, the git work after it and the record; the client
+ * times the whole call, and a direct prompt on the same OpenCode times the turn without coding-mcp.
+ * No target: it explains the round-trip figure.
+ */
+async function figureProfile() {
+  const oc = await startOpencode("profile");
+  const dir = tempDir("mcp-profile");
+  const { args, env } = codingMcpEnv(oc, path.join(dir, "workspaces"), dir);
+  const mcp = await connectStdio(args, { ...env, CODING_MCP_LOG_LEVEL: "debug" });
+  onCleanup(mcp.close);
+  const timings = [];
+  const gitRuns = [];
+  mcp.transport.stderr?.on("data", (chunk) => {
+    for (const line of chunk.toString("utf8").split("\n")) {
+      const t = /task \S+ timing: before ([\d.]+) ms, agent ([\d.]+) ms, changes ([\d.]+) ms, record ([\d.]+) ms/.exec(line);
+      if (t) timings.push(t.slice(1, 5).map(Number));
+      const g = /git (\S+(?: \S+)?).* -> \d+ in (\d+) ms/.exec(line);
+      if (g) gitRuns.push(g[1]);
+    }
+  });
+  const call = async (name, a) => (await mcp.client.callTool({ name, arguments: a }, undefined, { timeout: CALL_TIMEOUT_MS })).structuredContent;
+  const opened = await call("coding_open", { title: "profile" });
+  const direct = await directSessions(oc, tempDir("direct-profile"), 1);
+  const rounds = [];
+  const prompts = [];
+  for (let i = -WARMUP; i < RUNS; i++) {
+    const gitBefore = gitRuns.length;
+    const t0 = performance.now();
+    const result = await call("code", { session_id: opened.session_id, task: nextTask() });
+    const ms = performance.now() - t0;
+    if (!result?.success) throw new Error(`profile: code failed: ${JSON.stringify(result).slice(0, 300)}`);
+    const promptMs = await direct.run(0);
+    if (i >= 0) {
+      rounds.push({ ms, git: gitRuns.length - gitBefore });
+      prompts.push(promptMs);
+    }
+  }
+  await direct.close();
+  const last = timings.slice(-RUNS);
+  const med = (xs) => summary(xs).median;
+  const phase = (k) => med(last.map((t) => t[k]));
+  const round_ = med(rounds.map((r) => r.ms));
+  const parts = { before: phase(0), agent: phase(1), changes: phase(2), record: phase(3) };
+  const rest = round_ - parts.before - parts.agent - parts.changes - parts.record;
+  const prompt = med(prompts);
+  results.push({
+    id: "profile",
+    figure: "`code` round trip, profile (medians)",
+    unit: "ms",
+    value: round_,
+    detail: { ...Object.fromEntries(Object.entries(parts).map(([k, v]) => [`${k}_ms`, round(v, 1)])), mcp_and_tool_ms: round(rest, 1), direct_prompt_ms: round(prompt, 1), backend_overhead_ms: round(parts.agent - prompt, 1), git_processes_per_task: med(rounds.map((r) => r.git)) },
+    target: "–",
+    met: true,
+    metText: "(explains the round trip)",
   });
 }
 
@@ -910,7 +969,7 @@ function table() {
   for (const r of results) {
     if (r.value !== undefined) {
       const ref = r.reference === undefined ? "–" : `(${fmt(r.reference, r.unit)})`;
-      const extra = r.id === "progress" ? `median ${fmt(r.detail.median_ms, "ms")}, max ${fmt(r.detail.max_ms, "ms")} (n ${r.detail.n})` : r.id === "growth" ? `after 50: ${r.detail.after_50_mb} MB, after ${GROWTH_TASKS}: ${r.detail[`after_${GROWTH_TASKS}_mb`]} MB; peak ${r.detail.peak_mb} MB` : `peak ${r.detail.peak_mb} MB`;
+      const extra = r.id === "profile" ? `before ${fmt(r.detail.before_ms, "ms")}, agent ${fmt(r.detail.agent_ms, "ms")} (a direct prompt: ${fmt(r.detail.direct_prompt_ms, "ms")}), changes ${fmt(r.detail.changes_ms, "ms")}, record ${fmt(r.detail.record_ms, "ms")}, MCP + tool ${fmt(r.detail.mcp_and_tool_ms, "ms")}; ${r.detail.git_processes_per_task} git runs` : r.id === "progress" ? `median ${fmt(r.detail.median_ms, "ms")}, max ${fmt(r.detail.max_ms, "ms")} (n ${r.detail.n})` : r.id === "growth" ? `after 50: ${r.detail.after_50_mb} MB, after ${GROWTH_TASKS}: ${r.detail[`after_${GROWTH_TASKS}_mb`]} MB; peak ${r.detail.peak_mb} MB` : `peak ${r.detail.peak_mb} MB`;
       rows.push(`| ${r.figure} | ${r.id === "progress" ? `p95 ${fmt(r.value, "ms")}` : fmt(r.value, r.unit)} | ${ref} | ${r.id === "growth" ? `×${r.detail.ratio_to_minimal}` : "–"} | ${extra} | ${r.target} | ${r.metText ?? (r.met ? "yes" : "**no**")} |`);
       continue;
     }
@@ -962,7 +1021,7 @@ async function main() {
         }
       : { text: "Wrote bench.txt.", usage: { prompt_tokens: 1100, completion_tokens: 5 } },
   );
-  const figures = { roundtrip: figureRoundTrip, cold: figureColdStart, concurrent: figureConcurrent, git: figureGit, memory: figureMemory, growth: figureGrowth, progress: figureProgress, acp: figureAcpRoundTrip };
+  const figures = { roundtrip: figureRoundTrip, profile: figureProfile, cold: figureColdStart, concurrent: figureConcurrent, git: figureGit, memory: figureMemory, growth: figureGrowth, progress: figureProgress, acp: figureAcpRoundTrip };
   for (const id of ALL_FIGURES) {
     if (!ONLY.includes(id)) continue;
     const mark = cleanups.length;

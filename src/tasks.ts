@@ -217,6 +217,7 @@ export class TaskRunner {
     approvals: TaskApprovals,
   ): Promise<CodeResult> {
     const { session, workspace } = request;
+    const startedAt = performance.now();
     const [head, tree] = await Promise.all([headCommit(this.git, workspace.path), snapshotWorkingTree(this.git, workspace.path)]);
     const running: RunningTaskRecord = {
       task_id: view.task_id,
@@ -227,6 +228,7 @@ export class TaskRunner {
       tree_before: tree,
     };
     await this.records.sessions.update(session.id, (s) => (s.running = running));
+    const beforeMs = performance.now() - startedAt;
     return this.finish(session, workspace, view, { ...running, trusted: true }, approvals, async () => {
       const deadline = Date.parse(running.deadline);
       let result: TaskResult;
@@ -259,7 +261,7 @@ export class TaskRunner {
         if (!(await sleep(delayMs, signal))) break;
       }
       return result;
-    });
+    }, beforeMs);
   }
 
   /** Run (or follow) the task, then add what git says changed, and record the result with the session. */
@@ -270,7 +272,10 @@ export class TaskRunner {
     running: RunningTaskRecord & { /** head_before and tree_before are this process's own reads, not checked again. */ trusted: boolean },
     approvals: TaskApprovals,
     execute: () => Promise<TaskResult>,
+    /** How long coding-mcp's own work before the agent took (snapshot, record), for the timing line. */
+    beforeMs?: number,
   ): Promise<CodeResult> {
+    const agentStartedAt = performance.now();
     let result: TaskResult;
     try {
       result = await execute();
@@ -283,6 +288,7 @@ export class TaskRunner {
     if (approvals.questions.length) result.trace.questions = approvals.questions;
     if (this.stopping) throw new Error(`task ${view.task_id} left running: coding-mcp is stopping`);
     const warnings: string[] = [];
+    const agentEndedAt = performance.now();
     const [filesChanged, commits] = await Promise.all([
       changedFiles(this.git, workspace.path, running.tree_before, { trusted: running.trusted }).catch((err) => {
         // Said in the answer: an empty list would read as "the agent changed nothing".
@@ -298,6 +304,7 @@ export class TaskRunner {
     const { retryable: _internal, ...answer } = result;
     const code: CodeResult = { ...answer, files_changed: filesChanged, ...(commits.length ? { commits } : {}), ...(warnings.length ? { warnings } : {}) };
     const finishedAt = new Date().toISOString();
+    const gitEndedAt = performance.now();
     await this.records.sessions.update(session.id, (record) => {
       record.totals = addToTotals(record.totals, result);
       delete record.running;
@@ -315,6 +322,12 @@ export class TaskRunner {
         result: code,
       };
     });
+    // Where a task's time went, coding-mcp's own share apart from the agent's (npm run bench reads it).
+    const ms = (x: number) => Math.round(x * 10) / 10;
+    this.log.debug(
+      `task ${view.task_id} timing: ${beforeMs === undefined ? "" : `before ${ms(beforeMs)} ms, `}agent ${ms(agentEndedAt - agentStartedAt)} ms, ` +
+        `changes ${ms(gitEndedAt - agentEndedAt)} ms, record ${ms(performance.now() - gitEndedAt)} ms`,
+    );
     return code;
   }
 }
