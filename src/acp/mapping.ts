@@ -38,8 +38,8 @@ export function permissionAskOf(request: Pick<RequestPermissionRequest, "toolCal
   const kind = call.kind ?? undefined;
   const toolName = toolNameOf(call);
   const permission = kind ? (kind === "other" && toolName ? toolName : POLICY_KIND_OF[kind]) : (toolName ?? "other");
-  if (kind === "execute" || typeof input.command === "string") {
-    const command = typeof input.command === "string" ? input.command : Array.isArray(input.command) ? input.command.join(" ") : (call.title ?? "");
+  if (kind === "execute" || input.command !== undefined) {
+    const command = commandOf(input.command) ?? call.title ?? "";
     return { permission, patterns: command ? [command] : [] };
   }
   const relative = [...new Set(paths.map((p) => path.relative(workspace, path.resolve(workspace, p)) || "."))];
@@ -49,6 +49,18 @@ export function permissionAskOf(request: Pick<RequestPermissionRequest, "toolCal
 function inside(root: string, p: string): boolean {
   const rel = path.relative(path.resolve(root), p);
   return rel === "" || (!rel.startsWith("..") && !path.isAbsolute(rel));
+}
+
+/**
+ * A command as the policy and the trace show it. Codex gives an argv that wraps the script in a
+ * shell (`["/bin/bash", "-lc", "python3 x.py"]`): the script is what the agent asked to run.
+ */
+export function commandOf(command: unknown): string | undefined {
+  if (typeof command === "string") return command;
+  if (!Array.isArray(command) || !command.every((c) => typeof c === "string")) return undefined;
+  const [shell, flag, script, ...rest] = command;
+  if (shell && /(^|\/)(ba|z|da)?sh$/.test(shell) && flag && /^-l?c$/.test(flag) && script !== undefined && rest.length === 0) return script;
+  return command.join(" ");
 }
 
 function pathsInInput(input: Record<string, unknown>): string[] {
@@ -209,7 +221,8 @@ export class AcpTurn {
     if (update.kind) call.kind = update.kind;
     if (update.title) call.title = update.title;
     // Merged: a permission request repeats only part of the input (OpenCode: the command alone).
-    const input = asRecord(update.rawInput);
+    const input = { ...asRecord(update.rawInput) };
+    if (Array.isArray(input.command)) input.command = commandOf(input.command) ?? input.command;
     if (Object.keys(input).length) call.input = { ...call.input, ...input };
     if (update.content?.length) call.content = contentText(update.content);
     if (update.rawOutput !== undefined) call.rawOutput = update.rawOutput;

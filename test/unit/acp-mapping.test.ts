@@ -164,6 +164,15 @@ describe("permission requests", () => {
     expect(ask({ toolCallId: "4", kind: "other", _meta: { claudeCode: { toolName: "TodoWrite" } } }).permission).toBe("todowrite");
     expect(ask({ toolCallId: "5", kind: "switch_mode" }).permission).toBe("switch_mode");
   });
+
+  it("takes the script out of a command that wraps it in a shell (Codex), so bash patterns match it", () => {
+    const codex = { toolCallId: "c", kind: "execute" as const, title: "python3 fizzbuzz.py | head -n 15", rawInput: { command: ["/bin/bash", "-lc", "python3 fizzbuzz.py | head -n 15"], cwd: "/work/repo" } };
+    expect(ask(codex)).toEqual({ permission: "bash", patterns: ["python3 fizzbuzz.py | head -n 15"] });
+    expect(ask({ ...codex, rawInput: { command: ["git", "status", "--short"] } })).toEqual({ permission: "bash", patterns: ["git status --short"] });
+    const turn = new AcpTurn();
+    const [started] = turn.update({ sessionUpdate: "tool_call", ...codex, status: "in_progress" }, 1000);
+    expect(started?.type === "tool" && started.call.input.command).toBe("python3 fizzbuzz.py | head -n 15");
+  });
 });
 
 describe("turn bookkeeping", () => {
