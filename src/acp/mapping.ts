@@ -197,10 +197,10 @@ export class AcpTurn {
    * call as running: the call is taken as started then, so that its start is reported before the answer.
    */
   permissionAsked(toolCall: ToolCallUpdate, now: number): TaskEvent[] {
-    return this.toolCall({ ...toolCall, sessionUpdate: "tool_call_update" }, now);
+    return this.toolCall({ ...toolCall, sessionUpdate: "tool_call_update" }, now, true);
   }
 
-  private toolCall(update: Extract<SessionUpdate, { sessionUpdate: "tool_call" | "tool_call_update" }>, now: number): TaskEvent[] {
+  private toolCall(update: Extract<SessionUpdate, { sessionUpdate: "tool_call" | "tool_call_update" }>, now: number, asked = false): TaskEvent[] {
     let call = this.calls.get(update.toolCallId);
     if (!call) {
       // The first sight of a call; an agent may send an update (or a permission request) before its tool_call.
@@ -231,8 +231,9 @@ export class AcpTurn {
 
     const events: TaskEvent[] = [];
     const ended = call.status === "completed" || call.status === "failed";
-    // A call has started once the agent runs it, or once its input is known (Claude Code never says in_progress).
-    const started = ended || call.status === "in_progress" || Object.keys(call.input).some((k) => k !== "cwd");
+    // A call has started once the agent runs it, asks to run it (Gemini CLI sends no input and no
+    // in_progress before it asks), or once its input is known (Claude Code never says in_progress).
+    const started = asked || ended || call.status === "in_progress" || Object.keys(call.input).some((k) => k !== "cwd");
     if (started && !call.reported) {
       call.startedAt = now;
       call.reported = "started";

@@ -176,6 +176,13 @@ describe("permission requests", () => {
 });
 
 describe("turn bookkeeping", () => {
+  it("reports a call as started when the agent asks permission for it, even without its input (Gemini CLI)", () => {
+    const turn = new AcpTurn();
+    const toolCall = { toolCallId: "g", status: "pending" as const, title: "python3 fizzbuzz.py", kind: "execute" as const, locations: [] };
+    expect(turn.permissionAsked(toolCall, 1000).map((e) => e.type === "tool" && `${e.phase} ${e.call.tool}: ${e.call.title}`)).toEqual(["started bash: python3 fizzbuzz.py"]);
+    expect(turn.update({ sessionUpdate: "tool_call_update", toolCallId: "g", status: "completed", content: [] }, 1400).map((e) => e.type === "tool" && `${e.phase} ${e.call.duration_ms}`)).toEqual(["ended 400"]);
+  });
+
   it("reports a call first seen as ended once as started and once as ended, and lists unfinished commands", () => {
     const turn = new AcpTurn({ costBefore: 0.5 });
     const ev1 = turn.update({ sessionUpdate: "tool_call", toolCallId: "a", title: "bash", kind: "execute", status: "in_progress", rawInput: { command: "sleep 9" } }, 1000);
