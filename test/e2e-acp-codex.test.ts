@@ -54,7 +54,7 @@ afterAll(async () => {
   await fake?.close();
 });
 
-describe.skipIf(!installed)("Codex over ACP (codex-acp)", () => {
+describe.skipIf(!installed)(installed ? "Codex over ACP (codex-acp)" : "Codex over ACP (codex-acp): not installed, run `bash scripts/install-agents.sh codex`", () => {
   it("runs a multi-step task with progress per tool call, each permission answered by the policy, and commits it", async () => {
     expect(session.backend).toBe("codex");
     const progress: string[] = [];

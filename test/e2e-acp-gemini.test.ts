@@ -55,7 +55,7 @@ afterAll(async () => {
   await fake?.close();
 });
 
-describe.skipIf(!installed)("Gemini CLI over ACP (gemini --acp)", () => {
+describe.skipIf(!installed)(installed ? "Gemini CLI over ACP (gemini --acp)" : "Gemini CLI over ACP (gemini --acp): not installed, run `bash scripts/install-agents.sh gemini`", () => {
   it("runs a multi-step task with progress per tool call, each permission answered by the policy, and commits it", async () => {
     expect(session.backend).toBe("gemini");
     const progress: string[] = [];
