@@ -199,3 +199,74 @@ describe("turn bookkeeping", () => {
     expect(out.trace.tool_calls.map((c) => c.status)).toEqual(["running", "completed"]);
   });
 });
+
+describe("Codex transcript (approval_policy untrusted)", () => {
+  const { events, asks, outcome } = replay("codex-mixed.jsonl");
+
+  it("reports each call once as it starts and once as it ends, failed commands as errors, commands as their script", () => {
+    expect(progress(events)).toEqual([
+      "started edit running",
+      "permission",
+      "ended edit completed",
+      "started bash running",
+      "permission",
+      "ended bash error",
+      "started bash running",
+      "permission",
+      "ended bash completed",
+    ]);
+    const [edit, failing, sleep] = outcome.trace.tool_calls;
+    expect(edit).toMatchObject({ tool: "edit", status: "completed" });
+    expect(failing).toMatchObject({ tool: "bash", status: "error", input: { command: "python3 hello.py && exit 3" } });
+    expect(sleep!.output_preview).toContain("slept");
+    expect(sleep!.duration_ms).toBeGreaterThanOrEqual(300);
+  });
+
+  it("takes the summary and the thought; no tokens and no cost, so both are unknown", () => {
+    expect(outcome.summary).toBe("Wrote hello.py; running it printed hello and exited 3.");
+    expect(outcome.trace.reasoning).toEqual(["Plan: write then run."]);
+    expect(outcome.trace.unknown).toEqual(["tokens", "cost"]);
+  });
+
+  it("maps its permission requests: the file relative to the workspace, the command without the shell around it", () => {
+    expect(asks).toEqual([
+      { permission: "edit", patterns: ["hello.py"] },
+      { permission: "bash", patterns: ["python3 hello.py && exit 3"] },
+      { permission: "bash", patterns: ["sleep 0.3 && echo slept"] },
+    ]);
+  });
+});
+
+describe("Gemini CLI transcript (mode default)", () => {
+  const { events, asks, outcome } = replay("gemini-mixed.jsonl");
+
+  it("reports a call as started when it is asked for (Gemini CLI sends nothing before), and as ended once", () => {
+    expect(progress(events)).toEqual([
+      "started edit running",
+      "permission",
+      "ended edit completed",
+      "started bash running",
+      "permission",
+      // Gemini CLI reports a command that exits non-zero as completed (the exit code is in its output to the model).
+      "ended bash completed",
+      "started bash running",
+      "permission",
+      "ended bash completed",
+    ]);
+    expect(outcome.trace.tool_calls.map((c) => c.title)).toEqual(["Writing to hello.py", "python3 hello.py && exit 3", "sleep 0.3 && echo slept"]);
+  });
+
+  it("takes the summary and the thought; no usage at all, so tokens and cost are unknown", () => {
+    expect(outcome.summary).toBe("Wrote hello.py; running it printed hello and exited 3.");
+    expect(outcome.trace.reasoning.join("\n")).toContain("Plan: write then run.");
+    expect(outcome.trace.unknown).toEqual(["tokens", "cost"]);
+  });
+
+  it("maps its permission requests from the locations and the title (it sends no input)", () => {
+    expect(asks).toEqual([
+      { permission: "edit", patterns: ["hello.py"] },
+      { permission: "bash", patterns: ["python3 hello.py && exit 3"] },
+      { permission: "bash", patterns: ["sleep 0.3 && echo slept"] },
+    ]);
+  });
+});
