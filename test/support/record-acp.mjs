@@ -6,7 +6,8 @@
 //   node test/support/record-acp.mjs opencode|claude|codex|gemini OUT.jsonl "task [[fake:NAME]]" [mode]
 //
 // The agents other than OpenCode must be installed first (scripts/install-agents.sh claude codex gemini).
-// FAKE_REQUESTS=FILE also writes the requests the fake model received (JSON).
+// mode: the ACP session mode (Claude Code: default; Gemini CLI: default); for Codex, its approval_policy
+// (untrusted, to get permission requests). FAKE_REQUESTS=FILE also writes the requests the fake model received (JSON).
 import { spawn, execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
