@@ -17,13 +17,15 @@ const installed = agentInstalled("codex");
 let h: Harness;
 let fake: Awaited<ReturnType<typeof startFakeResponses>>;
 let session: { session_id: string; workspace_path: string; backend: string };
+/** The agent's own state (its config, sessions, logs), removed afterwards. */
+let home: string | undefined;
 const TOKEN = `tok-${randomBytes(16).toString("hex")}`;
 const sleep = sleepers();
 
 beforeAll(async () => {
   if (!installed) return;
   fake = await startFakeResponses();
-  const home = fs.mkdtempSync(path.join(fs.realpathSync(process.env.TMPDIR ?? "/tmp"), "codex-home-"));
+  home = fs.mkdtempSync(path.join(fs.realpathSync(process.env.TMPDIR ?? "/tmp"), "codex-home-"));
   h = await startHarness({
     config: {
       backends: { codex: { type: "acp", command: agentCommand("codex"), env: codexEnvFor(fake.baseURL, path.join(home, ".codex"), { approvalPolicy: "untrusted" }) } },
@@ -52,6 +54,7 @@ afterAll(async () => {
   sleep.kill(6);
   await h?.close();
   await fake?.close();
+  if (home) fs.rmSync(home, { recursive: true, force: true });
 });
 
 describe.skipIf(!installed)(installed ? "Codex over ACP (codex-acp)" : "Codex over ACP (codex-acp): not installed, run `bash scripts/install-agents.sh codex`", () => {

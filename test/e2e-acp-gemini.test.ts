@@ -17,6 +17,8 @@ const installed = agentInstalled("gemini");
 let h: Harness;
 let fake: Awaited<ReturnType<typeof startFakeGemini>>;
 let session: { session_id: string; workspace_path: string; backend: string };
+/** The agent's own state (its config, sessions, logs), removed afterwards. */
+let home: string | undefined;
 const TOKEN = `tok-${randomBytes(16).toString("hex")}`;
 const sleep = sleepers();
 const SCRIPT = "mkdir -p src && printf 'beta\\n' > src/b.txt && cat a.txt";
@@ -24,7 +26,7 @@ const SCRIPT = "mkdir -p src && printf 'beta\\n' > src/b.txt && cat a.txt";
 beforeAll(async () => {
   if (!installed) return;
   fake = await startFakeGemini();
-  const home = fs.mkdtempSync(path.join(fs.realpathSync(process.env.TMPDIR ?? "/tmp"), "gemini-home-"));
+  home = fs.mkdtempSync(path.join(fs.realpathSync(process.env.TMPDIR ?? "/tmp"), "gemini-home-"));
   h = await startHarness({
     config: {
       backends: { gemini: { type: "acp", command: agentCommand("gemini"), env: geminiEnvFor(fake.baseURL, home), mode: "default" } },
@@ -53,6 +55,7 @@ afterAll(async () => {
   sleep.kill(7);
   await h?.close();
   await fake?.close();
+  if (home) fs.rmSync(home, { recursive: true, force: true });
 });
 
 describe.skipIf(!installed)(installed ? "Gemini CLI over ACP (gemini --acp)" : "Gemini CLI over ACP (gemini --acp): not installed, run `bash scripts/install-agents.sh gemini`", () => {
