@@ -286,12 +286,18 @@ export class AcpTurn {
     const summary = this.segments.filter((s) => s.kind === "message" && s.text.trim()).at(-1)?.text ?? "";
     const tokens: TokenCounts = emptyTokens();
     const usage = response?.usage;
+    // Gemini CLI sends no `usage`; it sums the turn's tokens in `_meta.quota.token_count` instead.
+    const quota = asRecord(asRecord(asRecord(response?._meta).quota).token_count);
+    const quotaKnown = !usage && typeof quota.input_tokens === "number" && typeof quota.output_tokens === "number";
     if (usage) {
       tokens.input = usage.inputTokens ?? 0;
       tokens.output = usage.outputTokens ?? 0;
       tokens.reasoning = usage.thoughtTokens ?? 0;
       tokens.cache_read = usage.cachedReadTokens ?? 0;
       tokens.cache_write = usage.cachedWriteTokens ?? 0;
+    } else if (quotaKnown) {
+      tokens.input = quota.input_tokens as number;
+      tokens.output = quota.output_tokens as number;
     }
     const costKnown = this.cost !== undefined;
     const cost = costKnown ? Math.max(0, this.cost! - (this.options.costBefore ?? 0)) : 0;
@@ -307,7 +313,7 @@ export class AcpTurn {
       reasoning: reasoning.slice(-TRACE_LIMITS.reasoningEntries),
     };
     if (omitted) trace.tool_calls_omitted = omitted;
-    const unknown = [...(usage ? [] : ["tokens" as const]), ...(costKnown ? [] : ["cost" as const])];
+    const unknown = [...(usage || quotaKnown ? [] : ["tokens" as const]), ...(costKnown ? [] : ["cost" as const])];
     if (unknown.length) trace.unknown = unknown;
     const mapPath = this.options.mapPath ?? ((p: string) => p);
     return { trace, summary: truncate(mapPath(summary), TRACE_LIMITS.summaryChars) };

@@ -256,10 +256,12 @@ describe("Gemini CLI transcript (mode default)", () => {
     expect(outcome.trace.tool_calls.map((c) => c.title)).toEqual(["Writing to hello.py", "python3 hello.py && exit 3", "sleep 0.3 && echo slept"]);
   });
 
-  it("takes the summary and the thought; no usage at all, so tokens and cost are unknown", () => {
+  it("takes the summary, the thought, and the turn's tokens from _meta.quota (it sends no usage); no cost", () => {
     expect(outcome.summary).toBe("Wrote hello.py; running it printed hello and exited 3.");
     expect(outcome.trace.reasoning.join("\n")).toContain("Plan: write then run.");
-    expect(outcome.trace.unknown).toEqual(["tokens", "cost"]);
+    // The fake's four replies of the turn: 900 + 3 × 100 in, 40 + 3 × 10 out.
+    expect(outcome.trace.tokens).toEqual({ input: 1200, output: 70, reasoning: 0, cache_read: 0, cache_write: 0 });
+    expect(outcome.trace.unknown).toEqual(["cost"]);
   });
 
   it("maps its permission requests from the locations and the title (it sends no input)", () => {
