@@ -30,7 +30,7 @@ beforeAll(async () => {
     config: {
       backends: { codex: { type: "acp", command: agentCommand("codex"), env: codexEnvFor(fake.baseURL, path.join(home, ".codex"), { approvalPolicy: "untrusted" }) } },
       default_backend: "codex",
-      permissions: { "*": "allow" },
+      permissions: { "*": "allow", external_directory: "deny" },
     },
     env: { GITHUB_TOKEN: TOKEN },
   });
@@ -41,6 +41,7 @@ beforeAll(async () => {
       { text: `Wrote a.txt and src/b.txt; a.txt reads: ${/Output:\n([\s\S]*)/.exec(ctx.toolResults.at(-1) ?? "")?.[1]?.trim()}` },
     ][ctx.step] ?? { text: "Done." },
   );
+  fake.setScenario("outside", [{ tools: [{ name: "write", args: { filePath: path.join(h.dir, "outside.txt"), content: "escaped\n" } }] }, { text: "Tried." }]);
   fake.setScenario("env", [{ tools: [{ name: "bash", args: { command: "env > env.txt" } }] }, { text: "Saved." }]);
   // exec_command hands a command still running after yield_time_ms back to the model and lets it run on: wait the longest it allows.
   fake.setScenario("slow", [{ tools: [{ name: "bash", args: { command: sleep.command(6), timeout: 30_000 } }] }, { text: "Slept." }]);
@@ -99,6 +100,16 @@ describe.skipIf(!installed)(installed ? "Codex over ACP (codex-acp)" : "Codex ov
     const commit = structured(await h.call("coding_commit", { session_id: session.session_id, message: "Add a and b" }));
     expect(commit.commit_hash).toBe(git(session.workspace_path, "rev-parse", "HEAD"));
     expect(git(session.workspace_path, "show", "--name-only", "--format=%s", "HEAD")).toBe("Add a and b\n\na.txt\nsrc/b.txt");
+  });
+
+  it("refuses a write outside the workspace (external_directory denied by the policy)", async () => {
+    const result = structured(await h.call("code", { session_id: session.session_id, task: "Escape [[fake:outside]]" }));
+    expect(result.trace.permissions).toMatchObject([{ permission: "external_directory", patterns: [path.join(h.dir, "outside.txt")], reply: "reject", decided_by: "policy" }]);
+    expect(fs.existsSync(path.join(h.dir, "outside.txt"))).toBe(false);
+    // Codex's only way to refuse ("abort") ends the whole turn, so the task fails and says why.
+    expect(result.success).toBe(false);
+    expect(result.failure).toBe("agent_error");
+    expect(result.error).toBe(`the agent ended its turn with "cancelled" after its external_directory request (${path.join(h.dir, "outside.txt")}) was rejected`);
   });
 
   it("gives Codex an environment without the git token", async () => {
