@@ -4,10 +4,12 @@
 # version is already there is not installed again. OpenCode needs nothing here: `opencode acp` is
 # the opencode-ai dependency.
 #
-#   scripts/install-agents.sh [claude] [codex] [gemini]     (no argument: claude)
+#   scripts/install-agents.sh [claude] [codex] [gemini]     (no argument: all three)
 #   ACP_AGENTS_CACHE=/some/dir scripts/install-agents.sh claude
 #
-# The tests find the agents in the same prefix (test/support/agents.ts).
+# Codex (codex-acp) is a native binary: npm installs it from the platform's optional package
+# (@zed-industries/codex-acp-linux-x64 here) next to a small launcher.
+# The tests find the agents in the same prefix (test/support/agents.mjs).
 set -euo pipefail
 
 prefix="${ACP_AGENTS_CACHE:-$HOME/.cache/coding-mcp-agents}"
@@ -18,7 +20,7 @@ declare -A packages=(
 )
 
 wanted=("$@")
-[ ${#wanted[@]} -eq 0 ] && wanted=(claude)
+[ ${#wanted[@]} -eq 0 ] && wanted=(claude codex gemini)
 mkdir -p "$prefix"
 for agent in "${wanted[@]}"; do
   spec="${packages[$agent]:-}"

@@ -52,6 +52,8 @@ interface LiveTurn {
   emit: (event: TaskEvent) => void;
   directory: string;
   decide: (ask: PermissionAsk) => Promise<PermissionReply>;
+  /** The last request of the turn that was rejected: Codex ends the whole turn on a rejection. */
+  rejected?: PermissionAsk;
 }
 
 export class AcpBackend implements CodingBackend {
@@ -313,7 +315,8 @@ export class AcpBackend implements CodingBackend {
         : `the task was cancelled by the client and the agent stopped it`;
     } else if (!failure && response && response.stopReason !== "end_turn") {
       failure = "agent_error";
-      message = `the agent ended its turn with "${response.stopReason}"`;
+      const after = live.rejected ? ` after its ${live.rejected.permission} request (${live.rejected.patterns.join(", ").slice(0, 200)}) was rejected` : "";
+      message = `the agent ended its turn with "${response.stopReason}"${after}`;
     }
     const outcome = turn.finish(response, Date.now() - started);
     if (turn.sessionCost !== undefined) state.cost = turn.sessionCost;
@@ -389,6 +392,7 @@ export class AcpBackend implements CodingBackend {
       this.options.log.warn(`permission ${ask.permission}: ${errorMessage(err)}; rejected`);
       reply = "reject";
     }
+    if (reply === "reject") live.rejected = ask;
     // The core records the request and its answer (trace.permissions, the permission event): not here.
     const wanted: acp.PermissionOptionKind[] =
       reply === "reject" ? ["reject_once", "reject_always"] : reply === "always" ? ["allow_always", "allow_once"] : ["allow_once", "allow_always"];

@@ -38,8 +38,8 @@ export function permissionAskOf(request: Pick<RequestPermissionRequest, "toolCal
   const kind = call.kind ?? undefined;
   const toolName = toolNameOf(call);
   const permission = kind ? (kind === "other" && toolName ? toolName : POLICY_KIND_OF[kind]) : (toolName ?? "other");
-  if (kind === "execute" || typeof input.command === "string") {
-    const command = typeof input.command === "string" ? input.command : Array.isArray(input.command) ? input.command.join(" ") : (call.title ?? "");
+  if (kind === "execute" || input.command !== undefined) {
+    const command = commandOf(input.command) ?? call.title ?? "";
     return { permission, patterns: command ? [command] : [] };
   }
   const relative = [...new Set(paths.map((p) => path.relative(workspace, path.resolve(workspace, p)) || "."))];
@@ -49,6 +49,18 @@ export function permissionAskOf(request: Pick<RequestPermissionRequest, "toolCal
 function inside(root: string, p: string): boolean {
   const rel = path.relative(path.resolve(root), p);
   return rel === "" || (!rel.startsWith("..") && !path.isAbsolute(rel));
+}
+
+/**
+ * A command as the policy and the trace show it. Codex gives an argv that wraps the script in a
+ * shell (`["/bin/bash", "-lc", "python3 x.py"]`): the script is what the agent asked to run.
+ */
+export function commandOf(command: unknown): string | undefined {
+  if (typeof command === "string") return command;
+  if (!Array.isArray(command) || !command.every((c) => typeof c === "string")) return undefined;
+  const [shell, flag, script, ...rest] = command;
+  if (shell && /(^|\/)(ba|z|da)?sh$/.test(shell) && flag && /^-l?c$/.test(flag) && script !== undefined && rest.length === 0) return script;
+  return command.join(" ");
 }
 
 function pathsInInput(input: Record<string, unknown>): string[] {
@@ -185,10 +197,10 @@ export class AcpTurn {
    * call as running: the call is taken as started then, so that its start is reported before the answer.
    */
   permissionAsked(toolCall: ToolCallUpdate, now: number): TaskEvent[] {
-    return this.toolCall({ ...toolCall, sessionUpdate: "tool_call_update" }, now);
+    return this.toolCall({ ...toolCall, sessionUpdate: "tool_call_update" }, now, true);
   }
 
-  private toolCall(update: Extract<SessionUpdate, { sessionUpdate: "tool_call" | "tool_call_update" }>, now: number): TaskEvent[] {
+  private toolCall(update: Extract<SessionUpdate, { sessionUpdate: "tool_call" | "tool_call_update" }>, now: number, asked = false): TaskEvent[] {
     let call = this.calls.get(update.toolCallId);
     if (!call) {
       // The first sight of a call; an agent may send an update (or a permission request) before its tool_call.
@@ -209,7 +221,8 @@ export class AcpTurn {
     if (update.kind) call.kind = update.kind;
     if (update.title) call.title = update.title;
     // Merged: a permission request repeats only part of the input (OpenCode: the command alone).
-    const input = asRecord(update.rawInput);
+    const input = { ...asRecord(update.rawInput) };
+    if (Array.isArray(input.command)) input.command = commandOf(input.command) ?? input.command;
     if (Object.keys(input).length) call.input = { ...call.input, ...input };
     if (update.content?.length) call.content = contentText(update.content);
     if (update.rawOutput !== undefined) call.rawOutput = update.rawOutput;
@@ -218,8 +231,9 @@ export class AcpTurn {
 
     const events: TaskEvent[] = [];
     const ended = call.status === "completed" || call.status === "failed";
-    // A call has started once the agent runs it, or once its input is known (Claude Code never says in_progress).
-    const started = ended || call.status === "in_progress" || Object.keys(call.input).some((k) => k !== "cwd");
+    // A call has started once the agent runs it, asks to run it (Gemini CLI sends no input and no
+    // in_progress before it asks), or once its input is known (Claude Code never says in_progress).
+    const started = asked || ended || call.status === "in_progress" || Object.keys(call.input).some((k) => k !== "cwd");
     if (started && !call.reported) {
       call.startedAt = now;
       call.reported = "started";
@@ -272,12 +286,18 @@ export class AcpTurn {
     const summary = this.segments.filter((s) => s.kind === "message" && s.text.trim()).at(-1)?.text ?? "";
     const tokens: TokenCounts = emptyTokens();
     const usage = response?.usage;
+    // Gemini CLI sends no `usage`; it sums the turn's tokens in `_meta.quota.token_count` instead.
+    const quota = asRecord(asRecord(asRecord(response?._meta).quota).token_count);
+    const quotaKnown = !usage && typeof quota.input_tokens === "number" && typeof quota.output_tokens === "number";
     if (usage) {
       tokens.input = usage.inputTokens ?? 0;
       tokens.output = usage.outputTokens ?? 0;
       tokens.reasoning = usage.thoughtTokens ?? 0;
       tokens.cache_read = usage.cachedReadTokens ?? 0;
       tokens.cache_write = usage.cachedWriteTokens ?? 0;
+    } else if (quotaKnown) {
+      tokens.input = quota.input_tokens as number;
+      tokens.output = quota.output_tokens as number;
     }
     const costKnown = this.cost !== undefined;
     const cost = costKnown ? Math.max(0, this.cost! - (this.options.costBefore ?? 0)) : 0;
@@ -293,7 +313,7 @@ export class AcpTurn {
       reasoning: reasoning.slice(-TRACE_LIMITS.reasoningEntries),
     };
     if (omitted) trace.tool_calls_omitted = omitted;
-    const unknown = [...(usage ? [] : ["tokens" as const]), ...(costKnown ? [] : ["cost" as const])];
+    const unknown = [...(usage || quotaKnown ? [] : ["tokens" as const]), ...(costKnown ? [] : ["cost" as const])];
     if (unknown.length) trace.unknown = unknown;
     const mapPath = this.options.mapPath ?? ((p: string) => p);
     return { trace, summary: truncate(mapPath(summary), TRACE_LIMITS.summaryChars) };

@@ -15,7 +15,7 @@ export function agentsCache() {
 /** The package that brings each installable agent, and the script inside it that `node` starts. */
 const INSTALLED = {
   claude: { pkg: "@agentclientprotocol/claude-agent-acp", script: "dist/index.js", args: [] },
-  gemini: { pkg: "@google/gemini-cli", script: "bundle/gemini.js", args: ["--acp", "--approval-mode", "yolo"] },
+  gemini: { pkg: "@google/gemini-cli", script: "bundle/gemini.js", args: ["--acp"] },
 };
 
 /**

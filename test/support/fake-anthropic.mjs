@@ -3,21 +3,16 @@
 // answers by script instead of by model, in the same style as fake-model.mjs (the OpenAI-compatible
 // fake OpenCode uses), and accepts the same scenarios.
 //
-// How a script is chosen: the task text may carry a marker `[[fake:NAME]]`; the scenario NAME then
-// answers. Without a marker the built-in "coder" scenario of fake-model.mjs answers. The step is the
-// number of `tool_result` blocks after the last user text, so the server is stateless per request.
-// Scenarios name tools as OpenCode does (write, bash, read, edit with filePath/command/...); they are
+// The scenarios and the server are shared (fake-scenarios.mjs). The step is the number of
+// `tool_result` blocks after the last user text. Scenarios name tools as OpenCode does; they are
 // turned into Claude Code's tools (Write, Bash, Read, Edit with file_path/command/...) here.
-import http from "node:http";
-import { coder, scripted } from "./fake-model.mjs";
+import { sse, startScriptedServer, usageOf } from "./fake-scenarios.mjs";
 
 /**
- * @typedef {import("./fake-model.mjs").Step} Step
- * @typedef {import("./fake-model.mjs").Scenario} Scenario
- * @typedef {import("./fake-model.mjs").StepContext} StepContext
+ * @typedef {import("./fake-scenarios.mjs").Step} Step
+ * @typedef {import("./fake-scenarios.mjs").Scenario} Scenario
+ * @typedef {import("./fake-scenarios.mjs").StepContext} StepContext
  */
-
-const MARKER = /\[\[fake:([\w-]+)\]\]/;
 
 /** @param {any} block */
 const isToolResult = (block) => block && typeof block === "object" && block.type === "tool_result";
@@ -92,96 +87,41 @@ export function claudeTool(tool) {
   }
 }
 
+/** @type {import("./fake-scenarios.mjs").WireFormat} */
+const messagesApi = {
+  label: "fake anthropic",
+  fixed: (method, url, raw) =>
+    method === "POST" && url.pathname === "/v1/messages/count_tokens" ? { status: 200, body: { input_tokens: Math.ceil(raw.length / 4) } } : undefined,
+  isModelCall: (method, url) => method === "POST" && url.pathname === "/v1/messages",
+  contextOf: anthropicContextOf,
+  hasTools: (body) => Array.isArray(body.tools) && body.tools.length > 0,
+  sendError(res, status, message) {
+    res.writeHead(status, { "content-type": "application/json" });
+    res.end(JSON.stringify({ type: "error", error: { type: status === 404 ? "not_found_error" : "api_error", message } }));
+  },
+  send(res, { body, step, n }) {
+    const model = body.model ?? "claude-fake";
+    if (body.stream === false) {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify(wholeMessage(model, step, n)));
+    } else {
+      streamStep(res, model, step, n);
+    }
+  },
+};
+
 /**
  * @param {{ scenarios?: Record<string, Scenario>, log?: (line: string) => void }} [options]
  */
 export async function startFakeAnthropic(options = {}) {
-  /** @type {Map<string, Scenario>} */
-  const scenarios = new Map(Object.entries({ coder, ...(options.scenarios ?? {}) }));
-  /** @type {any[]} every Messages request body received, in order */
-  const requests = [];
-  /** @type {Set<import("node:http").ServerResponse>} */
-  const open = new Set();
-  let n = 0;
-
-  const server = http.createServer(async (req, res) => {
-    const chunks = [];
-    for await (const chunk of req) chunks.push(chunk);
-    const raw = Buffer.concat(chunks).toString("utf8");
-    const url = new URL(req.url ?? "/", "http://127.0.0.1");
-    if (req.method === "POST" && url.pathname === "/v1/messages/count_tokens") {
-      res.writeHead(200, { "content-type": "application/json" });
-      res.end(JSON.stringify({ input_tokens: Math.ceil(raw.length / 4) }));
-      return;
-    }
-    if (req.method !== "POST" || url.pathname !== "/v1/messages") {
-      res.writeHead(404, { "content-type": "application/json" });
-      res.end(JSON.stringify({ type: "error", error: { type: "not_found_error", message: `fake anthropic: no ${req.method} ${url.pathname}` } }));
-      return;
-    }
-    /** @type {any} */
-    let body;
-    try {
-      body = JSON.parse(raw);
-    } catch {
-      res.writeHead(400).end("bad json");
-      return;
-    }
-    requests.push(body);
-    const ctx = anthropicContextOf(body);
-    /** @type {Step} */
-    let step;
-    if (!body.tools || body.tools.length === 0) {
-      // Title generation, quota checks and other helper calls come without tools.
-      step = { text: "Scripted session", usage: { prompt_tokens: 50, completion_tokens: 3 } };
-    } else {
-      const name = MARKER.exec(ctx.task)?.[1] ?? "coder";
-      const scenario = scenarios.get(name);
-      step = scenario ? scenario(ctx) : { text: `fake anthropic: no scenario named ${name}` };
-    }
-    options.log?.(`fake anthropic: step ${ctx.step} -> ${step.tools ? step.tools.map((t) => t.name).join(",") : "text"}`);
-    if (step.error) {
-      res.writeHead(step.error.status, { "content-type": "application/json" });
-      res.end(JSON.stringify({ type: "error", error: { type: "api_error", message: step.error.message } }));
-      return;
-    }
-    open.add(res);
-    res.on("close", () => open.delete(res));
-    if (step.delayMs) await new Promise((r) => setTimeout(r, step.delayMs));
-    if (res.destroyed) return;
-    n += 1;
-    const message = { model: body.model ?? "claude-fake", step };
-    if (body.stream === false) {
-      res.writeHead(200, { "content-type": "application/json" });
-      res.end(JSON.stringify(wholeMessage(message.model, step, n)));
-    } else {
-      streamStep(res, message.model, step, n);
-    }
-  });
-
-  await new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve(undefined)));
-  const address = server.address();
-  if (!address || typeof address === "string") throw new Error("fake anthropic: no address");
-  const port = address.port;
-  return {
-    port,
-    /** For ANTHROPIC_BASE_URL. */
-    baseURL: `http://127.0.0.1:${port}`,
-    requests,
-    /** @param {string} name @param {Scenario | Step[]} scenario */
-    setScenario(name, scenario) {
-      scenarios.set(name, Array.isArray(scenario) ? scripted(scenario) : scenario);
-    },
-    async close() {
-      for (const res of open) res.destroy();
-      await new Promise((resolve) => server.close(() => resolve(undefined)));
-    },
-  };
+  const server = await startScriptedServer(messagesApi, options);
+  /** For ANTHROPIC_BASE_URL. */
+  return { ...server, baseURL: server.origin };
 }
 
-/** @param {Step} step */
-function usageOf(step) {
-  const u = step.usage ?? { prompt_tokens: 100, completion_tokens: 10 };
+/** Anthropic's usage fields for a step. @param {Step} step */
+function anthropicUsage(step) {
+  const u = usageOf(step);
   return {
     input_tokens: u.prompt_tokens - (u.cached_tokens ?? 0),
     output_tokens: u.completion_tokens,
@@ -210,16 +150,16 @@ function wholeMessage(model, step, n) {
     content: contentOf(step, n),
     stop_reason: step.tools?.length ? "tool_use" : "end_turn",
     stop_sequence: null,
-    usage: usageOf(step),
+    usage: anthropicUsage(step),
   };
 }
 
 /** @param {import("node:http").ServerResponse} res @param {string} model @param {Step} step @param {number} n */
 function streamStep(res, model, step, n) {
-  res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
+  const stream = sse(res);
   /** @param {string} event @param {any} data */
-  const send = (event, data) => res.write(`event: ${event}\ndata: ${JSON.stringify({ type: event, ...data })}\n\n`);
-  const usage = usageOf(step);
+  const send = (event, data) => stream.send({ type: event, ...data }, event);
+  const usage = anthropicUsage(step);
   send("message_start", {
     message: { id: `msg_fake_${n}`, type: "message", role: "assistant", model, content: [], stop_reason: null, stop_sequence: null, usage: { ...usage, output_tokens: 1 } },
   });
@@ -239,7 +179,7 @@ function streamStep(res, model, step, n) {
   });
   send("message_delta", { delta: { stop_reason: step.tools?.length ? "tool_use" : "end_turn", stop_sequence: null }, usage: { output_tokens: usage.output_tokens } });
   send("message_stop", {});
-  res.end();
+  stream.end();
 }
 
 /**

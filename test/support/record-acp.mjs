@@ -3,15 +3,19 @@
 // model, as JSON lines (one JSON-RPC message each, with its direction), for the unit tests of the
 // ACP event mapping (test/fixtures/acp/). A raw JSON-RPC client on purpose: the transcript is the wire.
 //
-//   node test/support/record-acp.mjs opencode|claude OUT.jsonl "task [[fake:NAME]]" [mode]
+//   node test/support/record-acp.mjs opencode|claude|codex|gemini OUT.jsonl "task [[fake:NAME]]" [mode]
 //
-// Claude Code must be installed first (scripts/install-agents.sh claude).
+// The agents other than OpenCode must be installed first (scripts/install-agents.sh claude codex gemini).
+// mode: the ACP session mode (Claude Code: default; Gemini CLI: default); for Codex, its approval_policy
+// (untrusted, to get permission requests). FAKE_REQUESTS=FILE also writes the requests the fake model received (JSON).
 import { spawn, execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import readline from "node:readline";
 import { claudeEnvFor, startFakeAnthropic } from "./fake-anthropic.mjs";
+import { geminiEnvFor, startFakeGemini } from "./fake-gemini.mjs";
+import { codexEnvFor, startFakeResponses } from "./fake-responses.mjs";
 import { hermeticOpencodeEnv, opencodeConfigFor, startFakeModel } from "./fake-model.mjs";
 import { agentCommand } from "./agents.mjs";
 
@@ -37,15 +41,36 @@ const scenarios = {
       { text: "Planned." },
     ][ctx.step] ?? { text: "Done." },
 };
-const fake = agent === "claude" ? await startFakeAnthropic({ scenarios }) : await startFakeModel({ scenarios });
 const home = path.join(dir, "home");
 fs.mkdirSync(home, { recursive: true });
-const env =
-  agent === "claude"
-    ? { ...process.env, ...claudeEnvFor(fake.baseURL, home) }
-    : { ...process.env, ...hermeticOpencodeEnv(home), OPENCODE_CONFIG_CONTENT: JSON.stringify({ ...opencodeConfigFor(fake.baseURL), permission: { ...opencodeConfigFor(fake.baseURL).permission, bash: "ask" } }) };
+// FAKE_LOG=1 prints what the fake model answers.
+const log = process.env.FAKE_LOG ? (/** @type {string} */ line) => console.error(line) : undefined;
+const starts = {
+  claude: async () => {
+    const fake = await startFakeAnthropic({ scenarios, log });
+    return { fake, env: claudeEnvFor(fake.baseURL, home) };
+  },
+  codex: async () => {
+    const fake = await startFakeResponses({ scenarios, log });
+    return { fake, env: codexEnvFor(fake.baseURL, path.join(home, ".codex"), { approvalPolicy: mode === "untrusted" ? "untrusted" : "never" }) };
+  },
+  gemini: async () => {
+    const fake = await startFakeGemini({ scenarios, log });
+    return { fake, env: geminiEnvFor(fake.baseURL, home) };
+  },
+  opencode: async () => {
+    const fake = await startFakeModel({ scenarios, log });
+    const config = opencodeConfigFor(fake.baseURL);
+    return { fake, env: { ...hermeticOpencodeEnv(home), OPENCODE_CONFIG_CONTENT: JSON.stringify({ ...config, permission: { ...config.permission, bash: "ask" } }) } };
+  },
+};
+const start = starts[/** @type {keyof typeof starts} */ (agent)];
+if (!start) throw new Error(`unknown agent ${agent}`);
+const { fake, env: agentEnv } = await start();
+const env = { ...process.env, ...agentEnv };
 const [command, ...args] = agentCommand(agent);
-const child = spawn(/** @type {string} */ (command), args, { cwd: repo, env, stdio: ["pipe", "pipe", "pipe"] });
+// Its own process group, stopped as a whole: codex-acp's launcher leaves the native binary behind otherwise.
+const child = spawn(/** @type {string} */ (command), args, { cwd: repo, env, stdio: ["pipe", "pipe", "pipe"], detached: true });
 /** @type {string[]} */
 const lines = [];
 /** @type {Map<number, (m: any) => void>} */
@@ -84,12 +109,13 @@ console.error("initialize:", JSON.stringify(init).slice(0, 600));
 const session = /** @type {any} */ (await request("session/new", { cwd: repo, mcpServers: [] }));
 console.error("session/new:", JSON.stringify(session).slice(0, 2000));
 const sessionId = session.result.sessionId;
-if (mode) console.error("set_mode:", JSON.stringify(await request("session/set_mode", { sessionId, modeId: mode })));
+if (mode && agent !== "codex") console.error("set_mode:", JSON.stringify(await request("session/set_mode", { sessionId, modeId: mode })));
 const answer = await request("session/prompt", { sessionId, prompt: [{ type: "text", text: task }] });
 console.error("prompt:", JSON.stringify(answer));
 await new Promise((r) => setTimeout(r, 500));
 fs.writeFileSync(out, lines.join("\n") + "\n");
 console.error(`files: ${fs.readdirSync(repo).join(", ")}; ${lines.length} messages in ${out}`);
-child.kill("SIGTERM");
+if (process.env.FAKE_REQUESTS) fs.writeFileSync(process.env.FAKE_REQUESTS, JSON.stringify(fake.requests, null, 2));
+process.kill(-(/** @type {number} */ (child.pid)), "SIGTERM");
 await fake.close();
 fs.rmSync(dir, { recursive: true, force: true });

@@ -6,6 +6,7 @@
 //   crash   answers initialize and session/new, and exits (code 7) when a prompt comes
 //   work    answers a prompt like a real agent: one command (a tool call that runs 50 ms), a message,
 //           the session's cost and the turn's tokens (neither when the prompt says [[no usage]])
+//   abort   asks permission for an edit and, when it is rejected, ends the turn "cancelled" (as Codex does)
 import readline from "node:readline";
 
 const mode = process.argv[2] ?? "hang";
@@ -23,8 +24,27 @@ readline.createInterface({ input: process.stdin }).on("line", (line) => {
     process.stderr.write(`prompt for ${message.params.sessionId}\n`);
     if (mode === "crash") process.exit(7);
     if (mode === "work") work(message);
+    if (mode === "abort") askThenAbort(message);
+  } else if (message.id !== undefined && !message.method && waiting.has(message.id)) {
+    waiting.get(message.id)?.(message.result);
+    waiting.delete(message.id);
   }
 });
+
+/** Answers to this agent's own requests, by id (a string, as Codex's are). @type {Map<string, (result: any) => void>} */
+const waiting = new Map();
+
+/** @param {any} prompt */
+function askThenAbort(prompt) {
+  const sessionId = prompt.params.sessionId;
+  const toolCall = { toolCallId: "call_1", title: "Edit /etc/hosts", kind: "edit", status: "pending", locations: [{ path: "/etc/hosts" }] };
+  const options = [{ optionId: "approved", name: "Yes", kind: "allow_once" }, { optionId: "abort", name: "No", kind: "reject_once" }];
+  waiting.set("ask-1", (/** @type {any} */ result) => {
+    const rejected = result?.outcome?.optionId === "abort";
+    send({ jsonrpc: "2.0", id: prompt.id, result: { stopReason: rejected ? "cancelled" : "end_turn" } });
+  });
+  send({ jsonrpc: "2.0", id: "ask-1", method: "session/request_permission", params: { sessionId, toolCall, options } });
+}
 
 /** @param {any} prompt */
 function work(prompt) {

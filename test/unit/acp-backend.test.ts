@@ -95,6 +95,16 @@ describe("ACP backend faults", () => {
     expect(lines.some((l) => l.startsWith(`plain: prompt for`))).toBe(false);
   });
 
+  it("says which rejected request an agent ended its turn after (Codex ends the whole turn on a rejection)", async () => {
+    const b = backend([process.execPath, SCRIPT, "abort"], "aborting");
+    const { id } = await b.openSession(dir, { title: "t" });
+    const result = await b.runTask({ sessionId: id, directory: dir, prompt: "edit", timeoutMs: 5_000, ...allowEverything, decide: async () => "reject" });
+    expect(result.failure).toBe("agent_error");
+    expect(result.error).toBe('the agent ended its turn with "cancelled" after its external_directory request (/etc/hosts) was rejected');
+    const allowed = await b.runTask({ sessionId: id, directory: dir, prompt: "edit", timeoutMs: 5_000, ...allowEverything });
+    expect(allowed.success).toBe(true);
+  });
+
   it("names the backend and the command when it cannot start", async () => {
     const b = backend(["/nonexistent/agent-binary", "acp"], "missing");
     await expect(b.start()).rejects.toThrow('the ACP agent of backend "missing" (command: /nonexistent/agent-binary acp) could not be started: command not found: /nonexistent/agent-binary');

@@ -164,9 +164,25 @@ describe("permission requests", () => {
     expect(ask({ toolCallId: "4", kind: "other", _meta: { claudeCode: { toolName: "TodoWrite" } } }).permission).toBe("todowrite");
     expect(ask({ toolCallId: "5", kind: "switch_mode" }).permission).toBe("switch_mode");
   });
+
+  it("takes the script out of a command that wraps it in a shell (Codex), so bash patterns match it", () => {
+    const codex = { toolCallId: "c", kind: "execute" as const, title: "python3 fizzbuzz.py | head -n 15", rawInput: { command: ["/bin/bash", "-lc", "python3 fizzbuzz.py | head -n 15"], cwd: "/work/repo" } };
+    expect(ask(codex)).toEqual({ permission: "bash", patterns: ["python3 fizzbuzz.py | head -n 15"] });
+    expect(ask({ ...codex, rawInput: { command: ["git", "status", "--short"] } })).toEqual({ permission: "bash", patterns: ["git status --short"] });
+    const turn = new AcpTurn();
+    const [started] = turn.update({ sessionUpdate: "tool_call", ...codex, status: "in_progress" }, 1000);
+    expect(started?.type === "tool" && started.call.input.command).toBe("python3 fizzbuzz.py | head -n 15");
+  });
 });
 
 describe("turn bookkeeping", () => {
+  it("reports a call as started when the agent asks permission for it, even without its input (Gemini CLI)", () => {
+    const turn = new AcpTurn();
+    const toolCall = { toolCallId: "g", status: "pending" as const, title: "python3 fizzbuzz.py", kind: "execute" as const, locations: [] };
+    expect(turn.permissionAsked(toolCall, 1000).map((e) => e.type === "tool" && `${e.phase} ${e.call.tool}: ${e.call.title}`)).toEqual(["started bash: python3 fizzbuzz.py"]);
+    expect(turn.update({ sessionUpdate: "tool_call_update", toolCallId: "g", status: "completed", content: [] }, 1400).map((e) => e.type === "tool" && `${e.phase} ${e.call.duration_ms}`)).toEqual(["ended 400"]);
+  });
+
   it("reports a call first seen as ended once as started and once as ended, and lists unfinished commands", () => {
     const turn = new AcpTurn({ costBefore: 0.5 });
     const ev1 = turn.update({ sessionUpdate: "tool_call", toolCallId: "a", title: "bash", kind: "execute", status: "in_progress", rawInput: { command: "sleep 9" } }, 1000);
@@ -181,5 +197,78 @@ describe("turn bookkeeping", () => {
     expect(out.trace.unknown).toEqual(["tokens"]);
     expect(out.trace.finish_reason).toBe("cancelled");
     expect(out.trace.tool_calls.map((c) => c.status)).toEqual(["running", "completed"]);
+  });
+});
+
+describe("Codex transcript (approval_policy untrusted)", () => {
+  const { events, asks, outcome } = replay("codex-mixed.jsonl");
+
+  it("reports each call once as it starts and once as it ends, failed commands as errors, commands as their script", () => {
+    expect(progress(events)).toEqual([
+      "started edit running",
+      "permission",
+      "ended edit completed",
+      "started bash running",
+      "permission",
+      "ended bash error",
+      "started bash running",
+      "permission",
+      "ended bash completed",
+    ]);
+    const [edit, failing, sleep] = outcome.trace.tool_calls;
+    expect(edit).toMatchObject({ tool: "edit", status: "completed" });
+    expect(failing).toMatchObject({ tool: "bash", status: "error", input: { command: "python3 hello.py && exit 3" } });
+    expect(sleep!.output_preview).toContain("slept");
+    expect(sleep!.duration_ms).toBeGreaterThanOrEqual(300);
+  });
+
+  it("takes the summary and the thought; no tokens and no cost, so both are unknown", () => {
+    expect(outcome.summary).toBe("Wrote hello.py; running it printed hello and exited 3.");
+    expect(outcome.trace.reasoning).toEqual(["Plan: write then run."]);
+    expect(outcome.trace.unknown).toEqual(["tokens", "cost"]);
+  });
+
+  it("maps its permission requests: the file relative to the workspace, the command without the shell around it", () => {
+    expect(asks).toEqual([
+      { permission: "edit", patterns: ["hello.py"] },
+      { permission: "bash", patterns: ["python3 hello.py && exit 3"] },
+      { permission: "bash", patterns: ["sleep 0.3 && echo slept"] },
+    ]);
+  });
+});
+
+describe("Gemini CLI transcript (mode default)", () => {
+  const { events, asks, outcome } = replay("gemini-mixed.jsonl");
+
+  it("reports a call as started when it is asked for (Gemini CLI sends nothing before), and as ended once", () => {
+    expect(progress(events)).toEqual([
+      "started edit running",
+      "permission",
+      "ended edit completed",
+      "started bash running",
+      "permission",
+      // Gemini CLI reports a command that exits non-zero as completed (the exit code is in its output to the model).
+      "ended bash completed",
+      "started bash running",
+      "permission",
+      "ended bash completed",
+    ]);
+    expect(outcome.trace.tool_calls.map((c) => c.title)).toEqual(["Writing to hello.py", "python3 hello.py && exit 3", "sleep 0.3 && echo slept"]);
+  });
+
+  it("takes the summary, the thought, and the turn's tokens from _meta.quota (it sends no usage); no cost", () => {
+    expect(outcome.summary).toBe("Wrote hello.py; running it printed hello and exited 3.");
+    expect(outcome.trace.reasoning.join("\n")).toContain("Plan: write then run.");
+    // The fake's four replies of the turn: 900 + 3 × 100 in, 40 + 3 × 10 out.
+    expect(outcome.trace.tokens).toEqual({ input: 1200, output: 70, reasoning: 0, cache_read: 0, cache_write: 0 });
+    expect(outcome.trace.unknown).toEqual(["cost"]);
+  });
+
+  it("maps its permission requests from the locations and the title (it sends no input)", () => {
+    expect(asks).toEqual([
+      { permission: "edit", patterns: ["hello.py"] },
+      { permission: "bash", patterns: ["python3 hello.py && exit 3"] },
+      { permission: "bash", patterns: ["sleep 0.3 && echo slept"] },
+    ]);
   });
 });
