@@ -96,7 +96,7 @@ export class TurnRecorder {
       default:
         return;
     }
-    if (this.size > this.limitChars) this.lose(`the turn's events exceed ${Math.round(this.limitChars / 1024 / 1024)} MB`);
+    if (this.size > this.limitChars) this.lose(`the turn's events exceed ${Math.ceil(this.limitChars / 1024)} KB`);
     else this.check();
   }
 
