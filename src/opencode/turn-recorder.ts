@@ -1,4 +1,3 @@
-import { isDeepStrictEqual } from "node:util";
 import type { OpencodeMessage, OpencodeMessageInfo, OpencodePart } from "./client.js";
 import type { OpencodeEvent } from "./events.js";
 
@@ -101,18 +100,20 @@ export class TurnRecorder {
   }
 
   /**
-   * The recorded messages once the stream has shown `final` (the prompt's answer: the turn's last
-   * message, as stored) exactly as OpenCode answered it; the stream is in order, so everything of the
-   * turn before it has been seen too. The answer may come before its last events: wait at most
-   * `timeoutMs` for them.
+   * The recorded messages, with `final` (the prompt's answer: the turn's last message, as OpenCode
+   * stored it) in its place, once the stream has shown that message begin. OpenCode completes each
+   * step's message (its last event) before it creates the next, and the stream is in order, so by
+   * then every earlier message of the turn is complete here; the answer's own last events may still
+   * trail it, but the answer already is that final state. The answer may also come before the
+   * message's first event: wait at most `timeoutMs` for it.
    */
   until(final: OpencodeMessage, timeoutMs: number): Promise<RecordOutcome> {
     if (this.lostReason) return Promise.resolve({ lost: this.lostReason });
-    if (this.shows(final)) return Promise.resolve({ messages: this.list() });
+    if (this.shows(final)) return Promise.resolve({ messages: this.list(final) });
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         this.waiter = undefined;
-        resolve({ lost: `the event stream did not show the turn's end within ${timeoutMs} ms of the answer` });
+        resolve({ lost: `the event stream did not show the answer's message within ${timeoutMs} ms of the answer` });
       }, timeoutMs);
       this.waiter = {
         final,
@@ -155,21 +156,19 @@ export class TurnRecorder {
   }
 
   private check(): void {
-    if (this.waiter && this.shows(this.waiter.final)) this.waiter.done({ messages: this.list() });
+    if (this.waiter && this.shows(this.waiter.final)) this.waiter.done({ messages: this.list(this.waiter.final) });
   }
 
   private shows(final: OpencodeMessage): boolean {
-    const recorded = this.messages.get(final.info.id);
-    if (!recorded?.info || !isDeepStrictEqual(recorded.info, final.info) || recorded.parts.size !== final.parts.length) return false;
-    return isDeepStrictEqual(sortedParts(recorded), final.parts);
+    return this.messages.get(final.info.id)?.info !== undefined;
   }
 
-  /** Messages and their parts in id order, as OpenCode lists them; a message whose info was never seen is left out. */
-  private list(): OpencodeMessage[] {
+  /** Messages and their parts in id order, as OpenCode lists them, `final` as answered; a message whose info was never seen is left out. */
+  private list(final: OpencodeMessage): OpencodeMessage[] {
     return [...this.messages.entries()]
       .filter((e): e is [string, Recorded & { info: OpencodeMessageInfo }] => e[1].info !== undefined)
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-      .map(([, recorded]) => ({ info: recorded.info, parts: sortedParts(recorded) }));
+      .map(([id, recorded]) => (id === final.info.id ? final : { info: recorded.info, parts: sortedParts(recorded) }));
   }
 }
 
