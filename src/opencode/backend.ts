@@ -71,7 +71,7 @@ export function sessionPermissionRules(policy: PermissionRules): OpencodePermiss
   return rules;
 }
 
-/** How long the turn's last events may trail the prompt's answer before the messages are read instead. */
+/** How long the answer's message may take to show up in the event stream before the messages are read instead. */
 const TURN_EVENTS_WAIT_MS = 1_500;
 
 /** How long the model catalog is trusted before it is read again (a managed restart reads it anew). */
@@ -290,8 +290,8 @@ export class OpencodeBackend implements CodingBackend {
     }
 
     // The synchronous answer holds only the last step; the whole turn comes from the events the task
-    // followed, once they show that last step as answered. Anything else (a failure, an empty answer,
-    // a stream that was down or late) reads the session's messages, as before.
+    // followed, once they show that last step begun (see TurnRecorder.until). Anything else (a failure,
+    // an empty answer, a stream that was down or late) reads the session's messages, as before.
     const answered = Date.now();
     const recorded: RecordOutcome = response && !failure ? await recorder.until(response, TURN_EVENTS_WAIT_MS) : { lost: failure ? `the task failed (${failure})` : "the prompt's answer was empty" };
     subscription.stop();
