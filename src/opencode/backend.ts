@@ -19,6 +19,7 @@ import { EventSubscription, type OpencodeEvent } from "./events.js";
 import { ManagedOpencode, type ManagedOpencodeOptions } from "./managed.js";
 import { PathMap } from "./path-map.js";
 import { summarizeTurn, toolCallOf, turnMessages } from "./trace.js";
+import { TurnRecorder, type RecordOutcome } from "./turn-recorder.js";
 
 /** The API generation this backend speaks; 2.x moved everything under /api with other shapes. */
 const SUPPORTED_MAJOR = 1;
@@ -69,6 +70,9 @@ export function sessionPermissionRules(policy: PermissionRules): OpencodePermiss
   rules.push({ permission: "question", pattern: "*", action: policy.question === "deny" ? "deny" : "allow" });
   return rules;
 }
+
+/** How long the answer's message may take to show up in the event stream before the messages are read instead. */
+const TURN_EVENTS_WAIT_MS = 1_500;
 
 /** How long the model catalog is trusted before it is read again (a managed restart reads it anew). */
 const CATALOG_TTL_MS = 60_000;
@@ -197,37 +201,54 @@ export class OpencodeBackend implements CodingBackend {
     if (agent) body.agent = agent;
 
     const live = new LiveTurn(request.sessionId, (event) => request.onEvent?.(event), (p) => this.paths.fromBackend(p));
+    const recorder = new TurnRecorder(request.sessionId);
     let promptSent = false;
+    let before: string | undefined;
     const answer = this.requestAnswerer(client, directory, request, live);
     const subscription = new EventSubscription(
       client,
       directory,
-      (event) => this.onEvent(event, request.sessionId, live, answer),
-      // After a (re)connection: report what happened meanwhile, and answer requests that arrived unseen.
-      // Before the prompt is sent there is nothing of this task to catch up on.
-      async () => {
-        if (!promptSent) return;
-        const messages = await client.messages(request.sessionId, directory);
-        for (const m of messages) if (!before || m.info.id > before) for (const part of m.parts) live.part(part);
-        await this.catchUpRequests(client, directory, answer);
+      {
+        event: (event, size) => {
+          recorder.event(event, size);
+          this.onEvent(event, request.sessionId, live, answer);
+        },
+        // After a (re)connection: report what happened meanwhile, and answer requests that arrived unseen.
+        // Before the prompt is sent there is nothing of this task to catch up on.
+        connected: async () => {
+          recorder.connected();
+          if (!promptSent) return;
+          const messages = await client.messages(request.sessionId, directory);
+          for (const m of messages) if (!before || m.info.id > before) for (const part of m.parts) live.part(part);
+          await this.catchUpRequests(client, directory, answer);
+        },
+        dropped: () => recorder.dropped(),
       },
       this.log,
     );
-    // The stream connects while we read the newest message before ours: the turn's user message is
-    // the first user message after it.
-    const [before] = await Promise.all([
-      client
-        .messages(request.sessionId, directory, 1)
-        .then((m) => m.at(-1)?.info.id)
-        .catch((err) => {
-          subscription.stop();
-          throw err;
-        }),
-      subscription.ready(),
-    ]);
-    request.onEvent?.({ type: "started", directory: request.directory, ...(before ? { checkpoint: before } : {}) });
-    promptSent = true;
+    try {
+      // The stream connects while we read the newest message before ours: the turn's user message is
+      // the first user message after it.
+      [before] = await Promise.all([client.messages(request.sessionId, directory, 1).then((m) => m.at(-1)?.info.id), subscription.ready()]);
+      request.onEvent?.({ type: "started", directory: request.directory, ...(before ? { checkpoint: before } : {}) });
+      promptSent = true;
+      recorder.start(before);
+      return await this.promptTurn(client, directory, body, request, { started, before, live, subscription, recorder });
+    } finally {
+      subscription.stop();
+      recorder.clear();
+    }
+  }
 
+  /** Sends the task's prompt and makes its result: from the events of the turn, or from the session's messages read back. */
+  private async promptTurn(
+    client: OpencodeClient,
+    directory: string,
+    body: PromptBody,
+    request: RunTaskRequest,
+    turnState: { started: number; before: string | undefined; live: LiveTurn; subscription: EventSubscription; recorder: TurnRecorder },
+  ): Promise<TaskResult> {
+    const { started, before, live, subscription, recorder } = turnState;
     const controller = new AbortController();
     let timedOut = false;
     const timer = setTimeout(() => {
@@ -266,17 +287,27 @@ export class OpencodeBackend implements CodingBackend {
     } finally {
       clearTimeout(timer);
       request.signal?.removeEventListener("abort", onCancel);
-      subscription.stop();
     }
 
-    // The synchronous answer holds only the last step; the whole turn comes from the session's messages.
+    // The synchronous answer holds only the last step; the whole turn comes from the events the task
+    // followed, once they show that last step begun (see TurnRecorder.until). Anything else (a failure,
+    // an empty answer, a stream that was down or late) reads the session's messages, as before.
+    const answered = Date.now();
+    const recorded: RecordOutcome = response && !failure ? await recorder.until(response, TURN_EVENTS_WAIT_MS) : { lost: failure ? `the task failed (${failure})` : "the prompt's answer was empty" };
+    subscription.stop();
     let messages: OpencodeMessage[] = [];
-    try {
-      messages = await client.messages(request.sessionId, directory);
-    } catch (err) {
-      if (!failure) {
-        failure = "backend_unavailable";
-        failureMessage = `OpenCode finished the task but its messages could not be read: ${errorMessage(err)}`;
+    if ("messages" in recorded) {
+      messages = recorded.messages;
+      this.log.debug(`turn of ${request.sessionId} taken from the event stream, ${Date.now() - answered} ms after the answer`);
+    } else {
+      try {
+        messages = await client.messages(request.sessionId, directory);
+        this.log.debug(`turn of ${request.sessionId} read back (${recorded.lost}), ${Date.now() - answered} ms after the answer`);
+      } catch (err) {
+        if (!failure) {
+          failure = "backend_unavailable";
+          failureMessage = `OpenCode finished the task but its messages could not be read: ${errorMessage(err)}`;
+        }
       }
     }
     const userMessageId =

@@ -4,7 +4,7 @@ import type { OpencodeClient } from "./client.js";
 
 /**
  * Follows an OpenCode instance's event stream for the length of a task. The stream has no replay,
- * so on every connection (the first included) `onReconnect` catches up from the session's state, and
+ * so on every connection (the first included) `connected` catches up from the session's state, and
  * a dropped stream is reconnected with backoff; consumers deduplicate. A stream silent for longer than OpenCode's heartbeat interval is
  * treated as dropped.
  */
@@ -12,6 +12,15 @@ import type { OpencodeClient } from "./client.js";
 export interface OpencodeEvent {
   type: string;
   properties: Record<string, unknown>;
+}
+
+export interface EventHandlers {
+  /** Every event, with the length of its JSON (what holding on to it costs). */
+  event(event: OpencodeEvent, size: number): void;
+  /** After every connection, the first included (called before that connection's first event is handed on). */
+  connected(): Promise<void>;
+  /** The stream went down: its events are missed until the next `connected`. */
+  dropped(): void;
 }
 
 const SILENCE_LIMIT_MS = 60_000;
@@ -28,8 +37,7 @@ export class EventSubscription {
   constructor(
     private readonly client: OpencodeClient,
     private readonly directory: string,
-    private readonly onEvent: (event: OpencodeEvent) => void,
-    private readonly onReconnect: () => Promise<void>,
+    private readonly handlers: EventHandlers,
     private readonly log: Logger,
   ) {
     this.connected = new Promise((resolve) => (this.markConnected = resolve));
@@ -54,13 +62,14 @@ export class EventSubscription {
         attempt = 0;
         await this.consume(body, () => {
           // Catch up on what happened before this connection (also the first: the task may have started already).
-          void this.onReconnect().catch((err) => this.log.debug(`event catch-up failed: ${(err as Error).message}`));
+          void this.handlers.connected().catch((err) => this.log.debug(`event catch-up failed: ${(err as Error).message}`));
         });
       } catch (err) {
         if (this.stopped) return;
         this.log.debug(`event stream for ${this.directory} dropped: ${(err as Error).message}`);
       }
       if (this.stopped) return;
+      this.handlers.dropped();
       const delay = RECONNECT_DELAYS_MS[Math.min(attempt, RECONNECT_DELAYS_MS.length - 1)]!;
       attempt += 1;
       await new Promise((r) => setTimeout(r, delay));
@@ -92,7 +101,7 @@ export class EventSubscription {
           this.markConnected();
           onConnected();
         }
-        this.onEvent(event);
+        this.handlers.event(event, value.data.length);
       }
     } finally {
       clearTimeout(silence);
