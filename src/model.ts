@@ -113,7 +113,7 @@ export const PendingRequest = z.object({
 });
 export type PendingRequest = z.infer<typeof PendingRequest>;
 
-/** Figures an agent may not report (Gemini CLI gives no usage, Codex and most others no cost). */
+/** Figures an agent may not report (Codex gives no tokens, most agents no cost). */
 export const Unreported = z.enum(["tokens", "cost"]);
 export type Unreported = z.infer<typeof Unreported>;
 

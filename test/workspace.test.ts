@@ -713,6 +713,7 @@ function authConfig(o: { token?: string; sshKey?: string }): Pick<ResolvedConfig
       username: "x-access-token",
       token_hosts: ["github.com"],
       allow_insecure_http: false,
+      run_hooks: false,
       allow_file_remotes: false,
       user_name: "coding-mcp",
       user_email: "coding-mcp@localhost",
