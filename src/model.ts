@@ -29,6 +29,7 @@ export const ToolCall = z.object({
   duration_ms: z.number(),
   error: z.string().optional(),
 });
+export type ToolCall = z.infer<typeof ToolCall>;
 
 /** A tool call as the backend reports it: what clients see, plus what follows it from start to end (never sent). */
 export const ToolCallTrace = ToolCall.extend({
