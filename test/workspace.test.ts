@@ -474,24 +474,28 @@ describe("commitChanges", () => {
     await write(scratch, "planted.sh", `#!/bin/sh\necho "$0 $*" >> '${ran}'\ncat\n`);
     await fs.chmod(path.join(scratch, "planted.sh"), 0o755);
     const planted = path.join(scratch, "planted.sh");
-    await write(dir, ".gitattributes", "*.txt filter=evil\n*.dat filter=upper\n");
-    await sh(dir, "config", "filter.evil.clean", planted);
-    await sh(dir, "config", "filter.evil.process", planted);
-    await sh(dir, "config", "filter.evil.required", "true");
-    await sh(dir, "config", "gpg.program", planted);
-    await sh(dir, "config", "commit.gpgSign", "false");
-    // An include from .git/config of a file the agent wrote into the workspace counts as the workspace's.
-    await write(dir, "included.cfg", `[filter "evil"]\n\tsmudge = ${planted}\n`);
-    await sh(dir, "config", "include.path", "../included.cfg");
     // A filter set up outside the workspace (as `git lfs install` does in ~/.gitconfig) still runs.
     const globalConfig = path.join(scratch, "global.gitconfig");
     await write(scratch, "global.gitconfig", `[filter "upper"]\n\tclean = tr a-z A-Z\n`);
     process.env.GIT_CONFIG_GLOBAL = globalConfig;
     try {
-      await write(dir, "keep.txt", "changed\n");
+      await write(dir, ".gitattributes", "*.txt filter=evil\n*.dat filter=upper\n*.md filter=late\n");
       await write(dir, "shout.dat", "quiet\n");
+      // What coding-mcp learnt before the agent wrote its config must not be reused after.
+      expect((await changedFiles(git, dir, "HEAD")).length).toBe(2);
+      await sh(dir, "config", "filter.evil.clean", planted);
+      await sh(dir, "config", "filter.evil.process", planted);
+      await sh(dir, "config", "filter.evil.required", "true");
+      await sh(dir, "config", "gpg.program", planted);
+      await sh(dir, "config", "commit.gpgSign", "false");
+      // An include from .git/config of a file in the workspace counts as the workspace's, also when it is written later.
+      await sh(dir, "config", "include.path", "../included.cfg");
+      for (let i = 0; i < 2; i++) expect((await changedFiles(git, dir, "HEAD")).length).toBe(2);
+      await write(dir, "included.cfg", `[filter "late"]\n\tclean = ${planted}\n`);
+      await write(dir, "keep.txt", "changed\n");
+      await write(dir, "notes.md", "n\n");
       const files = await changedFiles(git, dir, "HEAD");
-      expect(files.map((f) => f.path).sort()).toEqual([".gitattributes", "included.cfg", "keep.txt", "shout.dat"]);
+      expect(files.map((f) => f.path).sort()).toEqual([".gitattributes", "included.cfg", "keep.txt", "notes.md", "shout.dat"]);
       const result = await commitChanges(git, dir, { message: "m", author });
       expect(result).toMatchObject({ committed: true });
       expect(await sh(dir, "show", "HEAD:shout.dat")).toBe("QUIET");

@@ -625,28 +625,69 @@ const NEUTRAL_VALUE: Record<string, string> = { "gpg.program": "gpg", "gpg.openp
  * workspace or its git directory: `.git/config`, `config.worktree`, or a file there it includes. The
  * agent can write those; a filter or signing program it named there would otherwise run in
  * coding-mcp's own `git add` and `git commit`, outside any permission a person gave the agent.
+ *
+ * The answer is kept per workspace while no file it came from (nor any config file git would read,
+ * nor HEAD, which `includeIf "onbranch:"` looks at) has changed: a stat of a few files instead of a
+ * git process before every add.
  */
 async function workspaceProgramOverrides(git: Git, dir: string): Promise<string[]> {
-  const [listing, { commonDir }] = await Promise.all([
-    git.exec(["config", "--show-origin", "-z", "--get-regexp", "^(filter|gpg)\\."], { cwd: dir }),
-    repoPaths(git, dir),
-  ]);
-  if (listing.exitCode === 1) return []; // No such key at all.
-  if (listing.exitCode !== 0) throw new UserError(`git config failed: ${git.redact(summarize(listing.stderr))}`, undefined, "git_failed");
-  const inside = (file: string) => [dir, commonDir].some((root) => file === root || file.startsWith(root + path.sep));
+  const paths = await repoPaths(git, dir);
+  const known = programOverridesKnown.get(dir);
+  const watched = [...new Set([...standardConfigFiles(paths), ...(known?.files ?? [])])];
+  const before = await filesSignature(watched);
+  if (known && known.signature === before) return known.args;
+
+  const listing = await git.exec(["config", "--show-origin", "-z", "--get-regexp", "^(filter|gpg)\\.|^include\\.path$|^includeif\\..*\\.path$"], { cwd: dir });
+  if (listing.exitCode !== 0 && listing.exitCode !== 1) throw new UserError(`git config failed: ${git.redact(summarize(listing.stderr))}`, undefined, "git_failed");
+  const inside = (file: string) => [dir, paths.commonDir].some((root) => file === root || file.startsWith(root + path.sep));
   const trusted = new Map<string, string>();
   const untrusted = new Set<string>();
-  // -z records: "file:<path>\0<key>\n<value>\0" (the value part without "\n" when the key has none).
-  const fields = listing.stdout.split("\0");
+  const files = new Set(watched);
+  // -z records: "file:<path>\0<key>\n<value>\0" (the value part without "\n" when the key has none). Exit 1: no such key.
+  const fields = listing.exitCode === 0 ? listing.stdout.split("\0") : [];
   for (let i = 0; i + 1 < fields.length; i += 2) {
     const origin = fields[i]!;
     const [key = "", value = ""] = fields[i + 1]!.split(/\n(.*)/s);
-    if (!PROGRAM_KEYS.test(key)) continue;
     const file = origin.startsWith("file:") ? path.resolve(dir, origin.slice(5)) : "";
+    if (file) files.add(file);
+    if (key.startsWith("include")) {
+      // Watched too, so a file included from now on, or written later, is seen.
+      if (file) files.add(path.resolve(path.dirname(file), value.replace(/^~(?=\/)/, os.homedir())));
+      continue;
+    }
+    if (!PROGRAM_KEYS.test(key)) continue;
     if (file && inside(file)) untrusted.add(key);
     else trusted.set(key, value);
   }
-  return [...untrusted].flatMap((key) => ["-c", `${key}=${trusted.get(key) ?? NEUTRAL_VALUE[key] ?? (key.endsWith(".required") ? "false" : "")}`]);
+  const args = [...untrusted].flatMap((key) => ["-c", `${key}=${trusted.get(key) ?? NEUTRAL_VALUE[key] ?? (key.endsWith(".required") ? "false" : "")}`]);
+  // Kept only when every file it came from was watched before git read them (none changed unseen since).
+  const complete = [...files].every((f) => watched.includes(f));
+  programOverridesKnown.delete(dir);
+  if (programOverridesKnown.size >= REPO_PATHS_KEPT) programOverridesKnown.delete(programOverridesKnown.keys().next().value!);
+  programOverridesKnown.set(dir, { files: [...files], signature: complete ? before : "", args });
+  return args;
+}
+
+const programOverridesKnown = new Map<string, { files: string[]; signature: string; args: string[] }>();
+
+/** The config files git reads for a repository (whether they exist or not), and its HEAD. */
+function standardConfigFiles(paths: RepoPaths): string[] {
+  const gitDir = path.dirname(paths.index);
+  const xdg = process.env.XDG_CONFIG_HOME || path.join(os.homedir(), ".config");
+  return [
+    path.join(paths.commonDir, "config"),
+    path.join(gitDir, "config.worktree"),
+    path.join(gitDir, "HEAD"),
+    process.env.GIT_CONFIG_GLOBAL || path.join(os.homedir(), ".gitconfig"),
+    path.join(xdg, "git", "config"),
+    process.env.GIT_CONFIG_SYSTEM || "/etc/gitconfig",
+  ];
+}
+
+/** What changes when a file is written, replaced, created or removed. */
+async function filesSignature(files: string[]): Promise<string> {
+  const stats = await Promise.all(files.map((f) => fs.stat(f, { bigint: true }).then((s) => `${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`, () => "-")));
+  return stats.join("|");
 }
 
 /** Stage the whole working tree into a throw-away copy of the index and run `fn` with that index. */
