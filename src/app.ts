@@ -45,6 +45,8 @@ export interface AppOptions {
   backends?: (deps: BackendDeps) => CodingBackend[];
   /** With `backends`: the default one's name (else default_backend). */
   defaultBackend?: string;
+  /** The wait before a task's second attempt (1 s); fast tests shorten it. */
+  retryDelayMs?: number;
 }
 
 /**
@@ -118,7 +120,7 @@ export async function createApp(config: ResolvedConfig, options: AppOptions = {}
   const backends = new Backends((options.backends ?? configuredBackends)(deps), options.defaultBackend ?? config.default_backend);
   for (const note of config.notes) log.warn(note);
   const approvals = new Approvals(new PermissionPolicy(config.permissions), config.limits.approval_timeout_sec * 1000, redactor, log);
-  const sessions = new SessionManager(config, records, workspaces, backends, approvals, git, log);
+  const sessions = new SessionManager(config, records, workspaces, backends, approvals, git, log, options.retryDelayMs ? { retryDelayMs: options.retryDelayMs } : {});
   // Tasks that were running when coding-mcp last stopped are followed to their end again.
   sessions.resumeTasks();
   return {

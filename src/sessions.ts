@@ -23,7 +23,7 @@ import type { Approvals, Elicit, RespondInput } from "./approvals.js";
 import type { Records } from "./records.js";
 import { newId } from "./store.js";
 import { buildTaskPrompt } from "./task-prompt.js";
-import { TaskRunner } from "./tasks.js";
+import { TaskRunner, type TaskRunnerOptions } from "./tasks.js";
 import {
   EMPTY_TREE,
   changedFiles,
@@ -140,8 +140,9 @@ export class SessionManager {
     private readonly approvals: Approvals,
     private readonly git: Git,
     private readonly log: Logger,
+    taskOptions: TaskRunnerOptions = {},
   ) {
-    this.tasks = new TaskRunner(config, records, backends, approvals, git, log);
+    this.tasks = new TaskRunner(config, records, backends, approvals, git, log, taskOptions);
   }
 
   async open(input: OpenInput): Promise<OpenResult> {

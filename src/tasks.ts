@@ -38,6 +38,11 @@ interface ActiveTask {
 const STATUS_CALLS = 30;
 const SETTLE_MS = 15_000;
 
+export interface TaskRunnerOptions {
+  /** The wait before the second attempt of a task (doubling after); 1 s. */
+  retryDelayMs?: number;
+}
+
 export class TaskRunner {
   private readonly active = new Map<string, ActiveTask>();
   /** Set when coding-mcp stops: tasks cut off by our own exit stay recorded as running, to be picked up again. */
@@ -50,6 +55,7 @@ export class TaskRunner {
     private readonly approvals: Approvals,
     private readonly git: Git,
     private readonly log: Logger,
+    private readonly options: TaskRunnerOptions = {},
   ) {}
 
   isRunning(sessionId: string): boolean {
@@ -254,7 +260,7 @@ export class TaskRunner {
           },
         });
         result.attempts = attempt;
-        const delayMs = 1000 * 2 ** (attempt - 1);
+        const delayMs = (this.options.retryDelayMs ?? 1000) * 2 ** (attempt - 1);
         if (result.success || attempt >= this.config.limits.max_attempts || !worthRepeating(result) || Date.now() + delayMs >= deadline) break;
         this.log.warn(`task on ${session.id} failed (${result.error}); attempt ${attempt + 1} in ${delayMs} ms`);
         onEvent({ type: "retry", attempt: attempt + 1, error: result.error ?? "failed", delayMs });

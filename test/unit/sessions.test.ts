@@ -53,7 +53,7 @@ async function setup(script: Script, options: { config?: Record<string, Record<s
     error: (m) => logs.push(`error ${m}`),
   };
   const backend = options.backend ?? new ScriptedBackend(script);
-  const app = await createApp(loadConfig({ configPath: configFile, env: {} }), { log, env: {}, backends: () => [backend], defaultBackend: backend.name });
+  const app = await createApp(loadConfig({ configPath: configFile, env: {} }), { log, env: {}, backends: () => [backend], defaultBackend: backend.name, retryDelayMs: 50 });
   cleanups.push(async () => {
     await app.stop();
     if (!options.dir) fs.rmSync(dir, { recursive: true, force: true });
