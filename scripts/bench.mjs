@@ -287,7 +287,9 @@ function codingMcpEnv(oc, basePath, dir) {
 
 /** Start an MCP server over stdio with the SDK's Client; its stderr is kept (last lines) for errors. */
 async function connectStdio(args, env, name = "coding-mcp-bench") {
-  const transport = new StdioClientTransport({ command: process.execPath, args, env, stderr: "pipe" });
+  // coding-mcp is started as its `coding-mcp` command is: the bundle itself, through its #! line (which gives node its flags).
+  const [command, commandArgs] = args[0] === CLI ? [CLI, args.slice(1)] : [process.execPath, args];
+  const transport = new StdioClientTransport({ command, args: commandArgs, env, stderr: "pipe" });
   const stderr = [];
   transport.stderr?.on("data", (chunk) => {
     if (MCP_LOG) fs.appendFileSync(MCP_LOG, chunk);
