@@ -308,10 +308,10 @@ async function connectStdio(args, env, name = "coding-mcp-bench") {
   return { client, transport, pid, stderr, started, close };
 }
 
-async function startCodingMcp(oc, label) {
+async function startCodingMcp(oc, label, extraEnv = {}) {
   const dir = tempDir(`mcp-${label}`);
   const { args, env } = codingMcpEnv(oc, path.join(dir, "workspaces"), dir);
-  const mcp = await connectStdio(args, env);
+  const mcp = await connectStdio(args, { ...env, ...extraEnv });
   onCleanup(mcp.close);
   await mcp.client.listTools();
   const call = async (name, args, options = {}) => {
@@ -434,34 +434,29 @@ async function figureRoundTrip() {
  */
 async function figureProfile() {
   const oc = await startOpencode("profile");
-  const dir = tempDir("mcp-profile");
-  const { args, env } = codingMcpEnv(oc, path.join(dir, "workspaces"), dir);
-  const mcp = await connectStdio(args, { ...env, CODING_MCP_LOG_LEVEL: "debug" });
-  onCleanup(mcp.close);
+  const mcp = await startCodingMcp(oc, "profile", { CODING_MCP_LOG_LEVEL: "debug" });
   const timings = [];
-  const gitRuns = [];
+  let gitRuns = 0;
   mcp.transport.stderr?.on("data", (chunk) => {
     for (const line of chunk.toString("utf8").split("\n")) {
       const t = /task \S+ timing: before ([\d.]+) ms, agent ([\d.]+) ms, changes ([\d.]+) ms, record ([\d.]+) ms/.exec(line);
       if (t) timings.push(t.slice(1, 5).map(Number));
-      const g = /git (\S+(?: \S+)?).* -> \d+ in (\d+) ms/.exec(line);
-      if (g) gitRuns.push(g[1]);
+      if (/ git .* -> \d+ in \d+ ms/.test(line)) gitRuns += 1;
     }
   });
-  const call = async (name, a) => (await mcp.client.callTool({ name, arguments: a }, undefined, { timeout: CALL_TIMEOUT_MS })).structuredContent;
-  const opened = await call("coding_open", { title: "profile" });
+  const opened = await mcp.call("coding_open", { title: "profile" });
   const direct = await directSessions(oc, tempDir("direct-profile"), 1);
   const rounds = [];
   const prompts = [];
   for (let i = -WARMUP; i < RUNS; i++) {
-    const gitBefore = gitRuns.length;
+    const gitBefore = gitRuns;
     const t0 = performance.now();
-    const result = await call("code", { session_id: opened.session_id, task: nextTask() });
+    const result = await mcp.call("code", { session_id: opened.session_id, task: nextTask() });
     const ms = performance.now() - t0;
     if (!result?.success) throw new Error(`profile: code failed: ${JSON.stringify(result).slice(0, 300)}`);
     const promptMs = await direct.run(0);
     if (i >= 0) {
-      rounds.push({ ms, git: gitRuns.length - gitBefore });
+      rounds.push({ ms, git: gitRuns - gitBefore });
       prompts.push(promptMs);
     }
   }

@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { agentCommand, agentInstalled } from "./support/agents.mjs";
+import { agentCommand, agentInstalled, suiteName } from "./support/agents.mjs";
 import { claudeEnvFor, startFakeAnthropic } from "./support/fake-anthropic.mjs";
 import { git, processRunning, startHarness, structured, until, type Harness } from "./support/harness.js";
 
@@ -54,7 +54,7 @@ afterAll(async () => {
   await fake?.close();
 });
 
-describe.skipIf(!installed)("Claude Code over ACP (claude-agent-acp)", () => {
+describe.skipIf(!installed)(suiteName("claude", "Claude Code over ACP (claude-agent-acp)"), () => {
   it("writes and runs a file with progress per tool call, each permission answered by the policy", async () => {
     expect(session.backend).toBe("claude");
     const progress: string[] = [];

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { agentCommand, agentInstalled } from "./support/agents.mjs";
+import { agentCommand, agentInstalled, suiteName } from "./support/agents.mjs";
 import { codexEnvFor, startFakeResponses } from "./support/fake-responses.mjs";
 import { git, processRunning, sleepers, startHarness, structured, until, type Harness } from "./support/harness.js";
 
@@ -58,7 +58,7 @@ afterAll(async () => {
   if (home) fs.rmSync(home, { recursive: true, force: true });
 });
 
-describe.skipIf(!installed)(installed ? "Codex over ACP (codex-acp)" : "Codex over ACP (codex-acp): not installed, run `bash scripts/install-agents.sh codex`", () => {
+describe.skipIf(!installed)(suiteName("codex", "Codex over ACP (codex-acp)"), () => {
   it("runs a multi-step task with progress per tool call, each permission answered by the policy, and commits it", async () => {
     expect(session.backend).toBe("codex");
     const progress: string[] = [];

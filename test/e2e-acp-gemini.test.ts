@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { agentCommand, agentInstalled } from "./support/agents.mjs";
+import { agentCommand, agentInstalled, suiteName } from "./support/agents.mjs";
 import { geminiEnvFor, startFakeGemini } from "./support/fake-gemini.mjs";
 import { git, sleepers, startHarness, structured, until, type Harness } from "./support/harness.js";
 
@@ -58,7 +58,7 @@ afterAll(async () => {
   if (home) fs.rmSync(home, { recursive: true, force: true });
 });
 
-describe.skipIf(!installed)(installed ? "Gemini CLI over ACP (gemini --acp)" : "Gemini CLI over ACP (gemini --acp): not installed, run `bash scripts/install-agents.sh gemini`", () => {
+describe.skipIf(!installed)(suiteName("gemini", "Gemini CLI over ACP (gemini --acp)"), () => {
   it("runs a multi-step task with progress per tool call, each permission answered by the policy, and commits it", async () => {
     expect(session.backend).toBe("gemini");
     const progress: string[] = [];

@@ -2,7 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sleepers, startHarness, structured, until, type Harness } from "./support/harness.js";
-import { startOpencodeServer, type OpencodeServer } from "./support/opencode-server.js";
+import { useOwnOpencode, type OpencodeServer } from "./support/opencode-server.js";
 
 // Tasks longer than a client will wait: code with background: true, followed with coding_status and
 // stopped with coding_cancel; and a background task picked up again after coding-mcp restarts. Here
@@ -18,11 +18,7 @@ async function status(sessionId: string) {
 
 beforeAll(async () => {
   h = await startHarness();
-  opencode = await startOpencodeServer({ home: path.join(h.dir, "external-opencode"), fakeBaseURL: h.fake.baseURL });
-  // Point coding-mcp at the test's OpenCode instead of a managed one.
-  fs.appendFileSync(h.configFile, `opencode:\n  url: ${opencode.url}\n`);
-  h.env.OPENCODE_SERVER_PASSWORD = opencode.password;
-  await h.restart();
+  opencode = await useOwnOpencode(h);
   h.fake.setScenario("bg", (ctx) => {
     const steps = [
       { tools: [{ name: "bash", args: { command: `${sleep.command("2.")} && echo done > bg.txt`, description: "Work a while" } }] },

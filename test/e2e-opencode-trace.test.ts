@@ -1,11 +1,9 @@
-import fs from "node:fs";
-import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ToolCall } from "../src/model.js";
 import type { OpencodeMessage } from "../src/opencode/client.js";
 import { summarizeTurn, turnMessages } from "../src/opencode/trace.js";
 import { startHarness, structured, type Harness } from "./support/harness.js";
-import { startOpencodeServer, type OpencodeServer } from "./support/opencode-server.js";
+import { useOwnOpencode, type OpencodeServer } from "./support/opencode-server.js";
 
 // coding-mcp builds a task's trace from the OpenCode events it follows during the task, not from a
 // read of the session afterwards. This checks that against the session itself: the test reads the
@@ -16,10 +14,7 @@ let opencode: OpencodeServer;
 
 beforeAll(async () => {
   h = await startHarness();
-  opencode = await startOpencodeServer({ home: path.join(h.dir, "external-opencode"), fakeBaseURL: h.fake.baseURL });
-  fs.appendFileSync(h.configFile, `opencode:\n  url: ${opencode.url}\n`);
-  h.env.OPENCODE_SERVER_PASSWORD = opencode.password;
-  await h.restart();
+  opencode = await useOwnOpencode(h);
   // Reasoning, a write, a failing read, a bash run and a closing text, each its own step.
   h.fake.setScenario("steps", (ctx) => {
     const steps = [

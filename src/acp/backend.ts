@@ -24,7 +24,8 @@ export interface AcpBackendOptions {
   /** The ACP session mode selected after session/new, when the agent has modes. */
   mode?: string;
   log: Logger;
-  startupTimeoutMs?: number;
+  /** How long the agent may take to start and to answer initialize and session/new (backends.X.startup_timeout_sec). */
+  startupTimeoutMs: number;
   /** How long a cancelled turn may take to end before the agent is taken as hung (default 10 s). */
   cancelGraceMs?: number;
 }
@@ -33,7 +34,6 @@ export interface AcpBackendOptions {
 const CANCEL_GRACE_MS = 10_000;
 /** How long after a cancelled turn a running command may take to report its end before the agent is restarted. */
 const COMMAND_GRACE_MS = 2_000;
-const DEFAULT_STARTUP_MS = 60_000;
 
 interface SessionState {
   directory: string;
@@ -90,7 +90,7 @@ export class AcpBackend implements CodingBackend {
       env: this.options.env,
       cwd: this.options.cwd,
       log: this.options.log,
-      startupTimeoutMs: this.options.startupTimeoutMs ?? DEFAULT_STARTUP_MS,
+      startupTimeoutMs: this.options.startupTimeoutMs,
       onUpdate: (n) => this.onUpdate(n),
       onPermission: (req) => this.onPermission(req),
     })
@@ -149,7 +149,7 @@ export class AcpBackend implements CodingBackend {
   }
 
   private get requestTimeout(): number {
-    return this.options.startupTimeoutMs ?? DEFAULT_STARTUP_MS;
+    return this.options.startupTimeoutMs;
   }
 
   /** Select a mode: session/set_mode where the agent lists modes, else its "mode" config option. */

@@ -10,8 +10,8 @@ export interface AcpBackendEntry {
   command: string[];
   env?: Record<string, string>;
   mode?: string;
-  /** Seconds the agent may take to start and answer initialize and session/new (default 60). */
-  startup_timeout_sec?: number;
+  /** Seconds the agent may take to start and answer initialize and session/new (the config's default: 60). */
+  startup_timeout_sec: number;
 }
 
 /** `${VAR}` in an env value is read from coding-mcp's environment; an unset variable is an error. */
@@ -52,6 +52,6 @@ export function createAcpBackend(
     cwd: context.cwd,
     log: context.log,
     ...(entry.mode ? { mode: entry.mode } : {}),
-    ...(entry.startup_timeout_sec ? { startupTimeoutMs: entry.startup_timeout_sec * 1000 } : {}),
+    startupTimeoutMs: entry.startup_timeout_sec * 1000,
   });
 }

@@ -167,11 +167,16 @@ export class TurnRecorder {
   private list(final: OpencodeMessage): OpencodeMessage[] {
     return [...this.messages.entries()]
       .filter((e): e is [string, Recorded & { info: OpencodeMessageInfo }] => e[1].info !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .sort(byId)
       .map(([id, recorded]) => (id === final.info.id ? final : { info: recorded.info, parts: sortedParts(recorded) }));
   }
 }
 
 function sortedParts(recorded: Recorded): OpencodePart[] {
-  return [...recorded.parts.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, p]) => p.part);
+  return [...recorded.parts.entries()].sort(byId).map(([, p]) => p.part);
+}
+
+/** OpenCode's ids sort by creation; it lists messages and parts in that order (plain string order, not locale). */
+function byId([a]: [string, unknown], [b]: [string, unknown]): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }

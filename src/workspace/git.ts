@@ -233,8 +233,13 @@ export interface CommitInfo {
   subject: string;
 }
 
+/** `git log` of `revisions`, newest first, at most MAX_COMMITS, as parseLog reads it. */
+function logArgs(revisions: string[]): string[] {
+  return ["log", `--max-count=${MAX_COMMITS}`, "--no-show-signature", "--format=%H%x09%s", ...revisions, "--"];
+}
+
 async function logCommits(git: Git, dir: string, revisions: string[]): Promise<CommitInfo[]> {
-  return parseLog(await git.run(["log", `--max-count=${MAX_COMMITS}`, "--no-show-signature", "--format=%H%x09%s", ...revisions, "--"], { cwd: dir }));
+  return parseLog(await git.run(logArgs(revisions), { cwd: dir }));
 }
 
 /** `git log --format=%H%x09%s` lines. */
@@ -453,7 +458,7 @@ export function snapshotWorkingTree(git: Git, dir: string): Promise<string> {
  */
 export async function commitsSince(git: Git, dir: string, since: string | undefined, o: SinceOptions = {}): Promise<CommitInfo[]> {
   const not = since === undefined ? [] : ["--not", o.trusted ? since : await resolveCommit(git, dir, since)];
-  const result = await git.exec(["log", `--max-count=${MAX_COMMITS}`, "--no-show-signature", "--format=%H%x09%s", "HEAD", ...not, "--"], { cwd: dir });
+  const result = await git.exec(logArgs(["HEAD", ...not]), { cwd: dir });
   if (result.exitCode === 0) return parseLog(result.stdout);
   if ((await headCommit(git, dir)) === undefined) return []; // No commit yet: git log has nothing to start from.
   throw new UserError(`git log failed: ${git.redact(summarize(result.stderr))}`, undefined, "git_failed");
@@ -559,18 +564,24 @@ interface RepoPaths {
   /** The git directory shared by all worktrees (the `.git` of the main checkout). */
   commonDir: string;
 }
+// Per-workspace facts kept between tasks, each map bounded to the most recently used workspaces.
 const repoPathsKnown = new Map<string, RepoPaths>();
-const REPO_PATHS_KEPT = 1_000;
+const programOverridesKnown = new Map<string, { files: string[]; signature: string; args: string[] }>();
+const WORKSPACES_KEPT = 1_000;
+
+/** Keep `value` for `dir` as the most recently used entry, forgetting the oldest beyond WORKSPACES_KEPT. */
+function remember<T>(map: Map<string, T>, dir: string, value: T): T {
+  map.delete(dir);
+  if (map.size >= WORKSPACES_KEPT) map.delete(map.keys().next().value!);
+  map.set(dir, value);
+  return value;
+}
 
 async function repoPaths(git: Git, dir: string, fresh = false): Promise<RepoPaths> {
   const known = fresh ? undefined : repoPathsKnown.get(dir);
   if (known !== undefined) return known;
   const [index = "", commonDir = ""] = (await git.run(["rev-parse", "--path-format=absolute", "--git-path", "index", "--git-common-dir"], { cwd: dir })).split("\n");
-  const found = { index: path.resolve(dir, index), commonDir: path.resolve(dir, commonDir) };
-  repoPathsKnown.delete(dir);
-  if (repoPathsKnown.size >= REPO_PATHS_KEPT) repoPathsKnown.delete(repoPathsKnown.keys().next().value!);
-  repoPathsKnown.set(dir, found);
-  return found;
+  return remember(repoPathsKnown, dir, { index: path.resolve(dir, index), commonDir: path.resolve(dir, commonDir) });
 }
 
 /**
@@ -630,8 +641,7 @@ const NEUTRAL_VALUE: Record<string, string> = { "gpg.program": "gpg", "gpg.openp
  * nor HEAD, which `includeIf "onbranch:"` looks at) has changed: a stat of a few files instead of a
  * git process before every add.
  */
-async function workspaceProgramOverrides(git: Git, dir: string): Promise<string[]> {
-  const paths = await repoPaths(git, dir);
+async function workspaceProgramOverrides(git: Git, dir: string, paths: RepoPaths): Promise<string[]> {
   const known = programOverridesKnown.get(dir);
   const watched = [...new Set([...standardConfigFiles(paths), ...(known?.files ?? [])])];
   const before = await filesSignature(watched);
@@ -662,13 +672,9 @@ async function workspaceProgramOverrides(git: Git, dir: string): Promise<string[
   const args = [...untrusted].flatMap((key) => ["-c", `${key}=${trusted.get(key) ?? NEUTRAL_VALUE[key] ?? (key.endsWith(".required") ? "false" : "")}`]);
   // Kept only when every file it came from was watched before git read them (none changed unseen since).
   const complete = [...files].every((f) => watched.includes(f));
-  programOverridesKnown.delete(dir);
-  if (programOverridesKnown.size >= REPO_PATHS_KEPT) programOverridesKnown.delete(programOverridesKnown.keys().next().value!);
-  programOverridesKnown.set(dir, { files: [...files], signature: complete ? before : "", args });
+  remember(programOverridesKnown, dir, { files: [...files], signature: complete ? before : "", args });
   return args;
 }
-
-const programOverridesKnown = new Map<string, { files: string[]; signature: string; args: string[] }>();
 
 /** The config files git reads for a repository (whether they exist or not), and its HEAD. */
 function standardConfigFiles(paths: RepoPaths): string[] {
@@ -692,23 +698,21 @@ async function filesSignature(files: string[]): Promise<string> {
 
 /** Stage the whole working tree into a throw-away copy of the index and run `fn` with that index. */
 async function withWorkingTreeIndex<T>(git: Git, dir: string, fn: (env: Record<string, string>) => Promise<T>): Promise<T> {
-  const overrides = workspaceProgramOverrides(git, dir);
-  overrides.catch(() => undefined); // Awaited below, after the index is found.
   const wasKnown = repoPathsKnown.has(dir);
-  let { index } = await repoPaths(git, dir);
-  let scratch = `${index}.coding-mcp-${randomBytes(6).toString("hex")}`;
+  let paths = await repoPaths(git, dir);
+  let scratch = `${paths.index}.coding-mcp-${randomBytes(6).toString("hex")}`;
   try {
-    if (!(await copyIndex(index, scratch)) && wasKnown) {
+    if (!(await copyIndex(paths.index, scratch)) && wasKnown) {
       // No index where it was: the directory may hold another repository now, so ask git again.
-      const { index: asked } = await repoPaths(git, dir, true);
-      if (asked !== index) {
-        [index, scratch] = [asked, `${asked}.coding-mcp-${randomBytes(6).toString("hex")}`];
-        await copyIndex(index, scratch);
+      const asked = await repoPaths(git, dir, true);
+      if (asked.index !== paths.index) {
+        [paths, scratch] = [asked, `${asked.index}.coding-mcp-${randomBytes(6).toString("hex")}`];
+        await copyIndex(paths.index, scratch);
       }
     }
     // Without an index (nothing was ever staged) the scratch index starts empty.
     const env = { GIT_INDEX_FILE: scratch };
-    await git.run([...(await overrides), "add", "--all", "--ignore-errors"], { cwd: dir, env });
+    await git.run([...(await workspaceProgramOverrides(git, dir, paths)), "add", "--all", "--ignore-errors"], { cwd: dir, env });
     return await fn(env);
   } finally {
     await Promise.all([scratch, `${scratch}.lock`].map((f) => removeIfThere(f)));
@@ -782,7 +786,7 @@ export async function commitChanges(git: Git, dir: string, o: CommitOptions): Pr
   const pathArgs = paths ? ["--", ...paths] : [];
   const literal = ["--literal-pathspecs"];
 
-  const overrides = await workspaceProgramOverrides(git, dir);
+  const overrides = await workspaceProgramOverrides(git, dir, await repoPaths(git, dir));
   // Hooks are programs in the git directory, which the agent can write: they run only when the owner says so.
   const hooks = o.runHooks ? [] : ["-c", "core.hooksPath=/dev/null"];
   if (paths || (o.addAll ?? true)) await stage(git, dir, [...overrides, ...literal, "add", "--all", ...pathArgs]);

@@ -39,3 +39,11 @@ export function agentInstalled(agent) {
   const command = agentCommand(agent);
   return fs.existsSync(command[0] === process.execPath ? /** @type {string} */ (command[1]) : /** @type {string} */ (command[0]));
 }
+
+/**
+ * The name of an agent's test suite: when the agent is not installed (the suite is skipped), it says
+ * how to install it. @param {string} agent @param {string} title
+ */
+export function suiteName(agent, title) {
+  return agentInstalled(agent) ? title : `${title}: not installed, run \`bash scripts/install-agents.sh ${agent}\``;
+}

@@ -1,5 +1,8 @@
+import fs from "node:fs";
+import path from "node:path";
 import { ManagedOpencode } from "../../src/opencode/managed.js";
 import { hermeticOpencodeEnv, opencodeConfigFor } from "./fake-model.mjs";
+import type { Harness } from "./harness.js";
 
 /**
  * A real `opencode serve` that a test starts and stops itself (an "external" OpenCode for
@@ -28,4 +31,16 @@ export async function startOpencodeServer(options: { home: string; fakeBaseURL: 
   });
   const running = await server.ensure();
   return { url: running.url, password: running.password, pid: running.pid, stop: () => server.stop() };
+}
+
+/**
+ * An OpenCode of the test's own (outliving coding-mcp's restarts, readable by the test), with the
+ * harness's coding-mcp pointed at it (opencode.url + its password) and restarted to use it.
+ */
+export async function useOwnOpencode(h: Harness): Promise<OpencodeServer> {
+  const server = await startOpencodeServer({ home: path.join(h.dir, "external-opencode"), fakeBaseURL: h.fake.baseURL });
+  fs.appendFileSync(h.configFile, `opencode:\n  url: ${server.url}\n`);
+  h.env.OPENCODE_SERVER_PASSWORD = server.password;
+  await h.restart();
+  return server;
 }
