@@ -288,7 +288,9 @@ function codingMcpEnv(oc, basePath, dir) {
 /** Start an MCP server over stdio with the SDK's Client; its stderr is kept (last lines) for errors. */
 async function connectStdio(args, env, name = "coding-mcp-bench") {
   // coding-mcp is started as its `coding-mcp` command is: the bundle itself, through its #! line (which gives node its flags).
-  const [command, commandArgs] = args[0] === CLI ? [CLI, args.slice(1)] : [process.execPath, args];
+  // BENCH_MCP_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") starts it with node and those flags instead, for profiling.
+  const nodeArgs = process.env.BENCH_MCP_NODE_ARGS?.split(" ").filter(Boolean);
+  const [command, commandArgs] = args[0] === CLI ? (nodeArgs ? [process.execPath, ["--max-semi-space-size=1", ...nodeArgs, ...args]] : [CLI, args.slice(1)]) : [process.execPath, args];
   const transport = new StdioClientTransport({ command, args: commandArgs, env, stderr: "pipe" });
   const stderr = [];
   transport.stderr?.on("data", (chunk) => {
@@ -439,7 +441,7 @@ async function figureProfile() {
   let gitRuns = 0;
   mcp.transport.stderr?.on("data", (chunk) => {
     for (const line of chunk.toString("utf8").split("\n")) {
-      const t = /task \S+ timing: before ([\d.]+) ms, agent ([\d.]+) ms, changes ([\d.]+) ms, record ([\d.]+) ms/.exec(line);
+      const t = /task \S+ timing: before ([\d.]+) ms[^,]*, turn ([\d.]+) ms[^,]*, changes ([\d.]+) ms, record ([\d.]+) ms/.exec(line);
       if (t) timings.push(t.slice(1, 5).map(Number));
       if (/ git .* -> \d+ in \d+ ms/.test(line)) gitRuns += 1;
     }
@@ -448,16 +450,26 @@ async function figureProfile() {
   const direct = await directSessions(oc, tempDir("direct-profile"), 1);
   const rounds = [];
   const prompts = [];
+  // CPU per task (summed over the measured runs): coding-mcp's own and its git children's, and
+  // OpenCode's while it runs a coding-mcp task against while it answers a direct prompt.
+  const cpu = { mcp: 0, git: 0, opencodeMcp: 0, opencodeDirect: 0 };
   for (let i = -WARMUP; i < RUNS; i++) {
     const gitBefore = gitRuns;
+    const [m0, o0] = [cpuOf(mcp.pid), cpuOf(oc.pid)];
     const t0 = performance.now();
     const result = await mcp.call("code", { session_id: opened.session_id, task: nextTask() });
     const ms = performance.now() - t0;
     if (!result?.success) throw new Error(`profile: code failed: ${JSON.stringify(result).slice(0, 300)}`);
+    const [m1, o1] = [cpuOf(mcp.pid), cpuOf(oc.pid)];
     const promptMs = await direct.run(0);
+    const o2 = cpuOf(oc.pid);
     if (i >= 0) {
       rounds.push({ ms, git: gitRuns - gitBefore });
       prompts.push(promptMs);
+      cpu.mcp += m1.self - m0.self;
+      cpu.git += m1.children - m0.children;
+      cpu.opencodeMcp += o1.self + o1.children - o0.self - o0.children;
+      cpu.opencodeDirect += o2.self + o2.children - o1.self - o1.children;
     }
   }
   await direct.close();
@@ -465,15 +477,16 @@ async function figureProfile() {
   const med = (xs) => summary(xs).median;
   const phase = (k) => med(last.map((t) => t[k]));
   const round_ = med(rounds.map((r) => r.ms));
+  // The turn runs from the task's start: the snapshot before the prompt is inside it, beside the backend's own preparation.
   const parts = { before: phase(0), agent: phase(1), changes: phase(2), record: phase(3) };
-  const rest = round_ - parts.before - parts.agent - parts.changes - parts.record;
+  const rest = round_ - parts.agent - parts.changes - parts.record;
   const prompt = med(prompts);
   results.push({
     id: "profile",
     figure: "`code` round trip, profile (medians)",
     unit: "ms",
     value: round_,
-    detail: { ...Object.fromEntries(Object.entries(parts).map(([k, v]) => [`${k}_ms`, round(v, 1)])), mcp_and_tool_ms: round(rest, 1), direct_prompt_ms: round(prompt, 1), backend_overhead_ms: round(parts.agent - prompt, 1), git_processes_per_task: med(rounds.map((r) => r.git)) },
+    detail: { ...Object.fromEntries(Object.entries(parts).map(([k, v]) => [`${k}_ms`, round(v, 1)])), mcp_and_tool_ms: round(rest, 1), direct_prompt_ms: round(prompt, 1), backend_overhead_ms: round(parts.agent - prompt, 1), git_processes_per_task: med(rounds.map((r) => r.git)), cpu_per_task_ms: Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, round(v / RUNS, 1)])) },
     target: "–",
     met: true,
     metText: "(explains the round trip)",
@@ -753,6 +766,14 @@ async function figureGit() {
   });
 }
 
+/** CPU time a process used so far, in ms: its own, and that of its children it has waited for (git, for coding-mcp). */
+function cpuOf(pid) {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ").map(Number);
+  const tick = 1000 / 100; // USER_HZ is 100 on Linux
+  return { self: (f[11] + f[12]) * tick, children: (f[13] + f[14]) * tick };
+}
+
 function rssOf(pid) {
   const status = fs.readFileSync(`/proc/${pid}/status`, "utf8");
   const kb = (key) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? NaN);
@@ -966,7 +987,7 @@ function table() {
   for (const r of results) {
     if (r.value !== undefined) {
       const ref = r.reference === undefined ? "–" : `(${fmt(r.reference, r.unit)})`;
-      const extra = r.id === "profile" ? `before ${fmt(r.detail.before_ms, "ms")}, agent ${fmt(r.detail.agent_ms, "ms")} (a direct prompt: ${fmt(r.detail.direct_prompt_ms, "ms")}), changes ${fmt(r.detail.changes_ms, "ms")}, record ${fmt(r.detail.record_ms, "ms")}, MCP + tool ${fmt(r.detail.mcp_and_tool_ms, "ms")}; ${r.detail.git_processes_per_task} git runs` : r.id === "progress" ? `median ${fmt(r.detail.median_ms, "ms")}, max ${fmt(r.detail.max_ms, "ms")} (n ${r.detail.n})` : r.id === "growth" ? `after 50: ${r.detail.after_50_mb} MB, after ${GROWTH_TASKS}: ${r.detail[`after_${GROWTH_TASKS}_mb`]} MB; peak ${r.detail.peak_mb} MB` : `peak ${r.detail.peak_mb} MB`;
+      const extra = r.id === "profile" ? `turn ${fmt(r.detail.agent_ms, "ms")} (a direct prompt: ${fmt(r.detail.direct_prompt_ms, "ms")}; of it, git's snapshot before the prompt ${fmt(r.detail.before_ms, "ms")}, beside the backend's preparation), changes ${fmt(r.detail.changes_ms, "ms")}, record ${fmt(r.detail.record_ms, "ms")}, MCP + tool ${fmt(r.detail.mcp_and_tool_ms, "ms")}; ${r.detail.git_processes_per_task} git runs; CPU per task: coding-mcp ${fmt(r.detail.cpu_per_task_ms.mcp, "ms")} + its git ${fmt(r.detail.cpu_per_task_ms.git, "ms")}, OpenCode ${fmt(r.detail.cpu_per_task_ms.opencodeMcp, "ms")} (a direct prompt: ${fmt(r.detail.cpu_per_task_ms.opencodeDirect, "ms")})` : r.id === "progress" ? `median ${fmt(r.detail.median_ms, "ms")}, max ${fmt(r.detail.max_ms, "ms")} (n ${r.detail.n})` : r.id === "growth" ? `after 50: ${r.detail.after_50_mb} MB, after ${GROWTH_TASKS}: ${r.detail[`after_${GROWTH_TASKS}_mb`]} MB; peak ${r.detail.peak_mb} MB` : `peak ${r.detail.peak_mb} MB`;
       rows.push(`| ${r.figure} | ${r.id === "progress" ? `p95 ${fmt(r.value, "ms")}` : fmt(r.value, r.unit)} | ${ref} | ${r.id === "growth" ? `×${r.detail.ratio_to_minimal}` : "–"} | ${extra} | ${r.target} | ${r.metText ?? (r.met ? "yes" : "**no**")} |`);
       continue;
     }

@@ -1,7 +1,7 @@
 // Builds dist/: the CLI and everything it imports bundled into one ES module, so a cold start reads
 // one file instead of a few hundred (module loading was most of coding-mcp's start-up). What loads
 // late stays late: the HTTP transport is a chunk of its own, and the packages imported only on first
-// use (undici, execa, the OpenTelemetry SDK) stay packages, loaded from node_modules when needed.
+// use (undici, the OpenTelemetry SDK) stay packages, loaded from node_modules when needed.
 // OpenTelemetry's API stays a package as well (see below), and so does opencode-ai: its binary is
 // found next to it at run time.
 //
@@ -30,7 +30,6 @@ export async function bundle() {
       "opencode-ai",
       "opencode-*",
       "undici",
-      "execa",
       // One @opentelemetry/api for coding-mcp and the SDK: a bundled copy would keep its own proxy
       // tracer, which the provider the SDK registers never reaches (no span would be exported).
       "@opentelemetry/*",

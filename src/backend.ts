@@ -71,6 +71,12 @@ export interface RunTaskRequest extends TaskRequests {
   timeoutMs: number;
   signal?: AbortSignal;
   onEvent?: (event: TaskEvent) => void;
+  /**
+   * Resolves once coding-mcp has read the workspace as it is before the task and recorded the task.
+   * The backend gets ready meanwhile (connections, reads) and sends the prompt only after it; when it
+   * rejects, runTask rejects with that error and nothing is sent.
+   */
+  workspaceReady?: Promise<void>;
 }
 
 export interface ResumeTaskRequest extends TaskRequests {

@@ -264,7 +264,8 @@ export const RunningTaskRecord = z.object({
   /** Where the task's turn starts in the backend session. */
   checkpoint: z.string().optional(),
   head_before: z.string(),
-  tree_before: z.string(),
+  /** The working tree before the task; written beside the agent's turn, so absent for its first milliseconds. */
+  tree_before: z.string().optional(),
 });
 export type RunningTaskRecord = z.infer<typeof RunningTaskRecord>;
 

@@ -261,7 +261,7 @@ export class SessionManager {
   private async stateAtOpen(workspace: WorkspaceRecord, created: boolean): Promise<Pick<SessionRecord, "tree_at_open" | "dirty_at_open">> {
     if (workspace.managed && created) return {};
     const [tree, dirty] = await Promise.all([
-      snapshotWorkingTree(this.git, workspace.path).catch((err) => {
+      snapshotWorkingTree(this.git, workspace.path).tree.catch((err) => {
         this.log.warn(`could not snapshot ${workspace.path} at open; coding_diff will measure from HEAD: ${errorMessage(err)}`);
         return undefined;
       }),

@@ -198,7 +198,7 @@ export class TaskRunner {
             emit: track,
           });
           // The snapshots come from the records: checked again before git uses them.
-          return this.finish(session, workspace, view, { ...running, trusted: false }, approvals, () =>
+          return this.finish(session, workspace, view, running, false, approvals, () =>
             backend.resumeTask({
               sessionId: session.backend_session_id,
               directory: workspace.path,
@@ -224,18 +224,34 @@ export class TaskRunner {
   ): Promise<CodeResult> {
     const { session, workspace } = request;
     const startedAt = performance.now();
-    const [head, tree] = await Promise.all([headCommit(this.git, workspace.path), snapshotWorkingTree(this.git, workspace.path)]);
+    const snapshot = snapshotWorkingTree(this.git, workspace.path);
     const running: RunningTaskRecord = {
       task_id: view.task_id,
       task: view.task,
       started_at: view.started_at,
       deadline: new Date(Date.now() + request.timeoutMs).toISOString(),
-      head_before: head ?? EMPTY_TREE,
-      tree_before: tree,
+      head_before: EMPTY_TREE,
     };
-    await this.records.sessions.update(session.id, (s) => (s.running = running));
-    const beforeMs = performance.now() - startedAt;
-    return this.finish(session, workspace, view, { ...running, trusted: true }, approvals, async () => {
+    const record = () => this.records.sessions.update(session.id, (s) => (s.running = running));
+    // The prompt waits for this, the backend's own preparation does not: git has read the working tree
+    // and HEAD, and the task is recorded (a restart finds it). The snapshot's tree object is written
+    // beside the agent's turn and recorded when it is there.
+    let beforeMs: number | undefined;
+    const workspaceReady = (async () => {
+      const [head] = await Promise.all([headCommit(this.git, workspace.path), snapshot.staged]);
+      running.head_before = head ?? EMPTY_TREE;
+      await record();
+      beforeMs = performance.now() - startedAt;
+    })();
+    workspaceReady.catch(() => undefined); // The backend rethrows it from runTask; a backend that failed first never asks.
+    const treeBefore = snapshot.tree.then(async (tree) => {
+      running.tree_before = tree;
+      await workspaceReady;
+      await record().catch((err) => this.log.warn(`could not record the snapshot of task ${view.task_id} (a restart meanwhile would count changes from HEAD): ${errorMessage(err)}`));
+      return tree;
+    });
+    treeBefore.catch(() => undefined); // Said in the answer's warnings (finish) or by workspaceReady.
+    return this.finish(session, workspace, view, running, true, approvals, async () => {
       const deadline = Date.parse(running.deadline);
       let result: TaskResult;
       for (let attempt = 1; ; attempt++) {
@@ -247,6 +263,7 @@ export class TaskRunner {
           ...(request.model ? { model: request.model } : {}),
           ...(request.agent ? { agent: request.agent } : {}),
           signal,
+          workspaceReady,
           ...approvals.requests,
           onEvent: (event) => {
             if (event.type === "started" && event.checkpoint && attempt === 1) {
@@ -267,7 +284,7 @@ export class TaskRunner {
         if (!(await sleep(delayMs, signal))) break;
       }
       return result;
-    }, beforeMs);
+    }, treeBefore, () => beforeMs);
   }
 
   /** Run (or follow) the task, then add what git says changed, and record the result with the session. */
@@ -275,11 +292,15 @@ export class TaskRunner {
     session: SessionRecord,
     workspace: WorkspaceRecord,
     view: TaskView,
-    running: RunningTaskRecord & { /** head_before and tree_before are this process's own reads, not checked again. */ trusted: boolean },
+    running: RunningTaskRecord,
+    /** head_before and tree_before are this process's own reads, not checked again. */
+    trusted: boolean,
     approvals: TaskApprovals,
     execute: () => Promise<TaskResult>,
-    /** How long coding-mcp's own work before the agent took (snapshot, record), for the timing line. */
-    beforeMs?: number,
+    /** The snapshot taken before the task, when it is still being written (else running.tree_before). */
+    treeBefore?: Promise<string>,
+    /** How long coding-mcp's own work before the prompt took (snapshot, record), for the timing line; part of the turn's time. */
+    beforeMs?: () => number | undefined,
   ): Promise<CodeResult> {
     const agentStartedAt = performance.now();
     let result: TaskResult;
@@ -296,12 +317,14 @@ export class TaskRunner {
     const warnings: string[] = [];
     const agentEndedAt = performance.now();
     const [filesChanged, commits] = await Promise.all([
-      changedFiles(this.git, workspace.path, running.tree_before, { trusted: running.trusted }).catch((err) => {
+      baseOfChanges(running, treeBefore, warnings)
+        .then((base) => changedFiles(this.git, workspace.path, base, { trusted }))
+        .catch((err) => {
         // Said in the answer: an empty list would read as "the agent changed nothing".
         warnings.push(`files_changed is incomplete: git could not list the changes (${errorMessage(err)})`);
         return [];
       }),
-      commitsSince(this.git, workspace.path, running.head_before === EMPTY_TREE ? undefined : running.head_before, { trusted: running.trusted }).catch((err) => {
+      commitsSince(this.git, workspace.path, running.head_before === EMPTY_TREE ? undefined : running.head_before, { trusted }).catch((err) => {
         warnings.push(`commits is incomplete: git could not list the agent's commits (${errorMessage(err)})`);
         return [];
       }),
@@ -330,12 +353,25 @@ export class TaskRunner {
     });
     // Where a task's time went, coding-mcp's own share apart from the agent's (npm run bench reads it).
     const ms = (x: number) => Math.round(x * 10) / 10;
+    const before = beforeMs?.();
     this.log.debug(
-      `task ${view.task_id} timing: ${beforeMs === undefined ? "" : `before ${ms(beforeMs)} ms, `}agent ${ms(agentEndedAt - agentStartedAt)} ms, ` +
+      `task ${view.task_id} timing: ${before === undefined ? "" : `before ${ms(before)} ms (beside the backend's preparation), `}turn ${ms(agentEndedAt - agentStartedAt)} ms (from the task's start), ` +
         `changes ${ms(gitEndedAt - agentEndedAt)} ms, record ${ms(performance.now() - gitEndedAt)} ms`,
     );
     return code;
   }
+}
+
+/**
+ * What the task's changes are measured against: the snapshot before it. A task picked up after a
+ * restart whose snapshot was not recorded yet (coding-mcp stopped within milliseconds of the prompt)
+ * is measured from HEAD as it was, and the answer says so.
+ */
+async function baseOfChanges(running: RunningTaskRecord, treeBefore: Promise<string> | undefined, warnings: string[]): Promise<string> {
+  if (treeBefore) return treeBefore;
+  if (running.tree_before) return running.tree_before;
+  warnings.push("files_changed counts from the commit the task started on: coding-mcp stopped before its snapshot of the workspace was recorded, so changes left from before the task are included");
+  return running.head_before;
 }
 
 /**

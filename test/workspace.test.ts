@@ -142,6 +142,33 @@ describe("initRepository", () => {
     await sh(r, "checkout", "-q", "--detach");
     expect(await currentBranch(git, r)).toBeUndefined();
   });
+
+  it("headCommit reads HEAD as git does: loose and packed refs, detached, a chain of symbolic refs, a linked worktree", async () => {
+    const dir = path.join(scratch, "heads");
+    await initRepository(git, dir, author);
+    const same = async (d: string) => expect(await headCommit(git, d)).toBe(await sh(d, "rev-parse", "HEAD"));
+    await same(dir);
+    await sh(dir, "pack-refs", "--all");
+    expect(await exists(path.join(dir, ".git", "refs", "heads", "main"))).toBe(false);
+    await same(dir);
+    await sh(dir, "commit", "-q", "--allow-empty", "-m", "after packing"); // a loose ref newer than the packed one
+    await same(dir);
+    await sh(dir, "symbolic-ref", "refs/heads/alias", "refs/heads/main");
+    await sh(dir, "symbolic-ref", "HEAD", "refs/heads/alias");
+    await same(dir);
+    await sh(dir, "checkout", "-q", "--detach", "HEAD~1");
+    await same(dir);
+    await sh(dir, "checkout", "-q", "main");
+    const wt = path.join(scratch, "heads-wt");
+    await sh(dir, "worktree", "add", "-q", "-b", "side", wt);
+    await sh(wt, "commit", "-q", "--allow-empty", "-m", "on the side");
+    await same(wt);
+    await same(dir);
+    expect(await headCommit(git, wt)).not.toBe(await headCommit(git, dir));
+    // A HEAD naming something that is no branch is git's to judge (here: broken, so no commit).
+    await fs.writeFile(path.join(dir, ".git", "HEAD"), "ref: refs/heads/../../config\n");
+    expect(await headCommit(git, dir)).toBeUndefined();
+  });
 });
 
 describe("cloneRepository", () => {
@@ -306,7 +333,7 @@ describe("changedFiles", () => {
   it("measures from a snapshot tree: renames with their line counts, new files, nothing from before it", async () => {
     const { dir } = await fixture();
     await write(dir, "modified.txt", "work from before\n");
-    const before = await snapshotWorkingTree(git, dir);
+    const before = await snapshotWorkingTree(git, dir).tree;
     await fs.mkdir(path.join(dir, "moved"));
     await sh(dir, "mv", "rename-me.txt", "moved/renamed.txt");
     await fs.appendFile(path.join(dir, "moved/renamed.txt"), "one more\n");
@@ -316,7 +343,17 @@ describe("changedFiles", () => {
       { path: "brand new.txt", status: "added", additions: 1, deletions: 0 },
       { path: "moved/renamed.txt", status: "renamed", additions: 1, deletions: 0 },
     ]);
-    expect(await changedFiles(git, dir, await snapshotWorkingTree(git, dir))).toEqual([]);
+    expect(await changedFiles(git, dir, await snapshotWorkingTree(git, dir).tree)).toEqual([]);
+  });
+
+  it("snapshots the working tree as it was when staged, whatever changes while the tree object is written", async () => {
+    const { dir } = await fixture();
+    const snapshot = snapshotWorkingTree(git, dir);
+    await snapshot.staged;
+    await write(dir, "after.txt", "written once git had read the tree\n");
+    const tree = await snapshot.tree;
+    expect(await sh(dir, "ls-tree", "--name-only", tree)).not.toContain("after.txt");
+    expect(await changedFiles(git, dir, tree, { trusted: true })).toEqual([{ path: "after.txt", status: "added", additions: 1, deletions: 0 }]);
   });
 
   it("leaves the real index's bytes alone when the snapshot stages changes", async () => {
@@ -325,7 +362,7 @@ describe("changedFiles", () => {
     await write(dir, "untracked.txt", "u\n");
     const index = path.join(dir, ".git", "index");
     const [bytes, stat] = [await fs.readFile(index), await fs.stat(index)];
-    const tree = await snapshotWorkingTree(git, dir);
+    const tree = await snapshotWorkingTree(git, dir).tree;
     expect(await sh(dir, "ls-tree", "--name-only", tree)).toContain("untracked.txt");
     expect((await changedFiles(git, dir, "HEAD")).map((c) => c.path).sort()).toEqual(["modified.txt", "untracked.txt"]);
     expect(await fs.readFile(index)).toEqual(bytes);
@@ -340,7 +377,7 @@ describe("changedFiles", () => {
     await fs.chmod(path.join(scratch, "fsmonitor.sh"), 0o755);
     await sh(dir, "config", "core.fsmonitor", path.join(scratch, "fsmonitor.sh"));
     await write(dir, "new.txt", "n\n");
-    const tree = await snapshotWorkingTree(git, dir);
+    const tree = await snapshotWorkingTree(git, dir).tree;
     expect((await changedFiles(git, dir, tree)).length).toBe(0);
     expect((await changedFiles(git, dir, "HEAD")).map((c) => c.path)).toEqual(["new.txt"]);
     expect(await exists(marker)).toBe(false);

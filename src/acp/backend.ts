@@ -251,6 +251,8 @@ export class AcpBackend implements CodingBackend {
       emit({ type: "finished", result });
       return result;
     }
+    // The agent was made ready while coding-mcp took its snapshot; the prompt waits for the snapshot.
+    await request.workspaceReady;
     const agent = state.process!;
     const model = currentValue(state.configOptions, "model");
     const turn = new AcpTurn({ ...(state.cost !== undefined ? { costBefore: state.cost } : {}), ...(model ? { model } : {}) });

@@ -227,9 +227,9 @@ export class OpencodeBackend implements CodingBackend {
       this.log,
     );
     try {
-      // The stream connects while we read the newest message before ours: the turn's user message is
-      // the first user message after it.
-      [before] = await Promise.all([client.messages(request.sessionId, directory, 1).then((m) => m.at(-1)?.info.id), subscription.ready()]);
+      // The stream connects while we read the newest message before ours (the turn's user message is
+      // the first user message after it), both while coding-mcp takes its snapshot of the workspace.
+      [before] = await Promise.all([client.messages(request.sessionId, directory, 1).then((m) => m.at(-1)?.info.id), subscription.ready(), request.workspaceReady]);
       request.onEvent?.({ type: "started", directory: request.directory, ...(before ? { checkpoint: before } : {}) });
       promptSent = true;
       recorder.start(before);

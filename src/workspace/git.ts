@@ -2,10 +2,9 @@ import { randomBytes } from "node:crypto";
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import type { execa as Execa } from "execa";
 import { UserError } from "../errors.js";
 import type { ChangedFile, FileStatus } from "../model.js";
-import { holdGroup, killGroup, releaseGroup } from "../process.js";
+import { runBound } from "../process.js";
 import type { Redactor } from "../redact.js";
 import { PRISTINE_CONFIG_ENV, type GitAuth } from "./credentials.js";
 import { repoRelativePath } from "./paths.js";
@@ -75,13 +74,6 @@ const REPO_LOCATING_ENV = [
 // ends the helpers it started (git-remote-https, ssh, index-pack), which would otherwise keep a dead
 // clone's connection open.
 
-let execaModule: Promise<typeof Execa> | undefined;
-/** execa is loaded on first use, not at start-up: it is a large share of coding-mcp's cold start. */
-function loadExeca(): Promise<typeof Execa> {
-  execaModule ??= import("execa").then((m) => m.execa);
-  return execaModule;
-}
-
 export class Git {
   private readonly redactor: Redactor;
   private readonly log: (msg: string) => void;
@@ -107,42 +99,21 @@ export class Git {
   /** Run git and return its exit code instead of throwing on one (for commands whose exit code is the answer). Throws GitError on timeout or when git cannot start. */
   async exec(args: string[], opts: GitRunOptions): Promise<GitResult> {
     const started = Date.now();
-    const execa = await loadExeca();
     // No fsmonitor program for any of coding-mcp's git: the workspace's config, which the agent can
     // write, could name one. It only ever speeds git up, so results do not change.
-    const subprocess = execa("git", ["-c", "core.fsmonitor=false", ...args], {
+    const result = await runBound("git", ["-c", "core.fsmonitor=false", ...args], {
       cwd: opts.cwd,
       // LC_ALL=C keeps messages parseable; no prompt may wait for a terminal nobody watches.
       env: { ...this.hiddenEnv, ...opts.env, GIT_TERMINAL_PROMPT: "0", LC_ALL: "C" },
-      ...(opts.input !== undefined ? { input: opts.input } : { stdin: "ignore" as const }),
-      detached: true,
-      reject: false,
-      stripFinalNewline: true,
-      ...(opts.maxOutputChars !== undefined ? { maxBuffer: opts.maxOutputChars } : {}),
+      ...(opts.input !== undefined ? { input: opts.input } : {}),
+      ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
+      ...(opts.maxOutputChars !== undefined ? { maxOutputBytes: opts.maxOutputChars } : {}),
     });
-    const pid = subprocess.pid;
-    let timedOut = false;
-    const timer =
-      opts.timeoutMs !== undefined && pid !== undefined
-        ? setTimeout(() => {
-            timedOut = true;
-            killGroup(pid);
-          }, opts.timeoutMs)
-        : undefined;
-    if (pid !== undefined) holdGroup(pid);
-    let result;
-    try {
-      result = await subprocess;
-    } finally {
-      clearTimeout(timer);
-      if (pid !== undefined) releaseGroup(pid);
-    }
-    this.log(`git ${this.redact(args.join(" "))} -> ${timedOut ? "timed out" : result.exitCode} in ${Date.now() - started} ms`);
-    const stderr = String(result.stderr ?? "");
-    const stdout = String(result.stdout ?? "");
+    const { stdout, stderr, timedOut } = result;
+    this.log(`git ${this.redact(args.join(" "))} -> ${timedOut ? "timed out" : (result.exitCode ?? result.startError ?? "killed")} in ${Date.now() - started} ms`);
     if (timedOut) throw this.failure(args, undefined, stderr, true, stdout, opts.timeoutMs);
-    if (opts.maxOutputChars !== undefined && result.isMaxBuffer) return { stdout, stderr, exitCode: result.exitCode ?? 0, truncated: true };
-    if (result.exitCode === undefined) throw await this.startFailure(args, opts.cwd, result.code, stderr);
+    if (result.truncated) return { stdout, stderr, exitCode: result.exitCode ?? 0, truncated: true };
+    if (result.exitCode === undefined) throw await this.startFailure(args, opts.cwd, result.startError, stderr);
     return { stdout, stderr, exitCode: result.exitCode };
   }
 
@@ -218,8 +189,41 @@ async function resolveObject(git: Git, dir: string, ref: string, type: "commit" 
 
 /** HEAD's hash, or undefined in a repository without commits. */
 export async function headCommit(git: Git, dir: string): Promise<string | undefined> {
+  const read = await headFromRefFiles(await repoPaths(git, dir)).catch(() => undefined);
+  if (read !== undefined) return read;
   const result = await git.exec(["rev-parse", "--verify", "--quiet", "HEAD^{commit}"], { cwd: dir });
   return result.exitCode === 0 ? result.stdout : undefined;
+}
+
+// A branch: per-worktree refs (bisect, rewritten) and anything else unusual are left to git.
+const REF_NAME = /^refs\/heads\/(?:[\w.-]+\/)*[\w.-]+$/;
+const OBJECT_ID = /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/;
+
+/**
+ * HEAD's commit as git's files backend stores it: HEAD names a branch (`ref: refs/heads/x`) whose hash
+ * is in its loose ref file, else in `packed-refs`; or HEAD holds a hash itself. A few file reads
+ * instead of a git process before and after every task. Undefined whenever git must be asked: an
+ * unborn branch, reftable, a ref name git would refuse, anything unexpected. A branch hash always
+ * names a commit (git refuses to point one elsewhere), so no `^{commit}` check is needed.
+ */
+async function headFromRefFiles(paths: RepoPaths): Promise<string | undefined> {
+  const gitDir = path.dirname(paths.index);
+  let content = (await fs.readFile(path.join(gitDir, "HEAD"), "utf8")).trim();
+  for (let depth = 0; depth < 5 && content.startsWith("ref: "); depth++) {
+    const ref = content.slice(5).trim();
+    if (!REF_NAME.test(ref) || ref.split("/").some((c) => c === "." || c === ".." || c.endsWith(".lock"))) return undefined;
+    const loose = await fs.readFile(path.join(paths.commonDir, ref), "utf8").catch((err: unknown) => (isMissing(err) ? undefined : Promise.reject(err)));
+    content = loose?.trim() ?? packedRef(await fs.readFile(path.join(paths.commonDir, "packed-refs"), "utf8").catch(() => ""), ref) ?? "";
+  }
+  return OBJECT_ID.test(content) ? content : undefined;
+}
+
+/** A ref's hash in a `packed-refs` file ("<hash> <ref>" lines; "^<hash>" lines peel the tag above). */
+function packedRef(packed: string, ref: string): string | undefined {
+  for (const line of packed.split("\n")) {
+    if (line.endsWith(` ${ref}`) && line.length === line.indexOf(" ") + 1 + ref.length) return line.slice(0, line.indexOf(" "));
+  }
+  return undefined;
 }
 
 /** The checked-out branch, or undefined when HEAD is detached. */
@@ -447,9 +451,20 @@ export async function changedFiles(git: Git, dir: string, sinceRef?: string, o: 
 /**
  * The working tree as it is now (untracked files included, ignored ones not), as a tree object. Taken
  * before and after a task, the two trees tell what the task changed, apart from work left from before.
+ * `staged` resolves once git has read the working tree (later changes are not in the snapshot), so
+ * the agent may start then; `tree` resolves when the tree object is written, which needs only the
+ * scratch index and so goes on beside the agent.
  */
-export function snapshotWorkingTree(git: Git, dir: string): Promise<string> {
-  return withWorkingTreeIndex(git, dir, (env) => git.run(["write-tree"], { cwd: dir, env }));
+export function snapshotWorkingTree(git: Git, dir: string): { staged: Promise<void>; tree: Promise<string> } {
+  let markStaged!: () => void;
+  const staged = new Promise<void>((resolve) => (markStaged = resolve));
+  const tree = withWorkingTreeIndex(git, dir, (env) => {
+    markStaged();
+    return git.run(["write-tree"], { cwd: dir, env });
+  });
+  const stagedOrFailed = Promise.race([staged, tree.then(() => undefined)]);
+  stagedOrFailed.catch(() => undefined); // The failure is `tree`'s too, for callers that only want the tree.
+  return { staged: stagedOrFailed, tree };
 }
 
 /**
@@ -457,6 +472,8 @@ export function snapshotWorkingTree(git: Git, dir: string): Promise<string> {
  * first, at most 100; none when HEAD has no commit. One git run when `since` is trusted.
  */
 export async function commitsSince(git: Git, dir: string, since: string | undefined, o: SinceOptions = {}): Promise<CommitInfo[]> {
+  // HEAD where it was: nothing to list (most tasks commit nothing), seen without a git run.
+  if (since !== undefined && (await headFromRefFiles(await repoPaths(git, dir)).catch(() => undefined)) === since) return [];
   const not = since === undefined ? [] : ["--not", o.trusted ? since : await resolveCommit(git, dir, since)];
   const result = await git.exec(logArgs(["HEAD", ...not]), { cwd: dir });
   if (result.exitCode === 0) return parseLog(result.stdout);

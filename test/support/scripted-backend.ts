@@ -80,6 +80,7 @@ export class ScriptedBackend implements CodingBackend {
     this.runs.push(run);
     const attempt = (this.attempts.get(request.prompt) ?? 0) + 1;
     this.attempts.set(request.prompt, attempt);
+    await request.workspaceReady;
     const started = Date.now();
     const emit = (event: TaskEvent) => request.onEvent?.(event);
     emit({ type: "started", directory: request.directory, checkpoint: `chk_${this.runs.length}` });

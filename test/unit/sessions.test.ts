@@ -192,7 +192,7 @@ describe("tasks on a scripted backend", () => {
     const first = await setup(() => [{ tool: "bash" }, { hang: true }]);
     const opened = await first.app.sessions.open({});
     await first.app.sessions.code({ session_id: opened.session_id, task: "long", background: true });
-    await eventually(() => first.app.records.sessions.get(opened.session_id), (s) => Boolean(s?.running?.checkpoint));
+    await eventually(() => first.app.records.sessions.get(opened.session_id), (s) => Boolean(s?.running?.checkpoint && s.running.tree_before));
     await first.app.stop(); // coding-mcp stops; the task stays recorded as running
 
     const backend = new ScriptedBackend(() => []);
@@ -206,6 +206,33 @@ describe("tasks on a scripted backend", () => {
     expect(status!.task?.result).toMatchObject({ success: true, summary: "finished after the restart", files_changed: [{ path: "resumed.txt", status: "added" }] });
     const record = await second.app.records.sessions.get(opened.session_id);
     expect(record?.running).toBeUndefined();
+  });
+
+  it("after a restart counts from HEAD, and says so, when the task's snapshot had not been recorded yet", async () => {
+    const first = await setup(() => [{ tool: "bash" }, { hang: true }]);
+    const opened = await first.app.sessions.open({});
+    await fs.promises.writeFile(path.join(opened.workspace_path, "left-from-before.txt"), "x\n");
+    await first.app.sessions.code({ session_id: opened.session_id, task: "long", background: true });
+    await eventually(() => first.app.records.sessions.get(opened.session_id), (s) => Boolean(s?.running?.checkpoint && s.running.tree_before));
+    await first.app.stop();
+    // As if coding-mcp had died between the prompt and recording the snapshot's tree.
+    await first.app.records.sessions.update(opened.session_id, (s) => void delete s.running!.tree_before);
+
+    const backend = new ScriptedBackend(() => []);
+    backend.resumeWith = async () => ({ success: true, summary: "done", trace: { model: "one", provider: "fake", cost: 0, tokens: { input: 1, output: 1, reasoning: 0, cache_read: 0, cache_write: 0 }, duration_ms: 5, finish_reason: "stop", tool_calls: [], reasoning: [] } });
+    const second = await setup(() => [], { dir: first.dir, backend });
+    const [status] = await eventually(() => second.app.sessions.status(opened.session_id), ([s]) => s?.task?.state === "done");
+    expect(status!.task?.result?.files_changed).toEqual([{ path: "left-from-before.txt", status: "added", additions: 1, deletions: 0 }]);
+    expect(status!.task?.result?.warnings?.join(" ")).toMatch(/counts from the commit the task started on/);
+  });
+
+  it("sends no prompt when git cannot take the snapshot before the task, and says why", async () => {
+    const { app } = await setup(() => [{ tool: "write", write: { "should-not-exist.txt": "x\n" } }, { summary: "wrote" }]);
+    const opened = await app.sessions.open({});
+    await fs.promises.rm(path.join(opened.workspace_path, ".git"), { recursive: true });
+    await expect(run(app, opened.session_id, "write it")).rejects.toThrow(/git|repository/i);
+    expect(fs.existsSync(path.join(opened.workspace_path, "should-not-exist.txt"))).toBe(false);
+    expect((await app.records.sessions.get(opened.session_id))?.running).toBeUndefined();
   });
 
   it("says in the answer when git could not list the changes, instead of reporting none", async () => {
