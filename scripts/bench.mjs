@@ -452,7 +452,24 @@ async function figureProfile() {
   const prompts = [];
   // CPU per task (summed over the measured runs): coding-mcp's own and its git children's, and
   // OpenCode's while it runs a coding-mcp task against while it answers a direct prompt.
+  // Each window ends SETTLE_MS after its call, so the work OpenCode does after answering counts to its own task.
   const cpu = { mcp: 0, git: 0, opencodeMcp: 0, opencodeDirect: 0 };
+  const SETTLE_MS = 500;
+  // What git itself takes for coding-mcp's two steps, run by the bench on the same workspace right after:
+  // the snapshot before a task (`add --all` into a scratch index) and the changes after it (that, then the diff).
+  const plainGit = { add: [], addAndDiff: [] };
+  const scratchIndex = path.join(opened.workspace_path, ".git", "bench-scratch-index");
+  const timePlainGit = async () => {
+    const env = { ...process.env, GIT_INDEX_FILE: scratchIndex };
+    fs.copyFileSync(path.join(opened.workspace_path, ".git", "index"), scratchIndex);
+    const t0 = performance.now();
+    await run("git", ["add", "--all", "--ignore-errors"], { cwd: opened.workspace_path, env });
+    const t1 = performance.now();
+    await run("git", ["diff", "--cached", "--raw", "--numstat", "-z", "-M", "HEAD", "--"], { cwd: opened.workspace_path, env });
+    const t2 = performance.now();
+    fs.rmSync(scratchIndex, { force: true });
+    return { add: t1 - t0, addAndDiff: t2 - t0 };
+  };
   for (let i = -WARMUP; i < RUNS; i++) {
     const gitBefore = gitRuns;
     const [m0, o0] = [cpuOf(mcp.pid), cpuOf(oc.pid)];
@@ -460,16 +477,22 @@ async function figureProfile() {
     const result = await mcp.call("code", { session_id: opened.session_id, task: nextTask() });
     const ms = performance.now() - t0;
     if (!result?.success) throw new Error(`profile: code failed: ${JSON.stringify(result).slice(0, 300)}`);
+    await sleep(SETTLE_MS);
     const [m1, o1] = [cpuOf(mcp.pid), cpuOf(oc.pid)];
+    const plain = await timePlainGit();
+    const o1b = cpuOf(oc.pid);
     const promptMs = await direct.run(0);
+    await sleep(SETTLE_MS);
     const o2 = cpuOf(oc.pid);
     if (i >= 0) {
       rounds.push({ ms, git: gitRuns - gitBefore });
       prompts.push(promptMs);
+      plainGit.add.push(plain.add);
+      plainGit.addAndDiff.push(plain.addAndDiff);
       cpu.mcp += m1.self - m0.self;
       cpu.git += m1.children - m0.children;
       cpu.opencodeMcp += o1.self + o1.children - o0.self - o0.children;
-      cpu.opencodeDirect += o2.self + o2.children - o1.self - o1.children;
+      cpu.opencodeDirect += o2.self + o2.children - o1b.self - o1b.children;
     }
   }
   await direct.close();
@@ -486,7 +509,7 @@ async function figureProfile() {
     figure: "`code` round trip, profile (medians)",
     unit: "ms",
     value: round_,
-    detail: { ...Object.fromEntries(Object.entries(parts).map(([k, v]) => [`${k}_ms`, round(v, 1)])), mcp_and_tool_ms: round(rest, 1), direct_prompt_ms: round(prompt, 1), backend_overhead_ms: round(parts.agent - prompt, 1), git_processes_per_task: med(rounds.map((r) => r.git)), cpu_per_task_ms: Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, round(v / RUNS, 1)])) },
+    detail: { ...Object.fromEntries(Object.entries(parts).map(([k, v]) => [`${k}_ms`, round(v, 1)])), mcp_and_tool_ms: round(rest, 1), direct_prompt_ms: round(prompt, 1), backend_overhead_ms: round(parts.agent - prompt, 1), git_processes_per_task: med(rounds.map((r) => r.git)), plain_git_add_ms: round(med(plainGit.add), 1), plain_git_add_and_diff_ms: round(med(plainGit.addAndDiff), 1), cpu_per_task_ms: Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, round(v / RUNS, 1)])) },
     target: "–",
     met: true,
     metText: "(explains the round trip)",
@@ -987,7 +1010,7 @@ function table() {
   for (const r of results) {
     if (r.value !== undefined) {
       const ref = r.reference === undefined ? "–" : `(${fmt(r.reference, r.unit)})`;
-      const extra = r.id === "profile" ? `turn ${fmt(r.detail.agent_ms, "ms")} (a direct prompt: ${fmt(r.detail.direct_prompt_ms, "ms")}; of it, git's snapshot before the prompt ${fmt(r.detail.before_ms, "ms")}, beside the backend's preparation), changes ${fmt(r.detail.changes_ms, "ms")}, record ${fmt(r.detail.record_ms, "ms")}, MCP + tool ${fmt(r.detail.mcp_and_tool_ms, "ms")}; ${r.detail.git_processes_per_task} git runs; CPU per task: coding-mcp ${fmt(r.detail.cpu_per_task_ms.mcp, "ms")} + its git ${fmt(r.detail.cpu_per_task_ms.git, "ms")}, OpenCode ${fmt(r.detail.cpu_per_task_ms.opencodeMcp, "ms")} (a direct prompt: ${fmt(r.detail.cpu_per_task_ms.opencodeDirect, "ms")})` : r.id === "progress" ? `median ${fmt(r.detail.median_ms, "ms")}, max ${fmt(r.detail.max_ms, "ms")} (n ${r.detail.n})` : r.id === "growth" ? `after 50: ${r.detail.after_50_mb} MB, after ${GROWTH_TASKS}: ${r.detail[`after_${GROWTH_TASKS}_mb`]} MB; peak ${r.detail.peak_mb} MB` : `peak ${r.detail.peak_mb} MB`;
+      const extra = r.id === "profile" ? `turn ${fmt(r.detail.agent_ms, "ms")} (a direct prompt: ${fmt(r.detail.direct_prompt_ms, "ms")}; of it, git's snapshot before the prompt ${fmt(r.detail.before_ms, "ms")}, beside the backend's preparation; plain \`git add --all\` on that workspace: ${fmt(r.detail.plain_git_add_ms, "ms")}), changes ${fmt(r.detail.changes_ms, "ms")} (plain \`git add --all\` + \`git diff\`: ${fmt(r.detail.plain_git_add_and_diff_ms, "ms")}), record ${fmt(r.detail.record_ms, "ms")}, MCP + tool ${fmt(r.detail.mcp_and_tool_ms, "ms")}; ${r.detail.git_processes_per_task} git runs; CPU per task: coding-mcp ${fmt(r.detail.cpu_per_task_ms.mcp, "ms")} + its git ${fmt(r.detail.cpu_per_task_ms.git, "ms")}, OpenCode ${fmt(r.detail.cpu_per_task_ms.opencodeMcp, "ms")} (a direct prompt: ${fmt(r.detail.cpu_per_task_ms.opencodeDirect, "ms")})` : r.id === "progress" ? `median ${fmt(r.detail.median_ms, "ms")}, max ${fmt(r.detail.max_ms, "ms")} (n ${r.detail.n})` : r.id === "growth" ? `after 50: ${r.detail.after_50_mb} MB, after ${GROWTH_TASKS}: ${r.detail[`after_${GROWTH_TASKS}_mb`]} MB; peak ${r.detail.peak_mb} MB` : `peak ${r.detail.peak_mb} MB`;
       rows.push(`| ${r.figure} | ${r.id === "progress" ? `p95 ${fmt(r.value, "ms")}` : fmt(r.value, r.unit)} | ${ref} | ${r.id === "growth" ? `×${r.detail.ratio_to_minimal}` : "–"} | ${extra} | ${r.target} | ${r.metText ?? (r.met ? "yes" : "**no**")} |`);
       continue;
     }

@@ -161,8 +161,8 @@ function tellWatchdog(line: string): void {
     watchdog.stdin!.on("error", () => undefined);
     watchdog.unref();
     (watchdog.stdin as unknown as { unref?: () => void }).unref?.();
-    // A watchdog started anew must hold what is held already.
-    for (const pid of held) if (`+${pid}` !== line) watchdog.stdin!.write(`+${pid}\n`);
+    // A watchdog started anew must hold what it was told of already.
+    for (const pid of told) if (`+${pid}` !== line) watchdog.stdin!.write(`+${pid}\n`);
   }
   watchdog.stdin!.write(`${line}\n`);
 }
@@ -172,8 +172,20 @@ export function watchdogPid(): number | undefined {
   return watchdog?.pid;
 }
 
-/** Hold a process group (its leader's pid): killed when coding-mcp exits or dies, until released. */
-export function holdGroup(pid: number): void {
+/** Groups the watchdog was told of, and the timers of those it will be told of if they run on. */
+const told = new Set<number>();
+const tellLater = new Map<number, NodeJS.Timeout>();
+/** How long a brief command runs before the watchdog hears of it. */
+const BRIEF_MS = 200;
+
+/**
+ * Hold a process group (its leader's pid): killed when coding-mcp exits or dies, until released.
+ * `brief`: a local command that ends on its own within moments (git reading the workspace). The
+ * watchdog hears of it only once it has run for BRIEF_MS: most end sooner, which spares two writes to
+ * the watchdog and two wake-ups of it per command (they showed in the benchmark's profile). Killed
+ * with SIGKILL sooner than that, coding-mcp leaves such a command to finish its moment of work.
+ */
+export function holdGroup(pid: number, o: { brief?: boolean } = {}): void {
   if (!exitHookInstalled) {
     exitHookInstalled = true;
     process.once("exit", () => {
@@ -181,13 +193,21 @@ export function holdGroup(pid: number): void {
     });
   }
   held.add(pid);
-  tellWatchdog(`+${pid}`);
+  const tell = () => {
+    tellLater.delete(pid);
+    told.add(pid);
+    tellWatchdog(`+${pid}`);
+  };
+  if (o.brief) tellLater.set(pid, setTimeout(tell, BRIEF_MS).unref());
+  else tell();
 }
 
 /** The group ended (or was stopped on purpose): no longer ours to kill. */
 export function releaseGroup(pid: number): void {
   if (!held.delete(pid)) return;
-  tellWatchdog(`-${pid}`);
+  clearTimeout(tellLater.get(pid));
+  tellLater.delete(pid);
+  if (told.delete(pid)) tellWatchdog(`-${pid}`);
 }
 
 /**
@@ -223,6 +243,8 @@ export interface BoundRunOptions {
   timeoutMs?: number;
   /** Its group is killed once stdout passes this many bytes; the result then says `truncated` and holds that much. */
   maxOutputBytes?: number;
+  /** A local command that ends on its own within moments (see holdGroup). */
+  brief?: boolean;
 }
 
 export interface BoundRunResult {
@@ -282,7 +304,7 @@ export function runBound(command: string, args: string[], o: BoundRunOptions): P
     });
     child.on("close", (code) => done(code));
     if (pid !== undefined) {
-      holdGroup(pid);
+      holdGroup(pid, { brief: o.brief === true });
       if (o.timeoutMs !== undefined) {
         timer = setTimeout(() => {
           timedOut = true;

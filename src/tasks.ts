@@ -224,7 +224,10 @@ export class TaskRunner {
   ): Promise<CodeResult> {
     const { session, workspace } = request;
     const startedAt = performance.now();
-    const snapshot = snapshotWorkingTree(this.git, workspace.path);
+    // The snapshot's tree object is written once the prompt is on its way (or the backend is done).
+    let promptSent!: () => void;
+    const sent = new Promise<void>((resolve) => (promptSent = resolve));
+    const snapshot = snapshotWorkingTree(this.git, workspace.path, { writeTreeAfter: sent });
     const running: RunningTaskRecord = {
       task_id: view.task_id,
       task: view.task,
@@ -251,7 +254,7 @@ export class TaskRunner {
       return tree;
     });
     treeBefore.catch(() => undefined); // Said in the answer's warnings (finish) or by workspaceReady.
-    return this.finish(session, workspace, view, running, true, approvals, async () => {
+    const execute = async () => {
       const deadline = Date.parse(running.deadline);
       let result: TaskResult;
       for (let attempt = 1; ; attempt++) {
@@ -266,6 +269,7 @@ export class TaskRunner {
           workspaceReady,
           ...approvals.requests,
           onEvent: (event) => {
+            if (event.type === "started") setImmediate(promptSent); // the backend sends the prompt right after saying so
             if (event.type === "started" && event.checkpoint && attempt === 1) {
               // Recorded so a restarted coding-mcp can find this task's turn.
               running.checkpoint = event.checkpoint;
@@ -284,7 +288,8 @@ export class TaskRunner {
         if (!(await sleep(delayMs, signal))) break;
       }
       return result;
-    }, treeBefore, () => beforeMs);
+    };
+    return this.finish(session, workspace, view, running, true, approvals, () => execute().finally(promptSent), treeBefore, () => beforeMs);
   }
 
   /** Run (or follow) the task, then add what git says changed, and record the result with the session. */

@@ -108,6 +108,8 @@ export class Git {
       ...(opts.input !== undefined ? { input: opts.input } : {}),
       ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
       ...(opts.maxOutputChars !== undefined ? { maxOutputBytes: opts.maxOutputChars } : {}),
+      // Without a timeout it is a local command on the workspace (network ones, clone and push, have one).
+      brief: opts.timeoutMs === undefined,
     });
     const { stdout, stderr, timedOut } = result;
     this.log(`git ${this.redact(args.join(" "))} -> ${timedOut ? "timed out" : (result.exitCode ?? result.startError ?? "killed")} in ${Date.now() - started} ms`);
@@ -212,10 +214,19 @@ async function headFromRefFiles(paths: RepoPaths): Promise<string | undefined> {
   for (let depth = 0; depth < 5 && content.startsWith("ref: "); depth++) {
     const ref = content.slice(5).trim();
     if (!REF_NAME.test(ref) || ref.split("/").some((c) => c === "." || c === ".." || c.endsWith(".lock"))) return undefined;
-    const loose = await fs.readFile(path.join(paths.commonDir, ref), "utf8").catch((err: unknown) => (isMissing(err) ? undefined : Promise.reject(err)));
-    content = loose?.trim() ?? packedRef(await fs.readFile(path.join(paths.commonDir, "packed-refs"), "utf8").catch(() => ""), ref) ?? "";
+    const loose = await readIfThere(path.join(paths.commonDir, ref));
+    content = loose?.trim() ?? packedRef((await readIfThere(path.join(paths.commonDir, "packed-refs"))) ?? "", ref) ?? "";
   }
   return OBJECT_ID.test(content) ? content : undefined;
+}
+
+async function readIfThere(file: string): Promise<string | undefined> {
+  try {
+    return await fs.readFile(file, "utf8");
+  } catch (err) {
+    if (isMissing(err)) return undefined;
+    throw err;
+  }
 }
 
 /** A ref's hash in a `packed-refs` file ("<hash> <ref>" lines; "^<hash>" lines peel the tag above). */
@@ -452,14 +463,17 @@ export async function changedFiles(git: Git, dir: string, sinceRef?: string, o: 
  * The working tree as it is now (untracked files included, ignored ones not), as a tree object. Taken
  * before and after a task, the two trees tell what the task changed, apart from work left from before.
  * `staged` resolves once git has read the working tree (later changes are not in the snapshot), so
- * the agent may start then; `tree` resolves when the tree object is written, which needs only the
- * scratch index and so goes on beside the agent.
+ * the agent may start then; `tree` resolves when the tree object is written (once `writeTreeAfter`
+ * has settled), which needs only the scratch index and so goes on beside the agent.
  */
-export function snapshotWorkingTree(git: Git, dir: string): { staged: Promise<void>; tree: Promise<string> } {
+export function snapshotWorkingTree(git: Git, dir: string, o: { writeTreeAfter?: Promise<unknown> } = {}): { staged: Promise<void>; tree: Promise<string> } {
   let markStaged!: () => void;
   const staged = new Promise<void>((resolve) => (markStaged = resolve));
-  const tree = withWorkingTreeIndex(git, dir, (env) => {
+  const tree = withWorkingTreeIndex(git, dir, async (env) => {
     markStaged();
+    // Starting a process holds up everything else for a moment: `writeTreeAfter` lets what waits
+    // for `staged` (the prompt) go first.
+    await o.writeTreeAfter;
     return git.run(["write-tree"], { cwd: dir, env });
   });
   const stagedOrFailed = Promise.race([staged, tree.then(() => undefined)]);
