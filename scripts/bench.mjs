@@ -28,8 +28,9 @@
 //
 // Environment: BENCH_RUNS (measured pairs for the round trip and cold start, default 20),
 // BENCH_RUNS_CONCURRENT (default 5), BENCH_RUNS_GIT (default 8), BENCH_WARMUP (default 2),
-// BENCH_ONLY=roundtrip,cold,concurrent,git,memory,growth,progress,acp (a subset), BENCH_FILES / BENCH_CHANGED
-// (20000 / 2000), BENCH_GROWTH_TASKS (500), BENCH_PROGRESS_TASKS (10).
+// BENCH_ONLY=roundtrip,profile,cold,concurrent,git,memory,growth,progress,acp (a subset), BENCH_FILES / BENCH_CHANGED
+// (20000 / 2000), BENCH_GROWTH_TASKS (500), BENCH_PROGRESS_TASKS (10), BENCH_MCP_LOG (coding-mcp's debug
+// log to a file), BENCH_MCP_NODE_ARGS (start coding-mcp with node and these flags, e.g. --cpu-prof).
 // Output: a Markdown table on stdout, the same figures in .bench/results.json. Exit code 0 whether or
 // not targets are met; non-zero only when the harness itself failed.
 import { execFile, execFileSync, spawn } from "node:child_process";
@@ -438,12 +439,19 @@ async function figureProfile() {
   const oc = await startOpencode("profile");
   const mcp = await startCodingMcp(oc, "profile", { CODING_MCP_LOG_LEVEL: "debug" });
   const timings = [];
+  // The OpenCode backend's own debug lines: the wait before the prompt (and what it waited for), and the prompt call itself.
+  const promptWaits = [];
+  const promptTimes = [];
   let gitRuns = 0;
   mcp.transport.stderr?.on("data", (chunk) => {
     for (const line of chunk.toString("utf8").split("\n")) {
       const t = /task \S+ timing: before ([\d.]+) ms[^,]*, turn ([\d.]+) ms[^,]*, changes ([\d.]+) ms, record ([\d.]+) ms/.exec(line);
       if (t) timings.push(t.slice(1, 5).map(Number));
       if (/ git .* -> \d+ in \d+ ms/.test(line)) gitRuns += 1;
+      const sent = /prompt of \S+ sent after ([\d.]+) ms: event stream ([\d.]+) ms, newest message ([\d.]+) ms, workspace ([\d.]+) ms/.exec(line);
+      if (sent) promptWaits.push(sent.slice(1, 5).map(Number));
+      const took = /\(the prompt took ([\d.]+) ms\)/.exec(line);
+      if (took) promptTimes.push(Number(took[1]));
     }
   });
   const opened = await mcp.call("coding_open", { title: "profile" });
@@ -509,7 +517,7 @@ async function figureProfile() {
     figure: "`code` round trip, profile (medians)",
     unit: "ms",
     value: round_,
-    detail: { ...Object.fromEntries(Object.entries(parts).map(([k, v]) => [`${k}_ms`, round(v, 1)])), mcp_and_tool_ms: round(rest, 1), direct_prompt_ms: round(prompt, 1), backend_overhead_ms: round(parts.agent - prompt, 1), git_processes_per_task: med(rounds.map((r) => r.git)), plain_git_add_ms: round(med(plainGit.add), 1), plain_git_add_and_diff_ms: round(med(plainGit.addAndDiff), 1), cpu_per_task_ms: Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, round(v / RUNS, 1)])) },
+    detail: { ...Object.fromEntries(Object.entries(parts).map(([k, v]) => [`${k}_ms`, round(v, 1)])), mcp_and_tool_ms: round(rest, 1), direct_prompt_ms: round(prompt, 1), backend_overhead_ms: round(parts.agent - prompt, 1), git_processes_per_task: med(rounds.map((r) => r.git)), plain_git_add_ms: round(med(plainGit.add), 1), prompt_sent_after_ms: round(med(promptWaits.slice(-RUNS).map((w) => w[0])), 1), event_stream_ms: round(med(promptWaits.slice(-RUNS).map((w) => w[1])), 1), newest_message_ms: round(med(promptWaits.slice(-RUNS).map((w) => w[2])), 1), workspace_ready_ms: round(med(promptWaits.slice(-RUNS).map((w) => w[3])), 1), prompt_call_ms: round(med(promptTimes.slice(-RUNS)), 1), plain_git_add_and_diff_ms: round(med(plainGit.addAndDiff), 1), cpu_per_task_ms: Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, round(v / RUNS, 1)])) },
     target: "–",
     met: true,
     metText: "(explains the round trip)",
@@ -1010,7 +1018,7 @@ function table() {
   for (const r of results) {
     if (r.value !== undefined) {
       const ref = r.reference === undefined ? "–" : `(${fmt(r.reference, r.unit)})`;
-      const extra = r.id === "profile" ? `turn ${fmt(r.detail.agent_ms, "ms")} (a direct prompt: ${fmt(r.detail.direct_prompt_ms, "ms")}; of it, git's snapshot before the prompt ${fmt(r.detail.before_ms, "ms")}, beside the backend's preparation; plain \`git add --all\` on that workspace: ${fmt(r.detail.plain_git_add_ms, "ms")}), changes ${fmt(r.detail.changes_ms, "ms")} (plain \`git add --all\` + \`git diff\`: ${fmt(r.detail.plain_git_add_and_diff_ms, "ms")}), record ${fmt(r.detail.record_ms, "ms")}, MCP + tool ${fmt(r.detail.mcp_and_tool_ms, "ms")}; ${r.detail.git_processes_per_task} git runs; CPU per task: coding-mcp ${fmt(r.detail.cpu_per_task_ms.mcp, "ms")} + its git ${fmt(r.detail.cpu_per_task_ms.git, "ms")}, OpenCode ${fmt(r.detail.cpu_per_task_ms.opencodeMcp, "ms")} (a direct prompt: ${fmt(r.detail.cpu_per_task_ms.opencodeDirect, "ms")})` : r.id === "progress" ? `median ${fmt(r.detail.median_ms, "ms")}, max ${fmt(r.detail.max_ms, "ms")} (n ${r.detail.n})` : r.id === "growth" ? `after 50: ${r.detail.after_50_mb} MB, after ${GROWTH_TASKS}: ${r.detail[`after_${GROWTH_TASKS}_mb`]} MB; peak ${r.detail.peak_mb} MB` : `peak ${r.detail.peak_mb} MB`;
+      const extra = r.id === "profile" ? `turn ${fmt(r.detail.agent_ms, "ms")}: the prompt sent after ${fmt(r.detail.prompt_sent_after_ms, "ms")} (event stream ${fmt(r.detail.event_stream_ms, "ms")}, newest message ${fmt(r.detail.newest_message_ms, "ms")}, git's snapshot ${fmt(r.detail.before_ms, "ms")}, side by side; plain \`git add --all\` on that workspace: ${fmt(r.detail.plain_git_add_ms, "ms")}), the prompt call ${fmt(r.detail.prompt_call_ms, "ms")} (a direct prompt: ${fmt(r.detail.direct_prompt_ms, "ms")}), changes ${fmt(r.detail.changes_ms, "ms")} (plain \`git add --all\` + \`git diff\`: ${fmt(r.detail.plain_git_add_and_diff_ms, "ms")}), record ${fmt(r.detail.record_ms, "ms")}, MCP + tool ${fmt(r.detail.mcp_and_tool_ms, "ms")}; ${r.detail.git_processes_per_task} git runs; CPU per task: coding-mcp ${fmt(r.detail.cpu_per_task_ms.mcp, "ms")} + its git ${fmt(r.detail.cpu_per_task_ms.git, "ms")}, OpenCode ${fmt(r.detail.cpu_per_task_ms.opencodeMcp, "ms")} (a direct prompt: ${fmt(r.detail.cpu_per_task_ms.opencodeDirect, "ms")})` : r.id === "progress" ? `median ${fmt(r.detail.median_ms, "ms")}, max ${fmt(r.detail.max_ms, "ms")} (n ${r.detail.n})` : r.id === "growth" ? `after 50: ${r.detail.after_50_mb} MB, after ${GROWTH_TASKS}: ${r.detail[`after_${GROWTH_TASKS}_mb`]} MB; peak ${r.detail.peak_mb} MB` : `peak ${r.detail.peak_mb} MB`;
       rows.push(`| ${r.figure} | ${r.id === "progress" ? `p95 ${fmt(r.value, "ms")}` : fmt(r.value, r.unit)} | ${ref} | ${r.id === "growth" ? `×${r.detail.ratio_to_minimal}` : "–"} | ${extra} | ${r.target} | ${r.metText ?? (r.met ? "yes" : "**no**")} |`);
       continue;
     }

@@ -229,7 +229,15 @@ export class OpencodeBackend implements CodingBackend {
     try {
       // The stream connects while we read the newest message before ours (the turn's user message is
       // the first user message after it), both while coding-mcp takes its snapshot of the workspace.
-      [before] = await Promise.all([client.messages(request.sessionId, directory, 1).then((m) => m.at(-1)?.info.id), subscription.ready(), request.workspaceReady]);
+      const timed = <T>(p: Promise<T>) => p.then((value) => ({ value, ms: Date.now() - started }));
+      const [newest, stream, workspace] = await Promise.all([
+        timed(client.messages(request.sessionId, directory, 1).then((m) => m.at(-1)?.info.id)),
+        timed(subscription.ready()),
+        timed(request.workspaceReady ?? Promise.resolve()),
+      ]);
+      before = newest.value;
+      // Where the wait before the prompt went (npm run bench reads it).
+      this.log.debug(`prompt of ${request.sessionId} sent after ${Date.now() - started} ms: event stream ${stream.ms} ms, newest message ${newest.ms} ms, workspace ${workspace.ms} ms`);
       request.onEvent?.({ type: "started", directory: request.directory, ...(before ? { checkpoint: before } : {}) });
       promptSent = true;
       recorder.start(before);
@@ -262,6 +270,7 @@ export class OpencodeBackend implements CodingBackend {
     let response: OpencodeMessage | undefined;
     let failure: TaskResult["failure"];
     let failureMessage: string | undefined;
+    const prompted = Date.now();
     try {
       response = await client.prompt(request.sessionId, directory, body, {
         // The task timer above ends the call; this only keeps undici from cutting it first.
@@ -298,7 +307,7 @@ export class OpencodeBackend implements CodingBackend {
     let messages: OpencodeMessage[] = [];
     if ("messages" in recorded) {
       messages = recorded.messages;
-      this.log.debug(`turn of ${request.sessionId} taken from the event stream, ${Date.now() - answered} ms after the answer`);
+      this.log.debug(`turn of ${request.sessionId} taken from the event stream, ${Date.now() - answered} ms after the answer (the prompt took ${answered - prompted} ms)`);
     } else {
       try {
         messages = await client.messages(request.sessionId, directory);
