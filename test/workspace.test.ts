@@ -168,6 +168,10 @@ describe("initRepository", () => {
     // A HEAD naming something that is no branch is git's to judge (here: broken, so no commit).
     await fs.writeFile(path.join(dir, ".git", "HEAD"), "ref: refs/heads/../../config\n");
     expect(await headCommit(git, dir)).toBeUndefined();
+    // Not a repository at all: no commit, as before.
+    const plain = path.join(scratch, "not-a-repo");
+    await fs.mkdir(plain);
+    expect(await headCommit(git, plain)).toBeUndefined();
   });
 });
 

@@ -191,7 +191,7 @@ async function resolveObject(git: Git, dir: string, ref: string, type: "commit" 
 
 /** HEAD's hash, or undefined in a repository without commits. */
 export async function headCommit(git: Git, dir: string): Promise<string | undefined> {
-  const read = await headFromRefFiles(await repoPaths(git, dir)).catch(() => undefined);
+  const read = await repoPaths(git, dir).then(headFromRefFiles).catch(() => undefined);
   if (read !== undefined) return read;
   const result = await git.exec(["rev-parse", "--verify", "--quiet", "HEAD^{commit}"], { cwd: dir });
   return result.exitCode === 0 ? result.stdout : undefined;
@@ -487,7 +487,7 @@ export function snapshotWorkingTree(git: Git, dir: string, o: { writeTreeAfter?:
  */
 export async function commitsSince(git: Git, dir: string, since: string | undefined, o: SinceOptions = {}): Promise<CommitInfo[]> {
   // HEAD where it was: nothing to list (most tasks commit nothing), seen without a git run.
-  if (since !== undefined && (await headFromRefFiles(await repoPaths(git, dir)).catch(() => undefined)) === since) return [];
+  if (since !== undefined && (await repoPaths(git, dir).then(headFromRefFiles).catch(() => undefined)) === since) return [];
   const not = since === undefined ? [] : ["--not", o.trusted ? since : await resolveCommit(git, dir, since)];
   const result = await git.exec(logArgs(["HEAD", ...not]), { cwd: dir });
   if (result.exitCode === 0) return parseLog(result.stdout);
