@@ -77,7 +77,7 @@ describe("background tasks", () => {
   it("stops a background task with coding_cancel, and the session stays usable", async () => {
     const opened = structured(await h.call("coding_open", {}));
     structured(await h.call("code", { session_id: opened.session_id, task: "Long [[fake:bg-long]]", background: true }));
-    expect(await until(() => sleep.running("45."), 15_000)).toBe(true);
+    expect(await until(() => sleep.running("45."), 40_000)).toBe(true);
     const cancelled = structured(await h.call("coding_cancel", { session_id: opened.session_id }));
     expect(cancelled).toEqual({ cancelled: true, state: "idle" });
     expect(await until(() => !sleep.running("45."), 2_000)).toBe(true);
@@ -93,7 +93,7 @@ describe("background tasks", () => {
   it("picks a running task up again after coding-mcp restarts, and follows it to its result", async () => {
     const opened = structured(await h.call("coding_open", {}));
     const answer = structured(await h.call("code", { session_id: opened.session_id, task: "Survive [[fake:bg-restart]]", background: true }));
-    expect(await until(() => sleep.running("4."), 15_000)).toBe(true);
+    expect(await until(() => sleep.running("4."), 40_000)).toBe(true);
 
     await h.restart();
 

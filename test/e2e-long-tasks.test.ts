@@ -115,7 +115,7 @@ describe("stopping a task", () => {
     const controller = new AbortController();
     const call = h.call("code", { session_id: opened.session_id, task: "Wait [[fake:slow]]" }, { signal: controller.signal });
     call.catch(() => undefined);
-    expect(await until(() => sleep.running(41.5), 15_000)).toBe(true);
+    expect(await until(() => sleep.running(41.5), 40_000)).toBe(true);
     controller.abort();
     await expect(call).rejects.toThrow(/abort/i);
     // Within two seconds OpenCode has aborted the turn and killed the command.
@@ -147,7 +147,7 @@ describe("stopping a task", () => {
     const controller = new AbortController();
     const first = h.call("code", { session_id: opened.session_id, task: "Wait [[fake:slow-busy]]" }, { signal: controller.signal });
     first.catch(() => undefined);
-    expect(await until(() => sleep.running(44.5), 15_000)).toBe(true);
+    expect(await until(() => sleep.running(44.5), 40_000)).toBe(true);
     const second = await h.call("code", { session_id: opened.session_id, task: "Create x.py" });
     expect(second.isError).toBe(true);
     expect(textOf(second)).toContain("already running a task");
@@ -162,7 +162,7 @@ describe("faults and parallel work", () => {
     const opened = structured(await h.call("coding_open", {}));
     const pid = managedPid();
     const call = h.call("code", { session_id: opened.session_id, task: "Wait [[fake:slow-kill]]" });
-    expect(await until(() => sleep.running(43.5), 15_000)).toBe(true);
+    expect(await until(() => sleep.running(43.5), 40_000)).toBe(true);
     const killedAt = Date.now();
     process.kill(pid, "SIGKILL");
     const result = structured(await call);
