@@ -1,7 +1,6 @@
-import { spawn, type ChildProcess, type ChildProcessByStdio, type SpawnOptionsWithStdioTuple, type StdioNull, type StdioPipe } from "node:child_process";
+import { spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";
-import type { Readable } from "node:stream";
 
 /**
  * The processes coding-mcp starts (its managed OpenCode, git) run in process groups of their own and
@@ -51,10 +50,11 @@ export function freeLoopbackPort(): Promise<number> {
   });
 }
 
-export async function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+/** `promise`, or a rejection with `failure` (a message, or the error to throw) after `ms`. */
+export async function withTimeout<T>(promise: Promise<T>, ms: number, failure: string | (() => Error)): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(message)), ms);
+    timer = setTimeout(() => reject(typeof failure === "string" ? new Error(failure) : failure()), ms);
   });
   try {
     return await Promise.race([promise, timeout]);
@@ -78,33 +78,42 @@ export function processStartTime(pid: number): string | undefined {
   }
 }
 
-/**
- * SIGKILL a process, its group and everything descended from it (from /proc, where there is one):
- * for a left-over OpenCode, whose agent's commands run in sessions of their own.
- */
-export function killTree(pid: number): void {
-  const tree = [pid];
+/** Every process descended from `root`, nearest first (from /proc; none where there is no /proc). */
+export function descendants(root: number): number[] {
+  const children = new Map<number, number[]>();
   try {
-    const parents = new Map<number, number>();
     for (const name of fs.readdirSync("/proc")) {
       if (!/^\d+$/.test(name)) continue;
       try {
         const stat = fs.readFileSync(`/proc/${name}/stat`, "utf8");
-        parents.set(Number(name), Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]));
+        // The command name may hold spaces and parentheses: the fields after the last ")" are fixed.
+        const parent = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+        children.set(parent, [...(children.get(parent) ?? []), Number(name)]);
       } catch {
         // it ended meanwhile
       }
     }
-    for (let i = 0; i < tree.length; i++) {
-      for (const [child, parent] of parents) if (parent === tree[i] && !tree.includes(child)) tree.push(child);
-    }
   } catch {
-    // no /proc: the group is all we can reach
+    return [];
   }
-  for (const p of tree) {
-    killGroup(p);
+  const out: number[] = [];
+  for (let queue = [...(children.get(root) ?? [])]; queue.length; ) {
+    const pid = queue.shift()!;
+    out.push(pid);
+    queue.push(...(children.get(pid) ?? []));
+  }
+  return out;
+}
+
+/**
+ * Signal a process, its group and everything descended from it, each with its own group: agents run
+ * their commands in sessions of their own, which a group kill does not reach.
+ */
+export function killTree(pid: number, signal: NodeJS.Signals = "SIGKILL"): void {
+  for (const p of [pid, ...descendants(pid)]) {
+    killGroup(p, signal);
     try {
-      process.kill(p, "SIGKILL");
+      process.kill(p, signal);
     } catch {
       // gone
     }
@@ -212,20 +221,15 @@ export function releaseGroup(pid: number): void {
 
 /**
  * Spawn a child that cannot outlive coding-mcp: in a process group of its own (stopped as a whole),
- * held until it exits; killGroup() stops it with everything it started in the group. Its output is
- * piped (a server's log), its input closed.
+ * held until it exits; then what it left in its group goes with it, even after a crash. `brief`: see
+ * holdGroup.
  */
-export function spawnBound(
-  command: string,
-  args: string[],
-  options: Omit<SpawnOptionsWithStdioTuple<StdioNull, StdioPipe, StdioPipe>, "detached">,
-): ChildProcessByStdio<null, Readable, Readable> {
+export function spawnBound(command: string, args: string[], options: Omit<SpawnOptions, "detached">, o: { brief?: boolean } = {}): ChildProcess {
   const child = spawn(command, args, { ...options, detached: true });
   const pid = child.pid;
   if (pid !== undefined) {
-    holdGroup(pid);
+    holdGroup(pid, o);
     child.once("exit", () => {
-      // What it left in its group (plugins, language servers) goes with it, even after a crash.
       killGroup(pid);
       releaseGroup(pid);
     });
@@ -263,9 +267,9 @@ export interface BoundRunResult {
 const STDERR_KEPT_BYTES = 64 * 1024;
 
 /**
- * Run a short command (git) to its end in a process group of its own, held while it runs (so it dies
- * with coding-mcp), and collect its output. Plain `spawn`: a command runs several times per task, and
- * a wrapper's per-call work (environment copies, stream plumbing) showed in the benchmark's profile.
+ * Run a short command (git) to its end with spawnBound, and collect its output. No wrapper library: a
+ * command runs several times per task, and a wrapper's per-call work (environment copies, stream
+ * plumbing) showed in the benchmark's profile.
  */
 export function runBound(command: string, args: string[], o: BoundRunOptions): Promise<BoundRunResult> {
   const env: NodeJS.ProcessEnv = { ...process.env };
@@ -280,17 +284,16 @@ export function runBound(command: string, args: string[], o: BoundRunOptions): P
     let [timedOut, truncated, settled] = [false, false, false];
     let startError: string | undefined;
     let timer: NodeJS.Timeout | undefined;
-    const child = spawn(command, args, { cwd: o.cwd, env, detached: true, stdio: [o.input === undefined ? "ignore" : "pipe", "pipe", "pipe"] });
+    const child = spawnBound(command, args, { cwd: o.cwd, env, stdio: [o.input === undefined ? "ignore" : "pipe", "pipe", "pipe"] }, { brief: o.brief === true });
     const pid = child.pid;
     const done = (exitCode: number | null) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      if (pid !== undefined) releaseGroup(pid);
-      let out = Buffer.concat(stdout).toString("utf8");
-      if (truncated && o.maxOutputBytes !== undefined) out = out.slice(0, o.maxOutputBytes);
+      let out = Buffer.concat(stdout);
+      if (truncated && o.maxOutputBytes !== undefined) out = out.subarray(0, o.maxOutputBytes);
       resolve({
-        stdout: withoutFinalNewline(out),
+        stdout: withoutFinalNewline(out.toString("utf8")),
         stderr: withoutFinalNewline(Buffer.concat(stderr).toString("utf8")),
         ...(exitCode !== null && startError === undefined ? { exitCode } : {}),
         ...(startError !== undefined ? { startError } : {}),
@@ -303,14 +306,11 @@ export function runBound(command: string, args: string[], o: BoundRunOptions): P
       if (pid === undefined) done(null); // it never ran: no close follows for sure
     });
     child.on("close", (code) => done(code));
-    if (pid !== undefined) {
-      holdGroup(pid, { brief: o.brief === true });
-      if (o.timeoutMs !== undefined) {
-        timer = setTimeout(() => {
-          timedOut = true;
-          killGroup(pid);
-        }, o.timeoutMs);
-      }
+    if (pid !== undefined && o.timeoutMs !== undefined) {
+      timer = setTimeout(() => {
+        timedOut = true;
+        killGroup(pid);
+      }, o.timeoutMs);
     }
     child.stdout!.on("data", (chunk: Buffer) => {
       if (truncated) return;

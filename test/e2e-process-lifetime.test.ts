@@ -3,6 +3,8 @@ import path from "node:path";
 import { randomInt } from "node:crypto";
 import type { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { afterEach, describe, expect, it } from "vitest";
+import { agentCommand } from "./support/agents.mjs";
+import { opencodeConfigFor } from "./support/fake-model.mjs";
 import { alive, startHarness, structured, until, type Harness } from "./support/harness.js";
 
 // Nothing coding-mcp starts may outlive it, however it dies: here it is SIGKILLed (a crashing host,
@@ -68,6 +70,25 @@ describe.skipIf(process.platform !== "linux")("a coding-mcp killed with SIGKILL"
     process.kill(codingMcpPid(h), "SIGKILL");
 
     expect(await until(() => !alive(opencode!), 15_000)).toBe(true);
+    expect(await until(() => processesWith(`sleep ${marker}`).length === 0, 15_000)).toBe(true);
+  });
+
+  it("takes its ACP agent and the command the agent is running with it", async () => {
+    h = await startHarness({ config: { backends: { ocacp: { type: "acp", command: agentCommand("opencode") } }, default_backend: "ocacp" } });
+    h.env.OPENCODE_CONFIG_CONTENT = JSON.stringify(opencodeConfigFor(h.fake.baseURL));
+    await h.restart();
+    const marker = `298.${randomInt(100_000, 999_999)}`;
+    h.fake.setScenario("sleeper", [{ tools: [{ name: "bash", args: { command: `sleep ${marker}`, description: "wait" } }] }]);
+    const opened = structured(await h.call("coding_open", {}));
+    structured(await h.call("code", { session_id: opened.session_id, task: "Wait [[fake:sleeper]]", background: true }));
+    const command = await until(() => processesWith(`sleep ${marker}`)[0], 120_000, 200);
+    expect(command, "the agent's command did not start").toBeDefined();
+    const agent = Number(h.stderr.flatMap((l) => /ACP agent of backend "ocacp" ready \(pid (\d+)/.exec(l)?.[1] ?? []).at(-1));
+    expect(alive(agent)).toBe(true);
+
+    process.kill(codingMcpPid(h), "SIGKILL");
+
+    expect(await until(() => !alive(agent), 15_000)).toBe(true);
     expect(await until(() => processesWith(`sleep ${marker}`).length === 0, 15_000)).toBe(true);
   });
 

@@ -1,11 +1,11 @@
-import { spawn, type ChildProcess } from "node:child_process";
-import fs from "node:fs";
+import type { ChildProcess } from "node:child_process";
 import readline from "node:readline";
 import { Readable, Writable } from "node:stream";
 import type * as acp from "@agentclientprotocol/sdk/unstable";
 import { formatDuration } from "../backend.js";
 import { UserError } from "../errors.js";
 import type { Logger } from "../log.js";
+import { killTree, spawnBound, withTimeout } from "../process.js";
 
 /**
  * One ACP agent process: spawned over stdio in a process group of its own, initialized once, its
@@ -64,13 +64,9 @@ export class AgentProcess {
     sdk: AcpSdk,
   ) {
     const [command, ...args] = options.command;
-    this.child = spawn(command!, args, {
-      cwd: options.cwd,
-      env: options.env,
-      // Its own process group: the agent and the commands it runs are stopped as a whole.
-      detached: true,
-      stdio: ["pipe", "pipe", "pipe"],
-    });
+    // Its own process group, stopped as a whole, and never outliving coding-mcp (the watchdog takes
+    // it and the commands it runs along when coding-mcp dies without its exit hook).
+    this.child = spawnBound(command!, args, { cwd: options.cwd, env: options.env, stdio: ["pipe", "pipe", "pipe"] });
     process.once("exit", this.killOnExit);
     this.exited = new Promise((resolve) => {
       this.child.once("error", (err: NodeJS.ErrnoException) => {
@@ -164,16 +160,8 @@ export class AgentProcess {
   }
 
   /** `promise`, or an AgentGoneError after `ms` (the agent is then considered hung). */
-  async within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new AgentGoneError(`the ACP agent of backend "${this.options.backend}" did not answer ${what} within ${formatDuration(ms)}`)), ms);
-    });
-    try {
-      return await Promise.race([promise, timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
+  within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+    return withTimeout(promise, ms, () => new AgentGoneError(`the ACP agent of backend "${this.options.backend}" did not answer ${what} within ${formatDuration(ms)}`));
   }
 
   /** Stop the agent and everything it started: SIGTERM, a short grace, then SIGKILL. */
@@ -187,53 +175,9 @@ export class AgentProcess {
     process.removeListener("exit", this.killOnExit);
   }
 
-  /** Signal the agent's process group and every descendant, including those in groups of their own. */
+  /** Signal the agent, its group and every process descended from it, also those in sessions of their own. */
   killTree(signal: NodeJS.Signals): void {
-    const pid = this.child.pid;
-    if (pid === undefined) return;
-    const targets = descendants(pid);
-    for (const p of targets) {
-      try {
-        process.kill(p, signal);
-      } catch {
-        // already gone
-      }
-    }
-    try {
-      process.kill(-pid, signal);
-    } catch {
-      // the group is gone
-    }
+    if (this.child.pid !== undefined) killTree(this.child.pid, signal);
   }
 }
 
-/** The descendants of a process (Linux /proc; elsewhere none, and the process group kill does the work). */
-export function descendants(root: number): number[] {
-  let entries: string[];
-  try {
-    entries = fs.readdirSync("/proc").filter((e) => /^\d+$/.test(e));
-  } catch {
-    return [];
-  }
-  const children = new Map<number, number[]>();
-  for (const entry of entries) {
-    try {
-      const stat = fs.readFileSync(`/proc/${entry}/stat`, "utf8");
-      // The command name may contain spaces and parentheses: the fields after the last ")" are fixed.
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      const list = children.get(ppid) ?? [];
-      list.push(Number(entry));
-      children.set(ppid, list);
-    } catch {
-      // exited meanwhile
-    }
-  }
-  const out: number[] = [];
-  const queue = [...(children.get(root) ?? [])];
-  while (queue.length) {
-    const pid = queue.shift()!;
-    out.push(pid);
-    queue.push(...(children.get(pid) ?? []));
-  }
-  return out;
-}

@@ -118,10 +118,10 @@ export class ManagedOpencode {
       });
     };
     const listening = new Promise<void>((resolve, reject) => {
-      relay(child.stdout, (line) => {
+      relay(child.stdout!, (line) => {
         if (line.includes("listening on")) resolve();
       });
-      relay(child.stderr);
+      relay(child.stderr!);
       child.once("error", reject);
       child.once("exit", (code, signal) =>
         reject(new Error(`opencode serve exited during start-up (${signal ?? `code ${code}`}): ${recent.slice(-5).join(" | ")}`)),

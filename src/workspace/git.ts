@@ -39,15 +39,15 @@ export interface GitRunOptions {
   env?: Record<string, string>;
   /** Written to git's stdin; without it stdin is closed. */
   input?: string;
-  /** Stop git once its output passes this many characters; the result then has `truncated` and the output so far. */
-  maxOutputChars?: number;
+  /** Stop git once its output passes this many bytes; the result then has `truncated` and that many bytes of it. */
+  maxOutputBytes?: number;
 }
 
 export interface GitResult {
   stdout: string;
   stderr: string;
   exitCode: number;
-  /** Output stopped at maxOutputChars (git was stopped; exitCode says nothing then). */
+  /** Output stopped at maxOutputBytes (git was stopped; exitCode says nothing then). */
   truncated?: boolean;
 }
 
@@ -107,7 +107,7 @@ export class Git {
       env: { ...this.hiddenEnv, ...opts.env, GIT_TERMINAL_PROMPT: "0", LC_ALL: "C" },
       ...(opts.input !== undefined ? { input: opts.input } : {}),
       ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
-      ...(opts.maxOutputChars !== undefined ? { maxOutputBytes: opts.maxOutputChars } : {}),
+      ...(opts.maxOutputBytes !== undefined ? { maxOutputBytes: opts.maxOutputBytes } : {}),
       // Without a timeout it is a local command on the workspace (network ones, clone and push, have one).
       brief: opts.timeoutMs === undefined,
     });
@@ -572,8 +572,8 @@ export async function workingTreeDiff(git: Git, dir: string, o: WorkingTreeDiffO
     if (files.length === 0) return { diff: "", files, leftOut: leftOut.map((f) => f.path), truncated: false };
     const exclude = leftOut.map((f) => topPathspec(f.path, true));
     const args = [...READ_ONLY, "diff", "--cached", "-M", ...PLAIN_DIFF, base, "--", ...include, ...exclude];
-    // One character more than fits: enough to know the diff was longer, without holding a huge one in memory.
-    const result = await git.exec(args, { cwd: dir, env, maxOutputChars: o.maxBytes + 1 });
+    // One byte more than fits: enough to know the diff was longer, without holding a huge one in memory.
+    const result = await git.exec(args, { cwd: dir, env, maxOutputBytes: o.maxBytes + 1 });
     if (!result.truncated && result.exitCode !== 0) throw new UserError(`git diff failed: ${git.redact(summarize(result.stderr))}`, undefined, "git_failed");
     // git's output ends with a newline, which exec strips.
     const bounded = boundAtLine(result.truncated ? result.stdout : result.stdout + "\n", o.maxBytes);
