@@ -247,13 +247,20 @@ export class TaskRunner {
       beforeMs = performance.now() - startedAt;
     })();
     workspaceReady.catch(() => undefined); // The backend rethrows it from runTask; a backend that failed first never asks.
-    const treeBefore = snapshot.tree.then(async (tree) => {
-      running.tree_before = tree;
-      await workspaceReady;
-      await record().catch((err) => this.log.warn(`could not record the snapshot of task ${view.task_id} (a restart meanwhile would count changes from HEAD): ${errorMessage(err)}`));
-      return tree;
-    });
-    treeBefore.catch(() => undefined); // Said in the answer's warnings (finish) or by workspaceReady.
+    // One more write once the tree object is there: the snapshot, and the checkpoint the backend gave
+    // with "started" (always before it: the tree is written once the prompt is on its way); the
+    // checkpoint alone if the tree could not be written. Nothing when the task never got its prompt.
+    const tree = snapshot.tree.then((written) => (running.tree_before = written));
+    tree.catch(() => undefined); // Said in the answer's warnings (finish) or by workspaceReady.
+    const recorded = (async () => {
+      await tree.catch(() => undefined);
+      if (!(await workspaceReady.then(() => true, () => false))) return;
+      await record().catch((err) =>
+        this.log.warn(`could not record the snapshot and checkpoint of task ${view.task_id} (a restart meanwhile would count changes from HEAD and not find its turn): ${errorMessage(err)}`),
+      );
+    })();
+    // finish's own record of the result must come after that write.
+    const treeBefore = recorded.then(() => tree);
     const execute = async () => {
       const deadline = Date.parse(running.deadline);
       let result: TaskResult;
@@ -270,13 +277,8 @@ export class TaskRunner {
           ...approvals.requests,
           onEvent: (event) => {
             if (event.type === "started") setImmediate(promptSent); // the backend sends the prompt right after saying so
-            if (event.type === "started" && event.checkpoint && attempt === 1) {
-              // Recorded so a restarted coding-mcp can find this task's turn.
-              running.checkpoint = event.checkpoint;
-              this.records.sessions
-                .update(session.id, (s) => (s.running = running))
-                .catch((err) => this.log.warn(`could not record the checkpoint of task ${view.task_id} (a restart meanwhile would not find its turn): ${errorMessage(err)}`));
-            }
+            // Recorded with the snapshot's tree, so a restarted coding-mcp can find this task's turn.
+            if (event.type === "started" && event.checkpoint && attempt === 1) running.checkpoint = event.checkpoint;
             onEvent(event);
           },
         });

@@ -4,7 +4,7 @@
 //   hang    answers initialize and session/new, then never answers a prompt and ignores session/cancel
 //   silent  answers nothing at all
 //   crash   answers initialize and session/new, and exits (code 7) when a prompt comes
-//   work    answers a prompt like a real agent: one command (a tool call that runs 150 ms), a message,
+//   work    answers a prompt like a real agent: one command (a tool call that runs 400 ms), a message,
 //           the session's cost and the turn's tokens (neither when the prompt says [[no usage]])
 //   abort   asks permission for an edit and, when it is rejected, ends the turn "cancelled" (as Codex does)
 import readline from "node:readline";
@@ -62,5 +62,5 @@ function work(prompt) {
     }
     update({ sessionUpdate: "usage_update", used: 100, size: 1000, cost: { amount: 0.25, currency: "USD" } });
     send({ jsonrpc: "2.0", id: prompt.id, result: { stopReason: "end_turn", usage: { inputTokens: 10, outputTokens: 5, totalTokens: 15 } } });
-  }, 150);
+  }, 400);
 }

@@ -77,9 +77,9 @@ describe("ACP task spans", () => {
     expect(tool.parentSpanContext?.spanId).toBe(task.spanContext().spanId);
     expect(tool.attributes).toMatchObject({ "gen_ai.tool.name": "bash", "gen_ai.tool.call.id": "call_1", "acp.tool.status": "completed" });
     const ms = (t: [number, number]) => t[0] * 1000 + t[1] / 1e6;
-    // The command's span lasts as long as the agent said it ran (150 ms in the script), as coding-mcp
-    // saw its start and end arrive (a git process starting beside it may delay one by a few ms).
-    expect(ms(tool.endTime) - ms(tool.startTime)).toBeGreaterThanOrEqual(100);
+    // The command's span lasts as long as the agent said it ran (400 ms in the script), as coding-mcp
+    // saw its start and end arrive: on a loaded machine either may be seen tens of ms late.
+    expect(ms(tool.endTime) - ms(tool.startTime)).toBeGreaterThanOrEqual(250);
   });
 
   it("marks tokens and cost unknown when the agent reports none, and leaves them off the span", async () => {
