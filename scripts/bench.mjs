@@ -30,7 +30,8 @@
 // BENCH_RUNS_CONCURRENT (default 5), BENCH_RUNS_GIT (default 8), BENCH_WARMUP (default 2),
 // BENCH_ONLY=roundtrip,profile,cold,concurrent,git,memory,growth,progress,acp (a subset), BENCH_FILES / BENCH_CHANGED
 // (20000 / 2000), BENCH_GROWTH_TASKS (500), BENCH_PROGRESS_TASKS (10), BENCH_MCP_LOG (coding-mcp's debug
-// log to a file), BENCH_MCP_NODE_ARGS (start coding-mcp with node and these flags, e.g. --cpu-prof).
+// log to a file), BENCH_MCP_NODE_ARGS (start coding-mcp with node and these flags, e.g. --cpu-prof),
+// BENCH_HEAP_SNAPSHOTS=DIR (heap snapshots of coding-mcp after 50 and 500 tasks of the growth figure).
 // Output: a Markdown table on stdout, the same figures in .bench/results.json. Exit code 0 whether or
 // not targets are met; non-zero only when the harness itself failed.
 import { execFile, execFileSync, spawn } from "node:child_process";
@@ -858,6 +859,33 @@ async function figureMemory() {
 }
 
 const GROWTH_TASKS = int("BENCH_GROWTH_TASKS", 500);
+// BENCH_HEAP_SNAPSHOTS=DIR: coding-mcp writes a heap snapshot there after 50 and after GROWTH_TASKS
+// tasks (node's --heapsnapshot-signal; the growth figure's RSS is then not comparable with other runs).
+const HEAP_SNAPSHOTS = process.env.BENCH_HEAP_SNAPSHOTS ? path.resolve(process.env.BENCH_HEAP_SNAPSHOTS) : undefined;
+if (HEAP_SNAPSHOTS) {
+  fs.mkdirSync(HEAP_SNAPSHOTS, { recursive: true });
+  process.env.BENCH_MCP_NODE_ARGS = `${process.env.BENCH_MCP_NODE_ARGS ?? ""} --heapsnapshot-signal=SIGUSR2 --diagnostic-dir=${HEAP_SNAPSHOTS}`;
+}
+
+/** Ask coding-mcp for a heap snapshot and wait until it is written (renamed to `name`.heapsnapshot). */
+async function heapSnapshot(pid, name) {
+  const before = new Set(fs.readdirSync(HEAP_SNAPSHOTS));
+  process.kill(pid, "SIGUSR2");
+  const deadline = Date.now() + 120_000;
+  for (let last = -1; Date.now() < deadline; await sleep(500)) {
+    const file = fs.readdirSync(HEAP_SNAPSHOTS).find((f) => f.endsWith(".heapsnapshot") && !before.has(f));
+    if (!file) continue;
+    const size = fs.statSync(path.join(HEAP_SNAPSHOTS, file)).size;
+    // Written in one go and closed; a size that stopped changing and a complete JSON document say it is done.
+    if (size === last && fs.readFileSync(path.join(HEAP_SNAPSHOTS, file), "utf8").trimEnd().endsWith("}")) {
+      fs.renameSync(path.join(HEAP_SNAPSHOTS, file), path.join(HEAP_SNAPSHOTS, `${name}.heapsnapshot`));
+      note(`growth: heap snapshot ${path.join(HEAP_SNAPSHOTS, `${name}.heapsnapshot`)}`);
+      return;
+    }
+    last = size;
+  }
+  throw new Error(`coding-mcp wrote no heap snapshot into ${HEAP_SNAPSHOTS} within 120 s`);
+}
 
 /**
  * What tasks leave behind: RSS of coding-mcp after 50, 60 and GROWTH_TASKS tasks (10 sessions in
@@ -884,6 +912,7 @@ async function figureGrowth() {
       await sleep(500);
       at[i] = rssOf(mcp.pid).rss;
       note(`growth: RSS after ${i} tasks ${at[i].toFixed(1)} MB`);
+      if (HEAP_SNAPSHOTS && i !== 60) await heapSnapshot(mcp.pid, `after-${i}`);
     } else if (i % 50 === 0) note(`growth: ${i}/${GROWTH_TASKS} tasks`);
   }
   await sessions.close();

@@ -261,6 +261,7 @@ export class TaskRunner {
     })();
     // finish's own record of the result must come after that write.
     const treeBefore = recorded.then(() => tree);
+    treeBefore.catch(() => undefined); // finish reads it only when the backend ran the task.
     const execute = async () => {
       const deadline = Date.parse(running.deadline);
       let result: TaskResult;
