@@ -9,6 +9,7 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     pool: "forks",
+    globalSetup: ["test/global-setup.ts"],
     maxWorkers: 2,
     reporters: ["default"],
     projects: [

@@ -47,7 +47,8 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { Agent, request } from "undici";
 import { stringify } from "yaml";
-import { hermeticOpencodeEnv, opencodeConfigFor, startFakeModel } from "../test/support/fake-model.mjs";
+import { opencodeConfigFor, startFakeModel } from "../test/support/fake-model.mjs";
+import { hermeticOpencodeEnv, installOpencodeConfigDeps } from "../test/support/opencode-home.mjs";
 import { transpile } from "./build.mjs";
 
 // The library's own modules, transpiled from src/ (dist/ holds only the bundled CLI).
@@ -1089,6 +1090,9 @@ async function main() {
   if (!fs.existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build first (npm run bench does)`);
   const m = machine();
   note(`${m.date}: ${m.cpus} CPUs (${m.cpu}), ${m.memory_gb} GB, node ${m.node}; figures: ${ONLY.join(", ")}`);
+  // Each figure's OpenCode starts in a fresh home: without this, OpenCode's one-time install of its
+  // config dependencies (test/support/opencode-home.mjs) would run beside every figure's measurements.
+  installOpencodeConfigDeps(note);
   fake = await startFakeModel();
   onCleanup(() => fake.close());
   fake.setScenario("bench", (ctx) =>

@@ -13,7 +13,8 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
-import { hermeticOpencodeEnv, opencodeConfigFor, startFakeModel } from "../test/support/fake-model.mjs";
+import { opencodeConfigFor, startFakeModel } from "../test/support/fake-model.mjs";
+import { hermeticOpencodeEnv } from "../test/support/opencode-home.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const task = process.env.DEMO_TASK ?? "Create fizzbuzz.py that prints FizzBuzz for the numbers 1 to 15, then run it to check it.";

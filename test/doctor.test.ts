@@ -5,7 +5,8 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import { binDirWith } from "./support/bin-dir.js";
-import { hermeticOpencodeEnv, opencodeConfigFor, startFakeModel } from "./support/fake-model.mjs";
+import { opencodeConfigFor, startFakeModel } from "./support/fake-model.mjs";
+import { hermeticOpencodeEnv } from "./support/opencode-home.mjs";
 import { CLI, type FakeModel } from "./support/harness.js";
 import { startOpencodeServer, type OpencodeServer } from "./support/opencode-server.js";
 

@@ -5,7 +5,8 @@ import path from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { hermeticOpencodeEnv, opencodeConfigFor, startFakeModel } from "./support/fake-model.mjs";
+import { opencodeConfigFor, startFakeModel } from "./support/fake-model.mjs";
+import { hermeticOpencodeEnv } from "./support/opencode-home.mjs";
 import { ROOT, structured, type FakeModel } from "./support/harness.js";
 
 // coding-mcp as a package: `npm pack` of a clean checkout (its prepack builds dist/), the tarball

@@ -133,19 +133,3 @@ export function opencodeConfigFor(baseURL) {
     },
   };
 }
-
-/** Environment that keeps a spawned OpenCode hermetic: no downloads, its own state dirs. @param {string} home */
-export function hermeticOpencodeEnv(home) {
-  return {
-    OPENCODE_DISABLE_AUTOUPDATE: "1",
-    OPENCODE_DISABLE_MODELS_FETCH: "1",
-    OPENCODE_DISABLE_DEFAULT_PLUGINS: "1",
-    OPENCODE_DISABLE_LSP_DOWNLOAD: "1",
-    OPENCODE_DISABLE_SHARE: "1",
-    OPENCODE_DISABLE_PROJECT_CONFIG: "1",
-    XDG_DATA_HOME: `${home}/data`,
-    XDG_CONFIG_HOME: `${home}/config`,
-    XDG_CACHE_HOME: `${home}/cache`,
-    XDG_STATE_HOME: `${home}/state`,
-  };
-}

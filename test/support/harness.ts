@@ -10,7 +10,8 @@ import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { stringify } from "yaml";
-import { hermeticOpencodeEnv, opencodeConfigFor, startFakeModel } from "./fake-model.mjs";
+import { opencodeConfigFor, startFakeModel } from "./fake-model.mjs";
+import { hermeticOpencodeEnv } from "./opencode-home.mjs";
 
 export { git, gitShowStats, makeBareRemote } from "./git.js";
 

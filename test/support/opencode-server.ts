@@ -1,7 +1,8 @@
 import fs from "node:fs";
 import path from "node:path";
 import { ManagedOpencode } from "../../src/opencode/managed.js";
-import { hermeticOpencodeEnv, opencodeConfigFor } from "./fake-model.mjs";
+import { opencodeConfigFor } from "./fake-model.mjs";
+import { hermeticOpencodeEnv } from "./opencode-home.mjs";
 import type { Harness } from "./harness.js";
 
 /**

@@ -16,7 +16,8 @@ import readline from "node:readline";
 import { claudeEnvFor, startFakeAnthropic } from "./fake-anthropic.mjs";
 import { geminiEnvFor, startFakeGemini } from "./fake-gemini.mjs";
 import { codexEnvFor, startFakeResponses } from "./fake-responses.mjs";
-import { hermeticOpencodeEnv, opencodeConfigFor, startFakeModel } from "./fake-model.mjs";
+import { opencodeConfigFor, startFakeModel } from "./fake-model.mjs";
+import { hermeticOpencodeEnv } from "./opencode-home.mjs";
 import { agentCommand } from "./agents.mjs";
 
 const [agent = "opencode", out = "transcript.jsonl", task = "Create hello.py", mode] = process.argv.slice(2);
