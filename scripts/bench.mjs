@@ -209,6 +209,23 @@ class DirectOpencode {
     return this.call("POST", `/session/${sessionId}/message?directory=${encodeURIComponent(dir)}`, { parts: [{ type: "text", text }] });
   }
 
+  /**
+   * Follow the directory's event stream, as coding-mcp does during a task; resolves once connected
+   * (OpenCode's first event), to a function that closes it.
+   */
+  async followEvents(dir) {
+    const controller = new AbortController();
+    const res = await request(`${this.url}/event?directory=${encodeURIComponent(dir)}`, { headers: { authorization: this.auth, accept: "text/event-stream" }, dispatcher: this.agent, signal: controller.signal });
+    res.body.on("error", () => undefined); // the abort below
+    const connected = new Promise((resolve) => res.body.once("data", resolve));
+    if (!(await Promise.race([connected.then(() => true), sleep(10_000).then(() => false)]))) {
+      controller.abort();
+      throw new Error(`OpenCode's event stream for ${dir} sent nothing within 10 s`);
+    }
+    res.body.resume();
+    return () => controller.abort();
+  }
+
   deleteSession(sessionId, dir) {
     return this.call("DELETE", `/session/${sessionId}?directory=${encodeURIComponent(dir)}`);
   }
@@ -250,11 +267,13 @@ async function directSessions(oc, root, count) {
     }),
   );
   return {
-    async run(i) {
+    /** `withEventStream`: with the directory's event stream followed during the prompt (opened before the clock starts). */
+    async run(i, { withEventStream = false } = {}) {
       const { dir, id } = sessions[i];
       const task = nextTask();
+      const stopFollowing = withEventStream ? await oc.direct.followEvents(dir) : undefined;
       const t0 = performance.now();
-      const answer = await oc.direct.prompt(id, dir, buildTaskPrompt({ task }));
+      const answer = await oc.direct.prompt(id, dir, buildTaskPrompt({ task })).finally(() => stopFollowing?.());
       const ms = performance.now() - t0;
       if (answer?.info?.finish !== "stop") throw new Error(`direct OpenCode task did not finish as scripted: ${JSON.stringify(answer?.info ?? answer).slice(0, 300)}`);
       checkWritten(dir, task, "direct OpenCode task");
@@ -457,13 +476,16 @@ async function figureProfile() {
     }
   });
   const opened = await mcp.call("coding_open", { title: "profile" });
-  const direct = await directSessions(oc, tempDir("direct-profile"), 1);
+  // Two direct sessions: a plain prompt, and one whose directory's event stream is followed meanwhile
+  // (what coding-mcp must do for progress): OpenCode's own price of publishing a turn to a subscriber.
+  const direct = await directSessions(oc, tempDir("direct-profile"), 2);
   const rounds = [];
   const prompts = [];
+  const promptsFollowed = [];
   // CPU per task (summed over the measured runs): coding-mcp's own and its git children's, and
   // OpenCode's while it runs a coding-mcp task against while it answers a direct prompt.
   // Each window ends SETTLE_MS after its call, so the work OpenCode does after answering counts to its own task.
-  const cpu = { mcp: 0, git: 0, opencodeMcp: 0, opencodeDirect: 0 };
+  const cpu = { mcp: 0, git: 0, opencodeMcp: 0, opencodeDirect: 0, opencodeDirectFollowed: 0 };
   const SETTLE_MS = 500;
   // What git itself takes for coding-mcp's two steps, run by the bench on the same workspace right after:
   // the snapshot before a task (`add --all` into a scratch index) and the changes after it (that, then the diff).
@@ -494,9 +516,14 @@ async function figureProfile() {
     const promptMs = await direct.run(0);
     await sleep(SETTLE_MS);
     const o2 = cpuOf(oc.pid);
+    const followedMs = await direct.run(1, { withEventStream: true });
+    await sleep(SETTLE_MS);
+    const o3 = cpuOf(oc.pid);
     if (i >= 0) {
       rounds.push({ ms, git: gitRuns - gitBefore });
       prompts.push(promptMs);
+      promptsFollowed.push(followedMs);
+      cpu.opencodeDirectFollowed += o3.self + o3.children - o2.self - o2.children;
       plainGit.add.push(plain.add);
       plainGit.addAndDiff.push(plain.addAndDiff);
       cpu.mcp += m1.self - m0.self;
@@ -519,7 +546,7 @@ async function figureProfile() {
     figure: "`code` round trip, profile (medians)",
     unit: "ms",
     value: round_,
-    detail: { ...Object.fromEntries(Object.entries(parts).map(([k, v]) => [`${k}_ms`, round(v, 1)])), mcp_and_tool_ms: round(rest, 1), direct_prompt_ms: round(prompt, 1), backend_overhead_ms: round(parts.agent - prompt, 1), git_processes_per_task: med(rounds.map((r) => r.git)), plain_git_add_ms: round(med(plainGit.add), 1), prompt_sent_after_ms: round(med(promptWaits.slice(-RUNS).map((w) => w[0])), 1), event_stream_ms: round(med(promptWaits.slice(-RUNS).map((w) => w[1])), 1), newest_message_ms: round(med(promptWaits.slice(-RUNS).map((w) => w[2])), 1), workspace_ready_ms: round(med(promptWaits.slice(-RUNS).map((w) => w[3])), 1), prompt_call_ms: round(med(promptTimes.slice(-RUNS)), 1), plain_git_add_and_diff_ms: round(med(plainGit.addAndDiff), 1), cpu_per_task_ms: Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, round(v / RUNS, 1)])) },
+    detail: { ...Object.fromEntries(Object.entries(parts).map(([k, v]) => [`${k}_ms`, round(v, 1)])), mcp_and_tool_ms: round(rest, 1), direct_prompt_ms: round(prompt, 1), direct_prompt_followed_ms: round(med(promptsFollowed), 1), backend_overhead_ms: round(parts.agent - prompt, 1), git_processes_per_task: med(rounds.map((r) => r.git)), plain_git_add_ms: round(med(plainGit.add), 1), prompt_sent_after_ms: round(med(promptWaits.slice(-RUNS).map((w) => w[0])), 1), event_stream_ms: round(med(promptWaits.slice(-RUNS).map((w) => w[1])), 1), newest_message_ms: round(med(promptWaits.slice(-RUNS).map((w) => w[2])), 1), workspace_ready_ms: round(med(promptWaits.slice(-RUNS).map((w) => w[3])), 1), prompt_call_ms: round(med(promptTimes.slice(-RUNS)), 1), plain_git_add_and_diff_ms: round(med(plainGit.addAndDiff), 1), cpu_per_task_ms: Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, round(v / RUNS, 1)])) },
     target: "–",
     met: true,
     metText: "(explains the round trip)",
@@ -1048,7 +1075,7 @@ function table() {
   for (const r of results) {
     if (r.value !== undefined) {
       const ref = r.reference === undefined ? "–" : `(${fmt(r.reference, r.unit)})`;
-      const extra = r.id === "profile" ? `turn ${fmt(r.detail.agent_ms, "ms")}: the prompt sent after ${fmt(r.detail.prompt_sent_after_ms, "ms")} (event stream ${fmt(r.detail.event_stream_ms, "ms")}, newest message ${fmt(r.detail.newest_message_ms, "ms")}, git's snapshot ${fmt(r.detail.before_ms, "ms")}, side by side; plain \`git add --all\` on that workspace: ${fmt(r.detail.plain_git_add_ms, "ms")}), the prompt call ${fmt(r.detail.prompt_call_ms, "ms")} (a direct prompt: ${fmt(r.detail.direct_prompt_ms, "ms")}), changes ${fmt(r.detail.changes_ms, "ms")} (plain \`git add --all\` + \`git diff\`: ${fmt(r.detail.plain_git_add_and_diff_ms, "ms")}), record ${fmt(r.detail.record_ms, "ms")}, MCP + tool ${fmt(r.detail.mcp_and_tool_ms, "ms")}; ${r.detail.git_processes_per_task} git runs; CPU per task: coding-mcp ${fmt(r.detail.cpu_per_task_ms.mcp, "ms")} + its git ${fmt(r.detail.cpu_per_task_ms.git, "ms")}, OpenCode ${fmt(r.detail.cpu_per_task_ms.opencodeMcp, "ms")} (a direct prompt: ${fmt(r.detail.cpu_per_task_ms.opencodeDirect, "ms")})` : r.id === "progress" ? `median ${fmt(r.detail.median_ms, "ms")}, max ${fmt(r.detail.max_ms, "ms")} (n ${r.detail.n})` : r.id === "growth" ? `after 50: ${r.detail.after_50_mb} MB, after ${GROWTH_TASKS}: ${r.detail[`after_${GROWTH_TASKS}_mb`]} MB; peak ${r.detail.peak_mb} MB` : `peak ${r.detail.peak_mb} MB`;
+      const extra = r.id === "profile" ? `turn ${fmt(r.detail.agent_ms, "ms")}: the prompt sent after ${fmt(r.detail.prompt_sent_after_ms, "ms")} (event stream ${fmt(r.detail.event_stream_ms, "ms")}, newest message ${fmt(r.detail.newest_message_ms, "ms")}, git's snapshot ${fmt(r.detail.before_ms, "ms")}, side by side; plain \`git add --all\` on that workspace: ${fmt(r.detail.plain_git_add_ms, "ms")}), the prompt call ${fmt(r.detail.prompt_call_ms, "ms")} (a direct prompt: ${fmt(r.detail.direct_prompt_ms, "ms")}; with its event stream followed: ${fmt(r.detail.direct_prompt_followed_ms, "ms")}), changes ${fmt(r.detail.changes_ms, "ms")} (plain \`git add --all\` + \`git diff\`: ${fmt(r.detail.plain_git_add_and_diff_ms, "ms")}), record ${fmt(r.detail.record_ms, "ms")}, MCP + tool ${fmt(r.detail.mcp_and_tool_ms, "ms")}; ${r.detail.git_processes_per_task} git runs; CPU per task: coding-mcp ${fmt(r.detail.cpu_per_task_ms.mcp, "ms")} + its git ${fmt(r.detail.cpu_per_task_ms.git, "ms")}, OpenCode ${fmt(r.detail.cpu_per_task_ms.opencodeMcp, "ms")} (a direct prompt: ${fmt(r.detail.cpu_per_task_ms.opencodeDirect, "ms")}; followed: ${fmt(r.detail.cpu_per_task_ms.opencodeDirectFollowed, "ms")})` : r.id === "progress" ? `median ${fmt(r.detail.median_ms, "ms")}, max ${fmt(r.detail.max_ms, "ms")} (n ${r.detail.n})` : r.id === "growth" ? `after 50: ${r.detail.after_50_mb} MB, after ${GROWTH_TASKS}: ${r.detail[`after_${GROWTH_TASKS}_mb`]} MB; peak ${r.detail.peak_mb} MB` : `peak ${r.detail.peak_mb} MB`;
       rows.push(`| ${r.figure} | ${r.id === "progress" ? `p95 ${fmt(r.value, "ms")}` : fmt(r.value, r.unit)} | ${ref} | ${r.id === "growth" ? `×${r.detail.ratio_to_minimal}` : "–"} | ${extra} | ${r.target} | ${r.metText ?? (r.met ? "yes" : "**no**")} |`);
       continue;
     }
