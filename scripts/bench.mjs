@@ -78,6 +78,15 @@ const FILES = int("BENCH_FILES", 20_000);
 const CHANGED = int("BENCH_CHANGED", 2_000);
 /** BENCH_MCP_LOG=FILE: coding-mcp logs at debug level into FILE, with every git command and its time (for finding where time goes). */
 const MCP_LOG = process.env.BENCH_MCP_LOG ? path.resolve(process.env.BENCH_MCP_LOG) : undefined;
+// BENCH_HEAP_SNAPSHOTS=DIR: coding-mcp writes a heap snapshot there after 50 and after GROWTH_TASKS
+// tasks of the growth figure (node's --heapsnapshot-signal; that figure's RSS is then not comparable).
+const HEAP_SNAPSHOTS = process.env.BENCH_HEAP_SNAPSHOTS ? path.resolve(process.env.BENCH_HEAP_SNAPSHOTS) : undefined;
+if (HEAP_SNAPSHOTS) fs.mkdirSync(HEAP_SNAPSHOTS, { recursive: true });
+// Node flags for coding-mcp: BENCH_MCP_NODE_ARGS, and the heap-snapshot signal for BENCH_HEAP_SNAPSHOTS.
+const MCP_NODE_ARGS = [
+  ...(process.env.BENCH_MCP_NODE_ARGS?.split(" ").filter(Boolean) ?? []),
+  ...(HEAP_SNAPSHOTS ? ["--heapsnapshot-signal=SIGUSR2", `--diagnostic-dir=${HEAP_SNAPSHOTS}`] : []),
+];
 const CONCURRENCY = 16;
 const OPEN_SESSIONS = 100;
 const ALL_FIGURES = ["roundtrip", "profile", "cold", "concurrent", "git", "memory", "growth", "progress", "acp"];
@@ -311,7 +320,7 @@ function codingMcpEnv(oc, basePath, dir) {
 async function connectStdio(args, env, name = "coding-mcp-bench") {
   // coding-mcp is started as its `coding-mcp` command is: the bundle itself, through its #! line (which gives node its flags).
   // BENCH_MCP_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") starts it with node and those flags instead, for profiling.
-  const nodeArgs = process.env.BENCH_MCP_NODE_ARGS?.split(" ").filter(Boolean);
+  const nodeArgs = MCP_NODE_ARGS.length ? MCP_NODE_ARGS : undefined;
   const [command, commandArgs] = args[0] === CLI ? (nodeArgs ? [process.execPath, ["--max-semi-space-size=1", ...nodeArgs, ...args]] : [CLI, args.slice(1)]) : [process.execPath, args];
   const transport = new StdioClientTransport({ command, args: commandArgs, env, stderr: "pipe" });
   const stderr = [];
@@ -887,13 +896,6 @@ async function figureMemory() {
 }
 
 const GROWTH_TASKS = int("BENCH_GROWTH_TASKS", 500);
-// BENCH_HEAP_SNAPSHOTS=DIR: coding-mcp writes a heap snapshot there after 50 and after GROWTH_TASKS
-// tasks (node's --heapsnapshot-signal; the growth figure's RSS is then not comparable with other runs).
-const HEAP_SNAPSHOTS = process.env.BENCH_HEAP_SNAPSHOTS ? path.resolve(process.env.BENCH_HEAP_SNAPSHOTS) : undefined;
-if (HEAP_SNAPSHOTS) {
-  fs.mkdirSync(HEAP_SNAPSHOTS, { recursive: true });
-  process.env.BENCH_MCP_NODE_ARGS = `${process.env.BENCH_MCP_NODE_ARGS ?? ""} --heapsnapshot-signal=SIGUSR2 --diagnostic-dir=${HEAP_SNAPSHOTS}`;
-}
 
 /** Ask coding-mcp for a heap snapshot and wait until it is written (renamed to `name`.heapsnapshot). */
 async function heapSnapshot(pid, name) {

@@ -3,13 +3,13 @@ import fs from "node:fs";
 import net from "node:net";
 
 /**
- * The processes coding-mcp starts (its managed OpenCode, git) run in process groups of their own and
+ * The processes coding-mcp starts (its managed OpenCode, ACP agents, git) run in process groups of their own and
  * must not outlive it, however it ends:
  * - a normal exit kills every group still held (the process-exit hook);
  * - a death without that hook (SIGKILL, the OOM killer, a crashing host) is caught by a watchdog: a
  *   small `sh` that reads a pipe from coding-mcp and, at its end of file (the kernel closes the pipe
  *   when coding-mcp dies), freezes the held groups, kills them and every process descended from them,
- *   also those that left the group (OpenCode runs its agent's commands in sessions of their own).
+ *   also those that left the group (agents run their commands in sessions of their own).
  */
 
 export function killGroup(pid: number, signal: NodeJS.Signals = "SIGKILL"): void {
@@ -88,7 +88,9 @@ export function descendants(root: number): number[] {
         const stat = fs.readFileSync(`/proc/${name}/stat`, "utf8");
         // The command name may hold spaces and parentheses: the fields after the last ")" are fixed.
         const parent = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-        children.set(parent, [...(children.get(parent) ?? []), Number(name)]);
+        const siblings = children.get(parent);
+        if (siblings) siblings.push(Number(name));
+        else children.set(parent, [Number(name)]);
       } catch {
         // it ended meanwhile
       }

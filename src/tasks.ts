@@ -251,17 +251,15 @@ export class TaskRunner {
     // with "started" (always before it: the tree is written once the prompt is on its way); the
     // checkpoint alone if the tree could not be written. Nothing when the task never got its prompt.
     const tree = snapshot.tree.then((written) => (running.tree_before = written));
-    tree.catch(() => undefined); // Said in the answer's warnings (finish) or by workspaceReady.
-    const recorded = (async () => {
-      await tree.catch(() => undefined);
-      if (!(await workspaceReady.then(() => true, () => false))) return;
+    const recorded = Promise.allSettled([tree, workspaceReady]).then(async ([, ready]) => {
+      if (ready.status === "rejected") return;
       await record().catch((err) =>
         this.log.warn(`could not record the snapshot and checkpoint of task ${view.task_id} (a restart meanwhile would count changes from HEAD and not find its turn): ${errorMessage(err)}`),
       );
-    })();
+    });
     // finish's own record of the result must come after that write.
     const treeBefore = recorded.then(() => tree);
-    treeBefore.catch(() => undefined); // finish reads it only when the backend ran the task.
+    treeBefore.catch(() => undefined); // Said in the answer's warnings (finish), which reads it only when the backend ran the task.
     const execute = async () => {
       const deadline = Date.parse(running.deadline);
       let result: TaskResult;

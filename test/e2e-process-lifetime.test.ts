@@ -4,7 +4,6 @@ import { randomInt } from "node:crypto";
 import type { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { afterEach, describe, expect, it } from "vitest";
 import { agentCommand } from "./support/agents.mjs";
-import { opencodeConfigFor } from "./support/fake-model.mjs";
 import { alive, startHarness, structured, until, type Harness } from "./support/harness.js";
 
 // Nothing coding-mcp starts may outlive it, however it dies: here it is SIGKILLed (a crashing host,
@@ -74,9 +73,8 @@ describe.skipIf(process.platform !== "linux")("a coding-mcp killed with SIGKILL"
   });
 
   it("takes its ACP agent and the command the agent is running with it", async () => {
+    // `opencode acp` gets the harness's environment: its OpenCode config points at the fake model.
     h = await startHarness({ config: { backends: { ocacp: { type: "acp", command: agentCommand("opencode") } }, default_backend: "ocacp" } });
-    h.env.OPENCODE_CONFIG_CONTENT = JSON.stringify(opencodeConfigFor(h.fake.baseURL));
-    await h.restart();
     const marker = `298.${randomInt(100_000, 999_999)}`;
     h.fake.setScenario("sleeper", [{ tools: [{ name: "bash", args: { command: `sleep ${marker}`, description: "wait" } }] }]);
     const opened = structured(await h.call("coding_open", {}));

@@ -18,13 +18,11 @@ import { agentsCache } from "./agents.mjs";
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
 /** The OpenCode version coding-mcp depends on: the plugin package OpenCode installs has the same one. */
-function opencodeVersion() {
-  return JSON.parse(fs.readFileSync(path.join(ROOT, "node_modules", "opencode-ai", "package.json"), "utf8")).version;
-}
+const OPENCODE_VERSION = JSON.parse(fs.readFileSync(path.join(ROOT, "node_modules", "opencode-ai", "package.json"), "utf8")).version;
 
 /** Where the one install lives (the ACP agents' cache, which CI keeps between runs). */
 function installedConfigDir() {
-  return path.join(agentsCache(), `opencode-config-${opencodeVersion()}`);
+  return path.join(agentsCache(), `opencode-config-${OPENCODE_VERSION}`);
 }
 
 /**
@@ -36,7 +34,7 @@ function installedConfigDir() {
 export function installOpencodeConfigDeps(say = (line) => process.stderr.write(`${line}\n`)) {
   const target = installedConfigDir();
   if (fs.existsSync(path.join(target, "package-lock.json"))) return true;
-  const version = opencodeVersion();
+  const version = OPENCODE_VERSION;
   fs.mkdirSync(path.dirname(target), { recursive: true });
   const scratch = fs.mkdtempSync(`${target}.partial-`);
   try {

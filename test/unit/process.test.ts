@@ -1,6 +1,5 @@
-import fs from "node:fs";
 import { afterEach, describe, expect, it } from "vitest";
-import { alive, until } from "../support/harness.js";
+import { alive, processRunning, until } from "../support/harness.js";
 import { descendants, killTree, runBound, spawnBound } from "../../src/process.js";
 
 // The one module that starts processes: what a short command returns, and that nothing it or a
@@ -42,7 +41,7 @@ describe.skipIf(process.platform === "win32")("runBound", () => {
     expect(result.timedOut).toBe(true);
     expect(result.exitCode).toBeUndefined();
     expect(Date.now() - t0).toBeLessThan(10_000);
-    expect(await until(() => !running(marker), 5_000)).toBe(true);
+    expect(await until(() => !processRunning(marker), 5_000)).toBe(true);
   });
 
   it("names why a command could not start", async () => {
@@ -62,14 +61,3 @@ describe.skipIf(process.platform !== "linux")("killTree", () => {
     expect(await until(() => ![child.pid!, ...tree!].some(alive), 5_000)).toBe(true);
   });
 });
-
-/** Whether a process whose command line holds `text` runs (from /proc). */
-function running(text: string): boolean {
-  return fs.readdirSync("/proc").some((name) => {
-    try {
-      return /^\d+$/.test(name) && fs.readFileSync(`/proc/${name}/cmdline`, "utf8").replaceAll("\0", " ").includes(text);
-    } catch {
-      return false;
-    }
-  });
-}
