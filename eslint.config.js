@@ -33,7 +33,17 @@ const layers = [
     message: "a backend implements src/backend.ts and knows nothing of the layers that use it",
   },
   {
-    target: ["./src/model.ts", "./src/store.ts", "./src/errors.ts", "./src/log.ts", "./src/redact.ts", "./src/net.ts"],
+    target: "./src/opencode",
+    from: ["./src/acp"],
+    message: "backends never import each other: what both need lives below them (e.g. src/trace-limits.ts, src/path-inside.ts)",
+  },
+  {
+    target: "./src/acp",
+    from: ["./src/opencode"],
+    message: "backends never import each other: what both need lives below them (e.g. src/trace-limits.ts, src/path-inside.ts)",
+  },
+  {
+    target: ["./src/model.ts", "./src/store.ts", "./src/errors.ts", "./src/log.ts", "./src/redact.ts", "./src/net.ts", "./src/trace-limits.ts", "./src/path-inside.ts"],
     from: ["./src/sessions.ts", "./src/tasks.ts", "./src/tools", "./src/opencode", "./src/acp", "./src/workspace", "./src/app.ts", "./src/server.ts", "./src/transports", "./src/backends.ts", "./src/records.ts"],
     message: "the model, storage and the small shared modules import no layer above them",
   },

@@ -2,7 +2,8 @@ import path from "node:path";
 import type { PromptResponse, RequestPermissionRequest, SessionUpdate, ToolCallContent, ToolCallUpdate, ToolKind } from "@agentclientprotocol/sdk/unstable";
 import type { PermissionAsk, TaskEvent } from "../backend.js";
 import { emptyTokens, type TaskTrace, type TokenCounts, type ToolCallTrace } from "../model.js";
-import { TRACE_LIMITS, truncate } from "../opencode/trace.js";
+import { isInside } from "../path-inside.js";
+import { TRACE_LIMITS, boundedCalls, boundedInput, truncate } from "../trace-limits.js";
 
 /**
  * Turns an ACP agent's `session/update` notifications of one prompt turn into coding-mcp's task
@@ -33,7 +34,7 @@ export function permissionAskOf(request: Pick<RequestPermissionRequest, "toolCal
   const call = request.toolCall;
   const input = asRecord(call.rawInput);
   const paths = [...(call.locations ?? []).map((l) => l.path), ...pathsInInput(input)].filter((p): p is string => typeof p === "string" && p.length > 0);
-  const outside = [...new Set(paths.map((p) => path.resolve(workspace, p)).filter((p) => !inside(workspace, p)))];
+  const outside = [...new Set(paths.map((p) => path.resolve(workspace, p)).filter((p) => !isInside(p, workspace)))];
   if (outside.length) return { permission: "external_directory", patterns: outside.slice(0, 10) };
   const kind = call.kind ?? undefined;
   const toolName = toolNameOf(call);
@@ -44,11 +45,6 @@ export function permissionAskOf(request: Pick<RequestPermissionRequest, "toolCal
   }
   const relative = [...new Set(paths.map((p) => path.relative(workspace, path.resolve(workspace, p)) || "."))];
   return { permission, patterns: relative.slice(0, 10) };
-}
-
-function inside(root: string, p: string): boolean {
-  const rel = path.relative(path.resolve(root), p);
-  return rel === "" || (!rel.startsWith("..") && !path.isAbsolute(rel));
 }
 
 /**
@@ -94,16 +90,6 @@ function rawOutputText(raw: unknown): string {
   const record = asRecord(raw);
   for (const key of ["output", "stdout", "content", "error"]) if (typeof record[key] === "string") return record[key];
   return raw === undefined || raw === null ? "" : (JSON.stringify(raw) ?? "");
-}
-
-function boundedInput(input: Record<string, unknown>, mapPath: (p: string) => string): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(input)) {
-    if (typeof value === "string") out[key] = truncate(mapPath(value), TRACE_LIMITS.inputString);
-    else if (value === null || typeof value === "number" || typeof value === "boolean") out[key] = value;
-    else out[key] = truncate(JSON.stringify(value) ?? "", TRACE_LIMITS.inputString);
-  }
-  return out;
 }
 
 const STATUS_ORDER = { pending: 0, in_progress: 1, completed: 2, failed: 2 } as const;
@@ -278,9 +264,7 @@ export class AcpTurn {
   }
 
   finish(response: PromptResponse | undefined, durationMs: number): TurnOutcome {
-    const calls = this.toolCalls();
-    const omitted = Math.max(0, calls.length - TRACE_LIMITS.toolCalls);
-    const kept = omitted ? [...calls.slice(0, TRACE_LIMITS.toolCalls / 2), ...calls.slice(-TRACE_LIMITS.toolCalls / 2)] : calls;
+    const { kept, omitted } = boundedCalls(this.toolCalls());
     const reasoning = this.segments.filter((s) => s.kind === "thought" && s.text.trim()).map((s) => truncate(s.text, TRACE_LIMITS.reasoningChars));
     if (this.plan) reasoning.push(truncate(`Plan:\n${this.plan}`, TRACE_LIMITS.reasoningChars));
     const summary = this.segments.filter((s) => s.kind === "message" && s.text.trim()).at(-1)?.text ?? "";

@@ -1,4 +1,5 @@
 import { addTokens, emptyTokens, type TaskTrace, type ToolCallTrace, type TokenCounts } from "../model.js";
+import { TRACE_LIMITS, boundedCalls, boundedInput, truncate } from "../trace-limits.js";
 import type { OpencodeMessage, OpencodePart } from "./client.js";
 
 /**
@@ -7,33 +8,9 @@ import type { OpencodeMessage, OpencodePart } from "./client.js";
  * synchronous prompt returns. Everything is bounded so an answer fits a client's context window.
  */
 
-export const TRACE_LIMITS = {
-  toolCalls: 60,
-  inputString: 300,
-  outputPreview: 400,
-  reasoningEntries: 6,
-  reasoningChars: 600,
-  summaryChars: 4000,
-} as const;
-
-export function truncate(text: string, max: number): string {
-  if (text.length <= max) return text;
-  return `${text.slice(0, max)}… [${text.length - max} more chars]`;
-}
-
 /** The assistant messages of one turn, in order. */
 export function turnMessages(messages: OpencodeMessage[], userMessageId: string): OpencodeMessage[] {
   return messages.filter((m) => m.info.role === "assistant" && m.info.parentID === userMessageId);
-}
-
-function boundedInput(input: Record<string, unknown> | undefined, mapPath: (p: string) => string): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(input ?? {})) {
-    if (typeof value === "string") out[key] = truncate(mapPath(value), TRACE_LIMITS.inputString);
-    else if (value === null || typeof value === "number" || typeof value === "boolean") out[key] = value;
-    else out[key] = truncate(JSON.stringify(value) ?? "", TRACE_LIMITS.inputString);
-  }
-  return out;
 }
 
 export function toolCallOf(part: OpencodePart, mapPath: (p: string) => string = (p) => p): ToolCallTrace | undefined {
@@ -97,11 +74,7 @@ export function summarizeTurn(turn: OpencodeMessage[], durationMs: number, mapPa
     if (texts.length) summary = texts.join("\n");
   }
   const last = turn.at(-1)?.info;
-  const omitted = Math.max(0, toolCalls.length - TRACE_LIMITS.toolCalls);
-  // Keep the first and the last calls: the start shows the approach, the end shows the outcome.
-  const keptCalls = omitted
-    ? [...toolCalls.slice(0, TRACE_LIMITS.toolCalls / 2), ...toolCalls.slice(-TRACE_LIMITS.toolCalls / 2)]
-    : toolCalls;
+  const { kept: keptCalls, omitted } = boundedCalls(toolCalls);
   const trace: TaskTrace = {
     model: last?.modelID ?? "",
     provider: last?.providerID ?? "",

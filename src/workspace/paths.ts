@@ -1,12 +1,9 @@
 import fs from "node:fs/promises";
 import path from "node:path";
 import { UserError } from "../errors.js";
+import { isInside } from "../path-inside.js";
 
-/** True when `child` is `parent` itself or lies below it. Compares path segments, so /a/bc is not inside /a/b. */
-export function isInside(child: string, parent: string): boolean {
-  const rel = path.relative(path.resolve(parent), path.resolve(child));
-  return rel === "" || (rel !== ".." && !rel.startsWith(".." + path.sep) && !path.isAbsolute(rel));
-}
+export { isInside };
 
 /**
  * Resolve a caller-given workspace_path: it must exist, be a directory and, after following every

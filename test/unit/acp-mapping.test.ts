@@ -155,6 +155,10 @@ describe("permission requests", () => {
     expect(ask({ toolCallId: "1", kind: "edit", locations: [{ path: "/etc/passwd" }] })).toEqual({ permission: "external_directory", patterns: ["/etc/passwd"] });
     expect(ask({ toolCallId: "2", kind: "read", rawInput: { file_path: "../other/secret.txt" } })).toEqual({ permission: "external_directory", patterns: ["/work/other/secret.txt"] });
     expect(ask({ toolCallId: "3", kind: "edit", locations: [{ path: "/work/repo/src/a.ts" }] })).toEqual({ permission: "edit", patterns: ["src/a.ts"] });
+    // A file whose name starts with two dots is inside; a sibling whose name starts like the workspace's is not.
+    expect(ask({ toolCallId: "4", kind: "edit", locations: [{ path: "/work/repo/..foo" }] })).toEqual({ permission: "edit", patterns: ["..foo"] });
+    expect(ask({ toolCallId: "5", kind: "edit", rawInput: { file_path: "..bar/x.ts" } })).toEqual({ permission: "edit", patterns: ["..bar/x.ts"] });
+    expect(ask({ toolCallId: "6", kind: "edit", locations: [{ path: "/work/repo2/a.ts" }] })).toEqual({ permission: "external_directory", patterns: ["/work/repo2/a.ts"] });
   });
 
   it("maps every ACP kind, and names an unclassified tool by the agent's own name", () => {

@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import type { OpencodeMessage } from "../../src/opencode/client.js";
 import { PathMap } from "../../src/opencode/path-map.js";
-import { TRACE_LIMITS, summarizeTurn, turnMessages } from "../../src/opencode/trace.js";
+import { summarizeTurn, turnMessages } from "../../src/opencode/trace.js";
+import { TRACE_LIMITS } from "../../src/trace-limits.js";
 
 function assistant(id: string, parentID: string, parts: OpencodeMessage["parts"], extra: Partial<OpencodeMessage["info"]> = {}): OpencodeMessage {
   return {
