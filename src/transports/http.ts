@@ -1,6 +1,6 @@
 import { createHash, randomUUID, timingSafeEqual } from "node:crypto";
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
-import net, { type AddressInfo } from "node:net";
+import type { AddressInfo } from "node:net";
 import os from "node:os";
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { SSEServerTransport } from "@modelcontextprotocol/sdk/server/sse.js";
@@ -15,6 +15,8 @@ import {
   type RequestId,
 } from "@modelcontextprotocol/sdk/types.js";
 import type { Logger } from "../log.js";
+import { sleep } from "../process.js";
+import { bearerToken, createHostGuard, formatHost, type HostGuard } from "./http-guard.js";
 
 /**
  * MCP over HTTP on one port: Streamable HTTP at /mcp and the legacy SSE transport at /sse +
@@ -60,8 +62,6 @@ const ROUTES: Record<string, string[]> = {
 // The SDK's Streamable HTTP transport sends its own keep-alives; the legacy one does not, and idle
 // streams are cut by proxies while a task runs for minutes.
 const SSE_KEEPALIVE_MS = 15_000;
-const LOOPBACK_NAMES = ["localhost", "127.0.0.1", "[::1]"];
-const WILDCARD_HOSTS = new Set(["0.0.0.0", "::"]);
 
 interface McpSession {
   id: string;
@@ -75,19 +75,6 @@ interface McpSession {
   lastSeen: number;
 }
 
-
-/** "name", "name:port", "[v6]:port" or a bare IPv6 address -> lower-case name (IPv6 bracketed) and optional port. */
-function parseHostPort(value: string): { name: string; port?: string } | undefined {
-  const v = value.trim().toLowerCase();
-  if (net.isIPv6(v)) return { name: `[${v}]` };
-  const m = /^(\[[0-9a-f:.]+\]|[^\s:[\]/\\@?#]+)(?::(\d{1,5}))?$/.exec(v);
-  if (!m?.[1]) return undefined;
-  return m[2] ? { name: m[1], port: m[2] } : { name: m[1] };
-}
-
-function formatHost(host: string): string {
-  return net.isIPv6(host) ? `[${host}]` : host;
-}
 
 /** Compare digests: timingSafeEqual needs equal lengths, and this leaks neither length nor prefix. */
 function sameSecret(a: string, b: string): boolean {
@@ -103,6 +90,11 @@ function reject(res: ServerResponse, status: number, message: string, headers: R
   }
   res.writeHead(status, { "content-type": "application/json", ...headers });
   res.end(JSON.stringify({ jsonrpc: "2.0", error: { code, message }, id: null }));
+}
+
+/** An MCP session id this server does not hold (ended, swept, or from before a restart). */
+function sessionNotFound(res: ServerResponse, whatToDo: string): void {
+  reject(res, 404, `Session not found: it ended or the server restarted; ${whatToDo}`, {}, -32001);
 }
 
 type Body = { ok: true; value: unknown } | { ok: false; status: number; message: string };
@@ -156,14 +148,10 @@ function discardRest(req: IncomingMessage, limit: number): void {
   req.resume();
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
 /** Poll until `done()` or `ms` passed or `hurry` fired; true when done. */
 async function waitUntil(done: () => boolean, ms: number, hurry?: AbortSignal): Promise<boolean> {
   const deadline = Date.now() + ms;
-  while (!done() && Date.now() < deadline && !hurry?.aborted) await sleep(50);
+  while (!done() && Date.now() < deadline && !hurry?.aborted) await sleep(50, hurry);
   return done();
 }
 
@@ -174,59 +162,13 @@ export async function serveHttp(newServer: () => McpServer, log: Logger, options
   let draining = false;
   const short = (id: string) => id.slice(0, 8);
 
-  // ---- Host and Origin allow lists (filled in once the port is known) ----
-  const hostPatterns: { name: string; port?: string }[] = [];
-  let anyHost = false;
-  const anyOrigin = options.allowedOrigins.includes("*");
-  const exactOrigins = new Set(options.allowedOrigins.map((o) => o.toLowerCase().replace(/\/+$/, "")));
-
-  function allowHosts(port: number): void {
-    const own = [...LOOPBACK_NAMES];
-    if (WILDCARD_HOSTS.has(bindHost)) {
-      // Bound to every interface: clients may use any of its addresses or the machine's name.
-      for (const list of Object.values(os.networkInterfaces())) for (const a of list ?? []) own.push(formatHost(a.address));
-      own.push(os.hostname());
-    } else {
-      own.push(formatHost(bindHost));
-    }
-    for (const name of own) {
-      const parsed = parseHostPort(name);
-      if (parsed) hostPatterns.push({ name: parsed.name, port: String(port) });
-    }
-    for (const entry of options.allowedHosts) {
-      const parsed = entry === "*" ? undefined : parseHostPort(entry);
-      if (entry === "*") anyHost = true;
-      else if (parsed) hostPatterns.push(parsed);
-      else log.warn(`http.allowed_hosts: ignoring ${JSON.stringify(entry)} (expected name, name:port or "*")`);
-    }
-  }
-
-  function hostMatches(name: string, port: string): boolean {
-    return anyHost || hostPatterns.some((p) => p.name === name && (p.port === undefined || p.port === port));
-  }
-
-  function hostAllowed(header: string | undefined): boolean {
-    const parsed = header ? parseHostPort(header) : undefined;
-    return parsed !== undefined && hostMatches(parsed.name, parsed.port ?? "80");
-  }
-
-  /** An Origin is fine when absent (not a browser), listed, or the origin of an allowed host. */
-  function originAllowed(origin: string): boolean {
-    if (anyOrigin || exactOrigins.has(origin.toLowerCase().replace(/\/+$/, ""))) return true;
-    let url: URL;
-    try {
-      url = new URL(origin);
-    } catch {
-      return false; // includes "null" (sandboxed frames, file: pages)
-    }
-    if (url.protocol !== "http:" && url.protocol !== "https:") return false;
-    return hostMatches(url.hostname, url.port || (url.protocol === "https:" ? "443" : "80"));
-  }
+  // eslint-disable-next-line prefer-const -- the Host and Origin allow lists, set once the port is known
+  let guard: HostGuard | undefined;
 
   /** undefined when authorised, else why not. */
   function authProblem(header: string | undefined): string | undefined {
     if (options.token === undefined) return undefined;
-    const presented = /^Bearer\s+(\S+)\s*$/i.exec(header ?? "")?.[1];
+    const presented = bearerToken(header);
     if (presented === undefined) return "missing bearer token: send the header Authorization: Bearer <token> (the server's CODING_MCP_TOKEN)";
     return sameSecret(presented, options.token) ? undefined : "wrong bearer token";
   }
@@ -313,8 +255,7 @@ export async function serveHttp(newServer: () => McpServer, log: Logger, options
     if (typeof id === "string") {
       const session = sessions.get(id);
       if (!session || session.kind !== "streamable") {
-        reject(res, 404, "Session not found: it ended or the server restarted; start a new MCP session (initialize)", {}, -32001);
-        return;
+        return sessionNotFound(res, "start a new MCP session (initialize)");
       }
       session.lastSeen = Date.now();
       if (req.method === "GET") {
@@ -362,7 +303,7 @@ export async function serveHttp(newServer: () => McpServer, log: Logger, options
     if (!id) return reject(res, 400, "Bad Request: missing sessionId query parameter; open a session with GET /sse first");
     const session = sessions.get(id);
     if (!session || session.kind !== "sse") {
-      return reject(res, 404, "Session not found: it ended or the server restarted; open a new one with GET /sse", {}, -32001);
+      return sessionNotFound(res, "open a new one with GET /sse");
     }
     const read = await readBodyOr(req, res);
     if (!read) return;
@@ -388,7 +329,7 @@ export async function serveHttp(newServer: () => McpServer, log: Logger, options
       res.end(req.method === "HEAD" ? undefined : JSON.stringify({ status: draining ? "stopping" : "ok" }));
       return;
     }
-    if (!hostAllowed(req.headers.host)) {
+    if (!guard?.hostAllowed(req.headers.host)) {
       log.warn(`refused a request with Host ${JSON.stringify(req.headers.host ?? "")} (not in the allow list; see http.allowed_hosts)`);
       return reject(res, 403, "Forbidden: this Host is not allowed (http.allowed_hosts)");
     }
@@ -398,7 +339,7 @@ export async function serveHttp(newServer: () => McpServer, log: Logger, options
     }
     const origin = req.headers.origin;
     if (origin !== undefined) {
-      if (!originAllowed(origin)) {
+      if (!guard?.originAllowed(origin)) {
         log.warn(`refused a request from Origin ${JSON.stringify(origin)} (see http.allowed_origins)`);
         return reject(res, 403, "Forbidden: this Origin is not allowed (http.allowed_origins)");
       }
@@ -451,7 +392,14 @@ export async function serveHttp(newServer: () => McpServer, log: Logger, options
     });
   });
   const { port } = server.address() as AddressInfo;
-  allowHosts(port);
+  guard = createHostGuard({
+    bindHost,
+    port,
+    allowedHosts: options.allowedHosts,
+    allowedOrigins: options.allowedOrigins,
+    machine: { addresses: Object.values(os.networkInterfaces()).flatMap((list) => (list ?? []).map((a) => a.address)), hostname: os.hostname() },
+  });
+  for (const entry of guard.ignored) log.warn(`http.allowed_hosts: ignoring ${JSON.stringify(entry)} (expected name, name:port or "*")`);
   const url = `http://${formatHost(bindHost)}:${port}`;
   log.info(
     `listening on ${url} (Streamable HTTP at ${MCP_PATH}, legacy SSE at ${SSE_PATH}; ` +
