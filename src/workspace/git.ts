@@ -41,6 +41,8 @@ export interface GitRunOptions {
   input?: string;
   /** Stop git once its output passes this many bytes; the result then has `truncated` and that many bytes of it. */
   maxOutputBytes?: number;
+  /** Run the repository's hooks: only `coding_commit` with git.run_hooks. Otherwise no hook runs. */
+  runHooks?: boolean;
 }
 
 export interface GitResult {
@@ -69,6 +71,9 @@ const REPO_LOCATING_ENV = [
   "GIT_NAMESPACE",
   "GIT_PREFIX",
 ];
+
+/** Hooks are looked up in /dev/null/<name>, which cannot exist: none runs. */
+const NO_HOOKS = ["-c", "core.hooksPath=/dev/null"];
 
 // git runs in its own process group, held until it ends, so a timeout (or our exit, or our death) also
 // ends the helpers it started (git-remote-https, ssh, index-pack), which would otherwise keep a dead
@@ -100,8 +105,11 @@ export class Git {
   async exec(args: string[], opts: GitRunOptions): Promise<GitResult> {
     const started = Date.now();
     // No fsmonitor program for any of coding-mcp's git: the workspace's config, which the agent can
-    // write, could name one. It only ever speeds git up, so results do not change.
-    const result = await runBound("git", ["-c", "core.fsmonitor=false", ...args], {
+    // write, could name one. It only ever speeds git up, so results do not change. No hook either
+    // (the agent can write .git/hooks and core.hooksPath, and git runs hooks for update-ref, checkout,
+    // worktree, add...), unless the owner asked for them on a commit.
+    const guards = ["-c", "core.fsmonitor=false", ...(opts.runHooks ? [] : NO_HOOKS)];
+    const result = await runBound("git", [...guards, ...args], {
       cwd: opts.cwd,
       // LC_ALL=C keeps messages parseable; no prompt may wait for a terminal nobody watches.
       env: { ...this.hiddenEnv, ...opts.env, GIT_TERMINAL_PROMPT: "0", LC_ALL: "C" },
@@ -818,15 +826,15 @@ export async function commitChanges(git: Git, dir: string, o: CommitOptions): Pr
   const literal = ["--literal-pathspecs"];
 
   const overrides = await workspaceProgramOverrides(git, dir, await repoPaths(git, dir));
-  // Hooks are programs in the git directory, which the agent can write: they run only when the owner says so.
-  const hooks = o.runHooks ? [] : ["-c", "core.hooksPath=/dev/null"];
   if (paths || (o.addAll ?? true)) await stage(git, dir, [...overrides, ...literal, "add", "--all", ...pathArgs]);
   // The message goes through stdin, so one starting with '-' is just a message. Hooks that run do as
   // with `git commit`: the pre-commit hook also when nothing is staged. git's own exit status says
   // "nothing to commit"; -uno spares it listing untracked files then.
-  const commit = await git.exec([...identityArgs(o.author), ...overrides, ...hooks, ...literal, "commit", "--quiet", "--untracked-files=no", "--file=-", ...pathArgs], {
+  // Hooks are programs in the git directory, which the agent can write: they run only when the owner says so.
+  const commit = await git.exec([...identityArgs(o.author), ...overrides, ...literal, "commit", "--quiet", "--untracked-files=no", "--file=-", ...pathArgs], {
     cwd: dir,
     input: o.message,
+    ...(o.runHooks && { runHooks: true }),
   });
   if (commit.exitCode !== 0) {
     if (commit.exitCode === 1 && nothingToCommit(commit.stdout)) return { committed: false, files_changed: 0, insertions: 0, deletions: 0 };

@@ -18,9 +18,6 @@ export interface SourceRepository {
   branch: string;
 }
 
-// No hook of the repository runs when coding-mcp creates or removes a worktree: the agent could have written one.
-const NO_HOOKS = ["-c", "core.hooksPath=/dev/null"];
-
 /** The caller's checkout a worktree is made from: a non-bare repository with a commit on a checked-out branch. */
 export async function inspectSourceRepository(git: Git, dir: string): Promise<SourceRepository> {
   const top = await git.run(["rev-parse", "--show-toplevel"], { cwd: dir });
@@ -69,7 +66,7 @@ export async function addWorktree(git: Git, o: AddWorktreeOptions): Promise<void
   await checkNewBranch(git, o.repo, o.branch);
   if (await fs.lstat(o.dir).then(() => true, () => false)) throw new Error(`cannot create a worktree at ${o.dir}: it already exists`);
   try {
-    await git.run([...NO_HOOKS, "worktree", "add", "--quiet", "--no-track", "-b", o.branch, "--", o.dir, o.commit], { cwd: o.repo, timeoutMs: o.timeoutMs });
+    await git.run(["worktree", "add", "--quiet", "--no-track", "-b", o.branch, "--", o.dir, o.commit], { cwd: o.repo, timeoutMs: o.timeoutMs });
   } catch (err) {
     await removeWorktree(git, { repo: o.repo, dir: o.dir }).catch(() => undefined);
     await deleteBranch(git, o.repo, o.branch, o.commit).catch(() => undefined);
@@ -88,7 +85,7 @@ export async function removeWorktree(git: Git, o: { repo: string; dir: string })
   const repoExists = await isDirectory(o.repo);
   if (repoExists && (await isDirectory(o.dir))) {
     // --force: a session's worktree is removed with what is left in it, as a managed workspace is.
-    const removed = await git.exec([...NO_HOOKS, "worktree", "remove", "--force", "--", o.dir], { cwd: o.repo }).catch((err: unknown) => ({ exitCode: -1, stderr: errorMessage(err) }));
+    const removed = await git.exec(["worktree", "remove", "--force", "--", o.dir], { cwd: o.repo }).catch((err: unknown) => ({ exitCode: -1, stderr: errorMessage(err) }));
     if (removed.exitCode !== 0) problems.push(`git worktree remove failed (${git.redact(removed.stderr.trim().split("\n").at(-1) ?? "")}); the directory was deleted instead`);
   }
   // Whatever git left (or could not remove, e.g. a worktree with submodules) goes; then git forgets the worktree.
