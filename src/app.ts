@@ -1,10 +1,14 @@
 import fs from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
 import { createAcpBackend } from "./acp/index.js";
+import { bundledRipgrepDir, Confinement, PROFILE_VARIABLE } from "./confinement/index.js";
 import type { CodingBackend } from "./backend.js";
 import { Backends } from "./backends.js";
 import type { ResolvedConfig } from "./config.js";
 import { createLogger, type Logger } from "./log.js";
 import { OpencodeBackend } from "./opencode/backend.js";
+import { confinedOpencodeEnv } from "./opencode/confined-shell.js";
 import { Approvals } from "./approvals.js";
 import { PermissionPolicy } from "./permissions.js";
 import { openRecords, type Records } from "./records.js";
@@ -22,6 +26,7 @@ import { WorkspaceManager } from "./workspace/manager.js";
  */
 export interface App extends ToolContext {
   config: ResolvedConfig;
+  confinement: Confinement;
   backends: Backends;
   records: Records;
   stop(): Promise<void>;
@@ -36,6 +41,8 @@ export interface BackendDeps {
   agentEnv: NodeJS.ProcessEnv;
   /** coding-mcp's whole environment, where `${VAR}` in a backend's env is read from. */
   env: NodeJS.ProcessEnv;
+  /** What every command an agent runs goes through. */
+  confinement: Confinement;
 }
 
 export interface AppOptions {
@@ -61,10 +68,16 @@ export function secretVariables(config: ResolvedConfig, env: NodeJS.ProcessEnv):
   return [...names];
 }
 
-/** Ours, less every secret variable: the environment of an agent coding-mcp starts. */
+/**
+ * Ours, less every secret variable: the environment of an agent coding-mcp starts. The ripgrep of
+ * the @vscode/ripgrep dependency goes on its PATH (OpenCode's grep and glob tools need `rg`).
+ */
 export function agentEnvironment(config: ResolvedConfig, env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const hidden = new Set(secretVariables(config, env));
-  return Object.fromEntries(Object.entries(env).filter(([name]) => !hidden.has(name)));
+  const agentEnv = Object.fromEntries(Object.entries(env).filter(([name]) => !hidden.has(name)));
+  const rg = bundledRipgrepDir();
+  if (rg) agentEnv.PATH = [agentEnv.PATH, rg].filter(Boolean).join(path.delimiter);
+  return agentEnv;
 }
 
 /** The backends of the config: the built-in OpenCode, and one per `backends` entry. */
@@ -79,11 +92,15 @@ export function configuredBackends(deps: BackendDeps): CodingBackend[] {
     ...(config.opencode.model ? { model: config.opencode.model } : {}),
     ...(config.opencode.agent ? { agent: config.opencode.agent } : {}),
     log,
+    confined: deps.confinement.mode === "on",
     ...(config.opencode.url
       ? {}
       : {
           managed: {
-            env: deps.agentEnv,
+            env:
+              deps.confinement.mode === "on"
+                ? confinedOpencodeEnv(deps.agentEnv, deps.confinement.launcherPath, PROFILE_VARIABLE)
+                : deps.agentEnv,
             cwd: config.workspace.base_path,
             startupTimeoutMs: config.opencode.startup_timeout_sec * 1000,
             registerSecret: (value: string) => redactor.addSecret(value),
@@ -116,15 +133,35 @@ export async function createApp(config: ResolvedConfig, options: AppOptions = {}
   // git and the hooks it runs never see the token variable; clone and push get the token through askpass only.
   const git = new Git({ redactor, log: (m: string) => log.debug(m), hideEnv: secretVariables(config, env) });
   const workspaces = new WorkspaceManager(config, git, log);
-  const deps: BackendDeps = { config, log, redactor, agentEnv: agentEnvironment(config, env), env };
+  const agentEnv = agentEnvironment(config, env);
+  const confinement = new Confinement({
+    mode: config.sandbox.mode,
+    stateDir: config.stateDir,
+    settings: {
+      denyRead: config.sandbox.deny_read,
+      allowWrite: config.sandbox.allow_write,
+      ownPaths: [config.stateDir, config.workspace.base_path, ...(config.configFile ? [config.configFile] : [])],
+      home: agentEnv.HOME ?? os.homedir(),
+    },
+    agentEnv,
+    secrets: Object.values(config.secrets).filter((v): v is string => Boolean(v)),
+    log,
+  });
+  await confinement.install();
+  logConfinement(config, log);
+  const deps: BackendDeps = { config, log, redactor, agentEnv, env, confinement };
   const backends = new Backends((options.backends ?? configuredBackends)(deps), options.defaultBackend ?? config.default_backend);
   for (const note of config.notes) log.warn(note);
   const approvals = new Approvals(new PermissionPolicy(config.permissions), config.limits.approval_timeout_sec * 1000, redactor, log);
-  const sessions = new SessionManager(config, records, workspaces, backends, approvals, git, log, options.retryDelayMs ? { retryDelayMs: options.retryDelayMs } : {});
+  const sessions = new SessionManager(config, records, workspaces, backends, approvals, git, log, {
+    ...(options.retryDelayMs ? { retryDelayMs: options.retryDelayMs } : {}),
+    confinement,
+  });
   // Tasks that were running when coding-mcp last stopped are followed to their end again.
   sessions.resumeTasks();
   return {
     config,
+    confinement,
     backends,
     records,
     sessions,
@@ -137,4 +174,17 @@ export async function createApp(config: ResolvedConfig, options: AppOptions = {}
       await Promise.all([...backends.all().map((b) => b.stop()), telemetry.shutdown()]);
     },
   };
+}
+
+/** Said once at start, loudly when nothing confines the agent's commands. */
+function logConfinement(config: ResolvedConfig, log: Logger): void {
+  if (config.sandbox.mode === "off") {
+    log.warn(
+      "SANDBOX OFF (sandbox.mode: off): the agent's commands run unconfined, as this user, with this user's files and network. Use this only where the machine or its container is the boundary.",
+    );
+  } else if (config.opencode.url) {
+    log.warn(
+      `the OpenCode at ${config.opencode.url} runs outside coding-mcp, which cannot confine its commands: sessions on the opencode backend are not confined (their answers say confined: false). Leave opencode.url unset to have coding-mcp start a confined OpenCode.`,
+    );
+  }
 }

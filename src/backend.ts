@@ -106,6 +106,12 @@ export interface CodingBackend {
   /** The configured name ("opencode", or a name under `backends`), for records, logs and answers. */
   readonly name: string;
   readonly telemetry: TelemetryLabels;
+  /**
+   * Whether the commands its agent runs go through coding-mcp's confinement (src/confinement/),
+   * in a sandbox keyed by the backend's session id. False: the backend runs them where coding-mcp
+   * cannot reach (an OpenCode at a URL).
+   */
+  readonly confinesCommands: boolean;
   /** Make sure the backend is reachable (and started, when it is managed); throws a clear error when not. */
   start(): Promise<void>;
   /** The models it offers; undefined when it cannot choose one (a given model is then refused). */

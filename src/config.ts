@@ -98,12 +98,29 @@ const HttpSection = z.strictObject({
   shutdown_timeout_sec: positiveInt("seconds").default(10),
 });
 
+/** Confinement of every command the agent runs (README, "Confinement"). */
+const SandboxSection = z.strictObject({
+  /** off only where the machine or its container is the boundary. */
+  mode: z.enum(["on", "off"], { error: "expected on or off (off only where the machine or its container is the boundary)" }).default("on"),
+  network: z
+    .strictObject({
+      /** Hosts the agent's commands may reach: "host", "host:port", "*.example.com". Empty: none. */
+      allow: z.array(z.string().min(1)).default([]),
+    })
+    .prefault({}),
+  /** Hidden from the agent's commands besides the built-in credential stores. */
+  deny_read: z.array(z.string().min(1)).default([]),
+  /** Writable besides the session's workspace and its private temp dir. */
+  allow_write: z.array(z.string().min(1)).default([]),
+});
+
 export const ConfigSchema = z.strictObject({
   opencode: OpencodeSection.prefault({}),
   workspace: WorkspaceSection.prefault({}),
   git: GitSection.prefault({}),
   limits: LimitsSection.prefault({}),
   http: HttpSection.prefault({}),
+  sandbox: SandboxSection.prefault({}),
   /** Omitted: opencode.permissions if given (mapped), else DEFAULT_PERMISSIONS. */
   permissions: PermissionsSection.optional(),
   /** Coding agents besides the built-in `opencode`, by the name coding_open's `backend` uses. */
@@ -129,6 +146,8 @@ export interface ResolvedConfig extends Omit<Config, "permissions"> {
   notes: string[];
   /** Where the config came from, for the start-up log line. */
   source: string;
+  /** The config file read, if any (hidden from the agent's commands). */
+  configFile?: string;
   /** Directory for coding-mcp's own state (registry, askpass helper), inside base_path. */
   stateDir: string;
   /** httpToken: the bearer token HTTP clients must send (CODING_MCP_TOKEN, else http.token). */
@@ -145,6 +164,7 @@ const SECTIONS = {
   git: GitSection,
   limits: LimitsSection,
   http: HttpSection,
+  sandbox: SandboxSection,
 } as const;
 
 /** List variables split on commas rather than the path delimiter. */
@@ -308,6 +328,8 @@ export function loadConfig(options: { configPath?: string; env?: NodeJS.ProcessE
 
   config.workspace.base_path = path.resolve(expandHome(config.workspace.base_path));
   config.workspace.allowed_roots = config.workspace.allowed_roots.map((r) => path.resolve(expandHome(r)));
+  config.sandbox.deny_read = config.sandbox.deny_read.map((p) => path.resolve(expandHome(p)));
+  config.sandbox.allow_write = config.sandbox.allow_write.map((p) => path.resolve(expandHome(p)));
   if (config.git.ssh_key_path) config.git.ssh_key_path = path.resolve(expandHome(config.git.ssh_key_path));
   for (const [from, to] of Object.entries(config.opencode.path_map)) {
     if (!path.isAbsolute(expandHome(from)) || !path.isAbsolute(to)) {
@@ -319,6 +341,7 @@ export function loadConfig(options: { configPath?: string; env?: NodeJS.ProcessE
     ...config,
     ...resolvePermissions(config),
     source,
+    ...(file ? { configFile: path.resolve(expandHome(file)) } : {}),
     stateDir: path.join(config.workspace.base_path, ".coding-mcp"),
     secrets: {
       opencodePassword: config.opencode.password ?? (env[config.opencode.password_env] || undefined),

@@ -389,6 +389,7 @@ export class SessionManager {
     const files = await Promise.all((input.files ?? []).map((f) => repoRelativePath(workspace.path, f, "files")));
     await this.tasks.refuseWhileRunning(session.id, "start another task");
     const model = await this.chooseModel(backend, input.model ?? session.model, "code");
+    await this.tasks.refuseUnconfined(backend);
     const { view, done } = this.tasks.start({
       session,
       workspace,
@@ -581,6 +582,7 @@ export class SessionManager {
         .catch((err) => this.log.warn(`could not delete backend session ${session.backend_session_id}: ${errorMessage(err)}`));
     }
     this.approvals.forgetSession(session.id);
+    await this.tasks.releaseSandbox(session).catch((err) => this.log.warn(`could not remove the sandbox of ${session.id}: ${errorMessage(err)}`));
     this.log.info(`closed session ${session.id}`, { cleaned_up: cleanedUp, policy, other_open_sessions: others.length });
     return { files_changed: filesChanged, cleaned_up: cleanedUp, workspace_path: workspace.path, totals: closed.totals, ...(warnings.length ? { warnings } : {}) };
   }

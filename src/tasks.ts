@@ -7,6 +7,7 @@ import type { ResolvedConfig } from "./config.js";
 import { UserError, errorMessage } from "./errors.js";
 import type { Logger } from "./log.js";
 import { addToTotals, type CodeResult, type RunningTaskRecord, type SessionRecord, type TaskResult, type TaskView, type ToolCallTrace, type WorkspaceRecord } from "./model.js";
+import { sandboxKey, scopeFor, type Confinement } from "./confinement/index.js";
 import { sleep } from "./process.js";
 import type { Records } from "./records.js";
 import { TaskSpan } from "./telemetry.js";
@@ -41,6 +42,8 @@ const SETTLE_MS = 15_000;
 export interface TaskRunnerOptions {
   /** The wait before the second attempt of a task (doubling after); 1 s. */
   retryDelayMs?: number;
+  /** What confines the commands of backends that route them through it (absent: nothing is prepared). */
+  confinement?: Confinement;
 }
 
 export class TaskRunner {
@@ -73,6 +76,21 @@ export class TaskRunner {
         "session_busy",
       );
     }
+  }
+
+  /** Refuse a task whose commands should be confined on a machine that cannot confine them. */
+  async refuseUnconfined(backend: CodingBackend): Promise<void> {
+    if (backend.confinesCommands) await this.options.confinement?.assertReady();
+  }
+
+  /** The session's sandbox, made before its agent can run a command: keyed by the backend's session id. */
+  private async prepareSandbox(backend: CodingBackend, session: SessionRecord, workspace: WorkspaceRecord): Promise<void> {
+    if (backend.confinesCommands) await this.options.confinement?.prepare(sandboxKey(session.backend_session_id), scopeFor(workspace));
+  }
+
+  /** The session is closed: no command runs for it any more, and its private temp dir goes. */
+  async releaseSandbox(session: SessionRecord): Promise<void> {
+    await this.options.confinement?.release(sandboxKey(session.backend_session_id));
   }
 
   /** Start a task; the answer's `done` resolves with its result (also when it fails or is cancelled). */
@@ -241,7 +259,7 @@ export class TaskRunner {
     // beside the agent's turn and recorded when it is there.
     let beforeMs: number | undefined;
     const workspaceReady = (async () => {
-      const [head] = await Promise.all([headCommit(this.git, workspace.path), snapshot.staged]);
+      const [head] = await Promise.all([headCommit(this.git, workspace.path), snapshot.staged, this.prepareSandbox(backend, session, workspace)]);
       running.head_before = head ?? EMPTY_TREE;
       await record();
       beforeMs = performance.now() - startedAt;

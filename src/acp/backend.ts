@@ -60,6 +60,8 @@ export class AcpBackend implements CodingBackend {
   readonly name: string;
   /** Spans `acp.task` and `acp.tool.<name>`, with gen_ai.agent.name the configured name. */
   readonly telemetry: { agent: string; prefix: string };
+  /** Not yet: the agent runs its commands itself (README, "Confinement"). */
+  readonly confinesCommands = false;
   private agent?: AgentProcess;
   private starting?: Promise<AgentProcess>;
   private readonly sessions = new Map<string, SessionState>();

@@ -40,6 +40,8 @@ export interface OpencodeBackendOptions {
   log: Logger;
   /** For a managed server: the environment it gets (secrets already removed) and where it runs. */
   managed?: Omit<ManagedOpencodeOptions, "log">;
+  /** The managed server's bash runs through coding-mcp's confined shell (its env says so: src/opencode/confined-shell.ts). */
+  confined?: boolean;
 }
 
 /** OpenCode names a model provider/model. */
@@ -80,6 +82,7 @@ const CATALOG_TTL_MS = 60_000;
 export class OpencodeBackend implements CodingBackend {
   readonly name = "opencode";
   readonly telemetry = { agent: "opencode", prefix: "opencode" };
+  readonly confinesCommands: boolean;
   private client?: OpencodeClient;
   private catalog?: { at: number; url: string; value: Promise<ModelCatalog> };
   private started?: Promise<void>;
@@ -91,6 +94,7 @@ export class OpencodeBackend implements CodingBackend {
   constructor(private readonly options: OpencodeBackendOptions) {
     this.log = options.log;
     this.paths = new PathMap(options.pathMap);
+    this.confinesCommands = Boolean(options.confined && !options.url);
     if (!options.url) {
       if (!options.managed) throw new Error("OpencodeBackend needs either a url or managed options");
       this.managed = new ManagedOpencode({ log: options.log, ...options.managed });

@@ -38,6 +38,7 @@ export interface RunRecord {
 
 export class ScriptedBackend implements CodingBackend {
   readonly telemetry = { agent: "scripted", prefix: "scripted" };
+  readonly confinesCommands = false;
   /** Every runTask call, in order. */
   readonly runs: RunRecord[] = [];
   /** Every resumeTask call, in order. */

@@ -1,0 +1,183 @@
+import { randomBytes } from "node:crypto";
+import fs from "node:fs/promises";
+import { createRequire } from "node:module";
+import path from "node:path";
+import { UserError } from "../errors.js";
+import type { Logger } from "../log.js";
+import { runBound } from "../process.js";
+import { bubblewrapArgs, findBubblewrap } from "./bubblewrap.js";
+import { launcherScript, PROFILE_VARIABLE, profileScript } from "./launcher.js";
+import { policyFor, sandboxEnvironment, sandboxKey, scopeFor, type SandboxScope, type SandboxSettings } from "./policy.js";
+
+export { PROFILE_VARIABLE, sandboxKey, scopeFor, type SandboxScope };
+
+/**
+ * Confinement: what every command an agent runs goes through. A small interface both backends use
+ * (prepare a session's sandbox, get the shell that runs commands in it, release it), so that another
+ * confiner (a container, a remote runner) can slot in behind it. Linux: bubblewrap; `sandbox.mode: off`
+ * where the machine or its container is the boundary. See the README, "Confinement".
+ */
+
+export interface ConfinementState {
+  /** What the config asks for. */
+  mode: "on" | "off";
+  /** Whether commands are confined now (mode on and the machine can). */
+  confined: boolean;
+  /** When mode is on but the machine cannot confine: why, and what to do. */
+  problem?: string;
+  fix?: string;
+}
+
+export interface ConfinementOptions {
+  mode: "on" | "off";
+  /** coding-mcp's state directory: the launcher, profiles and private temp dirs live under it. */
+  stateDir: string;
+  settings: SandboxSettings;
+  /** The environment agents get (coding-mcp's, less its secrets); filtered again for commands. */
+  agentEnv: NodeJS.ProcessEnv;
+  /** Every secret value coding-mcp knows: dropped from a command's environment whatever its name. */
+  secrets: string[];
+  log: Logger;
+  /** For tests: another bubblewrap (or none). */
+  bwrapPath?: string | null;
+}
+
+/** The ripgrep of the @vscode/ripgrep dependency: on the PATH of every agent, inside and outside the sandbox. */
+export function bundledRipgrepDir(): string | undefined {
+  try {
+    const require = createRequire(import.meta.url);
+    const pkg = require.resolve(`@vscode/ripgrep-${process.platform}-${process.arch}/package.json`);
+    return path.join(path.dirname(pkg), "bin");
+  } catch {
+    return undefined;
+  }
+}
+
+const PROBE_TIMEOUT_MS = 10_000;
+
+export class Confinement {
+  private readonly root: string;
+  private readonly bwrap: string | undefined;
+  private readonly env: Record<string, string>;
+  private probed?: Promise<ConfinementState>;
+
+  constructor(private readonly options: ConfinementOptions) {
+    this.root = path.join(options.stateDir, "sandbox");
+    this.bwrap = options.bwrapPath === null ? undefined : (options.bwrapPath ?? findBubblewrap(options.agentEnv));
+    const rg = bundledRipgrepDir();
+    this.env = sandboxEnvironment(options.agentEnv, options.secrets, rg ? [rg] : []);
+  }
+
+  get mode(): "on" | "off" {
+    return this.options.mode;
+  }
+
+  /** The sh launcher agents use as their shell; written once per coding-mcp start. */
+  get launcherPath(): string {
+    return path.join(this.root, "shell");
+  }
+
+  /** Whether commands can be confined here: a real confined probe, once per process. */
+  state(): Promise<ConfinementState> {
+    this.probed ??= this.probe();
+    return this.probed;
+  }
+
+  /** Refuse a task that cannot be confined, saying what to install or set. */
+  async assertReady(): Promise<void> {
+    const state = await this.state();
+    if (state.mode === "on" && !state.confined) {
+      throw new UserError(`the agent's commands cannot be confined on this machine: ${state.problem}`, state.fix, "sandbox_unavailable");
+    }
+  }
+
+  /** Make the session's sandbox (its profile and private temp dir) before any of its commands runs. */
+  async prepare(key: string, scope: SandboxScope): Promise<void> {
+    if (this.options.mode === "off") return;
+    checkKey(key);
+    const tmpDir = path.join(this.root, "tmp", key);
+    await fs.mkdir(tmpDir, { recursive: true, mode: 0o700 });
+    const policy = policyFor(scope, this.options.settings, tmpDir, (this.env.PATH ?? "").split(path.delimiter));
+    const profile = profileScript(this.bwrap ?? "bwrap", bubblewrapArgs(policy), this.env, "/bin/bash");
+    await writeAtomically(path.join(this.root, "profiles", `${key}.sh`), profile, 0o600);
+  }
+
+  /** The session is gone: its profile (so no command runs for it any more) and its temp dir. */
+  async release(key: string): Promise<void> {
+    if (this.options.mode === "off") return;
+    checkKey(key);
+    await fs.rm(path.join(this.root, "profiles", `${key}.sh`), { force: true });
+    await fs.rm(path.join(this.root, "tmp", key), { recursive: true, force: true });
+  }
+
+  /**
+   * A command run confined in a prepared session, for callers that start commands themselves:
+   * argv for spawn, with the environment that selects the session's profile.
+   */
+  shellCommand(key: string, command: string): { file: string; args: string[]; env: Record<string, string> } {
+    checkKey(key);
+    if (this.options.mode === "off") return { file: "/bin/bash", args: ["-c", command], env: this.env };
+    return { file: this.launcherPath, args: ["-c", command], env: { [PROFILE_VARIABLE]: key } };
+  }
+
+  /** Write the launcher (at start); a stale one from another version is replaced. */
+  async install(): Promise<void> {
+    if (this.options.mode === "off") return;
+    await fs.mkdir(path.join(this.root, "profiles"), { recursive: true, mode: 0o700 });
+    await writeAtomically(this.launcherPath, launcherScript(path.join(this.root, "profiles")), 0o700);
+  }
+
+  private async probe(): Promise<ConfinementState> {
+    if (this.options.mode === "off") return { mode: "off", confined: false };
+    const install = "install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; Fedora: dnf install bubblewrap; Arch: pacman -S bubblewrap)";
+    const offHint = "or set sandbox.mode: off (CODING_MCP_SANDBOX_MODE=off) where the machine or its container is the boundary";
+    if (process.platform !== "linux") {
+      return {
+        mode: "on",
+        confined: false,
+        problem: `confinement is implemented for Linux (bubblewrap) only; this is ${process.platform}`,
+        fix: `Run coding-mcp on Linux, ${offHint}`,
+      };
+    }
+    if (!this.bwrap) return { mode: "on", confined: false, problem: "bubblewrap (bwrap) is not installed", fix: `${capitalize(install)}, ${offHint}` };
+    // A real confined command in a scratch workspace, with the same arguments a session gets.
+    const key = `probe-${randomBytes(6).toString("hex")}`;
+    const workspace = path.join(this.root, "tmp", `${key}-ws`);
+    try {
+      await fs.mkdir(workspace, { recursive: true, mode: 0o700 });
+      await this.install();
+      await this.prepare(key, { workspace, gitWritable: [], gitReadOnly: [] });
+      const { file, args, env } = this.shellCommand(key, "echo confined > probe.txt && cat probe.txt");
+      const result = await runBound(file, args, { cwd: workspace, env, timeoutMs: PROBE_TIMEOUT_MS });
+      if (result.exitCode === 0 && result.stdout.trim() === "confined") return { mode: "on", confined: true };
+      const said = (result.stderr || result.startError || `exit ${result.exitCode ?? "by signal"}`).trim().split("\n").slice(-2).join(" ");
+      return {
+        mode: "on",
+        confined: false,
+        problem: `bubblewrap could not start a sandbox (${said})`,
+        fix: `Unprivileged user namespaces may be off (sysctl kernel.unprivileged_userns_clone=1, or AppArmor's kernel.apparmor_restrict_unprivileged_userns=0), or this runs in a container that forbids them (Docker: --security-opt seccomp=unconfined, or run bubblewrap-capable); ${offHint}`,
+      };
+    } catch (err) {
+      return { mode: "on", confined: false, problem: `the sandbox probe failed: ${(err as Error).message}`, fix: `Check that ${this.root} is writable, ${offHint}` };
+    } finally {
+      await this.release(key).catch(() => undefined);
+      await fs.rm(workspace, { recursive: true, force: true }).catch(() => undefined);
+    }
+  }
+}
+
+/** Keys name files: letters, digits, - and _ only. */
+function checkKey(key: string): void {
+  if (!/^[A-Za-z0-9_-]+$/.test(key)) throw new Error(`invalid sandbox key ${JSON.stringify(key)}`);
+}
+
+function capitalize(s: string): string {
+  return s.charAt(0).toUpperCase() + s.slice(1);
+}
+
+async function writeAtomically(file: string, content: string, mode: number): Promise<void> {
+  await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+  const tmp = `${file}.${process.pid}.${randomBytes(4).toString("hex")}`;
+  await fs.writeFile(tmp, content, { mode });
+  await fs.rename(tmp, file);
+}
