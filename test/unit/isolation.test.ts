@@ -27,6 +27,7 @@ let openFailure: Error | undefined;
 const scriptedBackend: CodingBackend = {
   name: "opencode",
   telemetry: { agent: "scripted", prefix: "scripted" },
+  confinesCommands: false,
   start: async () => undefined,
   models: async () => undefined,
   describeModel: (model) => ({ model }),
