@@ -131,6 +131,19 @@ export interface CodingBackend {
   stop(): Promise<void>;
 }
 
+/** The note on a call the turn ended without the agent reporting its end. */
+export const UNREPORTED_END_NOTE = "the agent's turn ended without it reporting how this call ended; the output is what it sent until then";
+
+/**
+ * A call still pending or running when its turn ended, as the finished trace shows it: ended then,
+ * as `unreported`, with what output it had; a call that did end is returned as it is.
+ */
+export function endedWithTurn(call: ToolCallTrace, turnEndedAt: number): ToolCallTrace {
+  if (call.status !== "pending" && call.status !== "running") return call;
+  const startedAt = call.started_at ?? turnEndedAt;
+  return { ...call, status: "unreported", note: UNREPORTED_END_NOTE, duration_ms: Math.max(0, turnEndedAt - startedAt), ended_at: turnEndedAt };
+}
+
 /** A duration as people read it in an error: "500 ms", "30 s", "5 min". */
 export function formatDuration(ms: number): string {
   if (ms < 1000) return `${Math.round(ms)} ms`;

@@ -16,7 +16,11 @@ export const TokenCounts = z.object({
 });
 export type TokenCounts = z.infer<typeof TokenCounts>;
 
-export const ToolCallStatus = z.enum(["pending", "running", "completed", "error"]);
+/**
+ * `unreported`: the turn ended while the agent had not reported how this call ended (some agents
+ * drop the end of a quick command); a finished trace never holds a `pending` or `running` call.
+ */
+export const ToolCallStatus = z.enum(["pending", "running", "completed", "error", "unreported"]);
 
 /** One tool call of the agent, as clients see it. */
 export const ToolCall = z.object({
@@ -28,6 +32,8 @@ export const ToolCall = z.object({
   output_preview: z.string(),
   duration_ms: z.number(),
   error: z.string().optional(),
+  /** What coding-mcp itself says about the call, e.g. that the agent never reported its end. */
+  note: z.string().optional(),
 });
 export type ToolCall = z.infer<typeof ToolCall>;
 

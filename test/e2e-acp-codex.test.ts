@@ -71,13 +71,13 @@ describe.skipIf(!installed)(suiteName("codex", "Codex over ACP (codex-acp)"), ()
     expect(result.summary).toBe("Wrote a.txt and src/b.txt; a.txt reads: alpha");
     expect(result.files_changed.map((f: { path: string; status: string }) => `${f.status} ${f.path}`)).toEqual(["added a.txt", "added src/b.txt"]);
     // codex-acp 0.16.0 now and then never reports the end of a quick command (no tool_call_update
-    // "completed"): the call then stays "running" in the trace, and no ✓ line comes for it.
+    // "completed"): the call then ends with the turn as "unreported", says so, and keeps what output came.
     const [edit, bash] = result.trace.tool_calls;
     expect(result.trace.tool_calls).toHaveLength(2);
     expect(`${edit.tool}:${edit.status}`).toBe("edit:completed");
     expect(bash.tool).toBe("bash");
-    expect(["completed", "running"]).toContain(bash.status);
     if (bash.status === "completed") expect(bash.output_preview).toContain("alpha");
+    else expect(bash).toMatchObject({ status: "unreported", note: expect.stringContaining("without it reporting how this call ended") });
     // The shell Codex wraps a command in (/bin/bash -lc) is not part of what it asked to run.
     expect(bash.input.command).toBe("mkdir -p src && printf 'beta\\n' > src/b.txt && cat a.txt");
     expect(result.trace.permissions).toMatchObject([
@@ -87,14 +87,15 @@ describe.skipIf(!installed)(suiteName("codex", "Codex over ACP (codex-acp)"), ()
     expect(result.trace.reasoning[0]).toContain("Write a.txt");
     // Codex reports neither the turn's tokens (no usage in the prompt result) nor a cost: unknown, not 0.
     expect(result.trace.unknown).toEqual(["tokens", "cost"]);
-    expect(progress.map((m) => m.replace(/ \(\d+(\.\d+)? m?s\)$/, ""))).toEqual([
+    // Durations vary: each "(12 ms)" is left out, at the line's end or before what it says about the call.
+    expect(progress.map((m) => m.replace(/ \(\d+(?:\.\d+)? m?s\)(: |$)/, "$1"))).toEqual([
       "task started",
       expect.stringMatching(/^▶ edit Edit .*a\.txt$/),
       "permission edit allowed by policy: a.txt",
       expect.stringMatching(/^✓ edit Edit .*a\.txt$/),
       "▶ bash: mkdir -p src && printf 'beta\\n' > src/b.txt && cat a.txt",
       "permission bash allowed by policy: mkdir -p src && printf 'beta\\n' > src/b.txt && cat a.txt",
-      ...(bash.status === "completed" ? ["✓ bash: mkdir -p src && printf 'beta\\n' > src/b.txt && cat a.txt"] : []),
+      `${bash.status === "completed" ? "✓" : "?"} bash: mkdir -p src && printf 'beta\\n' > src/b.txt && cat a.txt${bash.status === "completed" ? "" : `: ${bash.note}`}`,
       expect.stringMatching(/^task finished: 2 tool calls in /),
     ]);
     const commit = structured(await h.call("coding_commit", { session_id: session.session_id, message: "Add a and b" }));

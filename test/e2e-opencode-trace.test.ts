@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ToolCall } from "../src/model.js";
 import type { OpencodeMessage } from "../src/opencode/client.js";
-import { summarizeTurn, turnMessages } from "../src/opencode/trace.js";
+import { turnMessages } from "../src/opencode/trace.js";
 import { startHarness, structured, type Harness } from "./support/harness.js";
 import { useOwnOpencode, type OpencodeServer } from "./support/opencode-server.js";
 
@@ -57,31 +56,49 @@ describe("the trace of an OpenCode task", () => {
     const users = messages.filter((m) => m.info.role === "user");
     expect(users).toHaveLength(2);
 
-    for (const [answer, user] of [[first, users[0]!], [second, users[1]!]] as const) {
-      const turn = turnMessages(messages, user.info.id);
-      const expected = summarizeTurn(turn, answer.trace.duration_ms);
-      expect(answer.summary).toBe(expected.summary);
-      // What the client sees of each call (call ids and epoch times are not sent).
-      expect(answer.trace).toEqual({ ...expected.trace, tool_calls: expected.trace.tool_calls.map((c) => ToolCall.parse(c)) });
-      // And the same from the raw parts, as a person would check them.
-      const tools = turn.flatMap((m) => m.parts.filter((p) => p.type === "tool"));
-      expect(answer.trace.tool_calls.map((c: ToolCall) => [c.tool, c.status, c.duration_ms])).toEqual(
-        tools.map((p) => [p.tool, p.state!.status, p.state!.time!.end! - p.state!.time!.start!]),
-      );
-      expect(answer.trace.cost).toBeCloseTo(turn.reduce((sum, m) => sum + (m.info.cost ?? 0), 0), 6);
-      expect(answer.trace.tokens.input).toBe(turn.reduce((sum, m) => sum + (m.info.tokens?.input ?? 0), 0));
-    }
-    expect(first.trace.tool_calls.map((c: ToolCall) => [c.tool, c.status])).toEqual([
-      ["write", "completed"],
-      ["read", "error"],
-      ["bash", "completed"],
-    ]);
-    expect(first.trace.tool_calls[1].error).toMatch(/missing\.txt/);
-    expect(first.summary).toBe("Ran steps.sh: one, two");
-    expect(first.trace.reasoning).toEqual(["Write it, look for a file that is not there, then run it."]);
-    expect(first.trace.tokens.cache_read).toBeGreaterThan(0);
-    expect(first.trace.cost).toBeGreaterThan(0);
-    expect(first.trace.finish_reason).toBe("stop");
+    // Each call's duration as the session's own parts give it, in order, as a person would read them there.
+    const durations = users.map((user) =>
+      turnMessages(messages, user.info.id)
+        .flatMap((m) => m.parts.filter((p) => p.type === "tool"))
+        .map((p) => p.state!.time!.end! - p.state!.time!.start!),
+    );
+    // The scripted model's steps and usage, with OpenCode's price for fake-coder: what the client is sent (call ids and epoch times are not).
+    expect(first).toMatchObject({ success: true, summary: "Ran steps.sh: one, two" });
+    expect(first.trace).toEqual({
+      model: "fake-coder",
+      provider: "fake",
+      cost: 0.00408,
+      tokens: { input: 1100, output: 50, reasoning: 0, cache_read: 100, cache_write: 0 },
+      duration_ms: expect.any(Number),
+      finish_reason: "stop",
+      tool_calls: [
+        { tool: "write", status: "completed", title: "steps.sh", input: { filePath: `${workspace}/steps.sh`, content: "echo one\necho two\n" }, output_preview: "Wrote file successfully.", duration_ms: durations[0]![0] },
+        { tool: "read", status: "error", input: { filePath: `${workspace}/missing.txt` }, output_preview: "", duration_ms: durations[0]![1], error: `File not found: ${workspace}/missing.txt` },
+        { tool: "bash", status: "completed", title: "sh steps.sh", input: { command: "sh steps.sh", description: "Run steps.sh" }, output_preview: "one\ntwo\n", duration_ms: durations[0]![2] },
+      ],
+      reasoning: ["Write it, look for a file that is not there, then run it."],
+    });
+    expect(second).toMatchObject({ success: true, summary: "Created notes.md and checked it: 5 notes.md / " });
+    expect(second.trace).toEqual({
+      model: "fake-coder",
+      provider: "fake",
+      cost: 0.01431,
+      tokens: { input: 4000, output: 138, reasoning: 12, cache_read: 200, cache_write: 0 },
+      duration_ms: expect.any(Number),
+      finish_reason: "stop",
+      tool_calls: [
+        {
+          tool: "write",
+          status: "completed",
+          title: "notes.md",
+          input: { filePath: `${workspace}/notes.md`, content: "# notes.md\n\nWritten by the scripted model for the task:\n\n> Write notes.md\n" },
+          output_preview: "Wrote file successfully.",
+          duration_ms: durations[1]![0],
+        },
+        { tool: "bash", status: "completed", title: "wc -l notes.md", input: { command: "wc -l notes.md", description: "Count lines of notes.md" }, output_preview: "5 notes.md\n", duration_ms: durations[1]![1] },
+      ],
+      reasoning: ["The task asks for notes.md; I will write it, then check it."],
+    });
 
     // Both turns came from the event stream: the log says so, and names no read-back.
     const turnLines = h.stderr.filter((l) => l.includes(`turn of ${session!.id}`));

@@ -323,6 +323,7 @@ export class AcpBackend implements CodingBackend {
       message = `the agent ended its turn with "${response.stopReason}"${after}`;
     }
     const outcome = turn.finish(response, Date.now() - started);
+    for (const event of outcome.ended) emit(event);
     if (turn.sessionCost !== undefined) state.cost = turn.sessionCost;
     const result: TaskResult = { success: !failure, summary: outcome.summary, trace: outcome.trace };
     if (failure) {

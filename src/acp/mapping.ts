@@ -1,6 +1,6 @@
 import path from "node:path";
 import type { PromptResponse, RequestPermissionRequest, SessionUpdate, ToolCallContent, ToolCallUpdate, ToolKind } from "@agentclientprotocol/sdk/unstable";
-import type { PermissionAsk, TaskEvent } from "../backend.js";
+import { endedWithTurn, type PermissionAsk, type TaskEvent } from "../backend.js";
 import { emptyTokens, type TaskTrace, type TokenCounts, type ToolCallTrace } from "../model.js";
 import { isInside } from "../path-inside.js";
 import { TRACE_LIMITS, boundedCalls, boundedInput, truncate } from "../trace-limits.js";
@@ -107,6 +107,8 @@ interface CallState {
   startedAt?: number;
   endedAt?: number;
   reported?: "started" | "ended";
+  /** The turn ended before the agent reported this call's end. */
+  unreported?: boolean;
 }
 
 interface Segment {
@@ -118,6 +120,8 @@ interface Segment {
 export interface TurnOutcome {
   trace: TaskTrace;
   summary: string;
+  /** The `ended` events of calls the turn ended without the agent reporting their end (emit them before the result). */
+  ended: TaskEvent[];
 }
 
 /**
@@ -250,7 +254,7 @@ export class AcpTurn {
     if (call.title && call.title !== call.tool) trace.title = truncate(mapPath(call.title), 200);
     if (call.status === "failed") trace.error = truncate(mapPath(output || "the tool call failed"), TRACE_LIMITS.outputPreview);
     if (call.endedAt) trace.ended_at = call.endedAt;
-    return trace;
+    return call.unreported ? endedWithTurn(trace, call.endedAt ?? started) : trace;
   }
 
   /** Tool calls that started but did not end (e.g. a command still running when the turn was cancelled). */
@@ -263,7 +267,21 @@ export class AcpTurn {
     return [...this.calls.values()].filter((c) => c.reported).map((c) => this.trace(c));
   }
 
-  finish(response: PromptResponse | undefined, durationMs: number): TurnOutcome {
+  /** The turn is over: a call it started and the agent never ended ends now, as `unreported`. */
+  private endUnreported(now: number): TaskEvent[] {
+    const events: TaskEvent[] = [];
+    for (const call of this.calls.values()) {
+      if (call.reported !== "started") continue;
+      call.reported = "ended";
+      call.endedAt = now;
+      call.unreported = true;
+      events.push({ type: "tool", phase: "ended", call: this.trace(call) });
+    }
+    return events;
+  }
+
+  finish(response: PromptResponse | undefined, durationMs: number, now = Date.now()): TurnOutcome {
+    const ended = this.endUnreported(now);
     const { kept, omitted } = boundedCalls(this.toolCalls());
     const reasoning = this.segments.filter((s) => s.kind === "thought" && s.text.trim()).map((s) => truncate(s.text, TRACE_LIMITS.reasoningChars));
     if (this.plan) reasoning.push(truncate(`Plan:\n${this.plan}`, TRACE_LIMITS.reasoningChars));
@@ -300,6 +318,6 @@ export class AcpTurn {
     const unknown = [...(usage || quotaKnown ? [] : ["tokens" as const]), ...(costKnown ? [] : ["cost" as const])];
     if (unknown.length) trace.unknown = unknown;
     const mapPath = this.options.mapPath ?? ((p: string) => p);
-    return { trace, summary: truncate(mapPath(summary), TRACE_LIMITS.summaryChars) };
+    return { trace, summary: truncate(mapPath(summary), TRACE_LIMITS.summaryChars), ended };
   }
 }

@@ -1,4 +1,4 @@
-import { taskTimeoutMessage, type CodingBackend, type ModelCatalog, type ResumeTaskRequest, type RunTaskRequest, type TaskEvent } from "../backend.js";
+import { endedWithTurn, taskTimeoutMessage, type CodingBackend, type ModelCatalog, type ResumeTaskRequest, type RunTaskRequest, type TaskEvent } from "../backend.js";
 import { UserError, errorMessage } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { Failure, QuestionInfo, TaskResult, ToolCallTrace } from "../model.js";
@@ -352,10 +352,13 @@ export class OpencodeBackend implements CodingBackend {
     live: LiveTurn,
     outcome: { failure?: Failure; message?: string; retryable?: boolean },
   ): TaskResult {
-    const { trace, summary, error } = summarizeTurn(turn, Date.now() - started, (p) => this.paths.fromBackend(p));
+    const endedAt = Date.now();
+    const { trace, summary, error } = summarizeTurn(turn, endedAt - started, (p) => this.paths.fromBackend(p));
     for (const m of turn) for (const part of m.parts) live.part(part);
+    live.endUnreported(endedAt);
     // Messages unreadable (OpenCode died): the calls seen live are the partial trace.
-    if (turn.length === 0) trace.tool_calls = live.calls();
+    // No call stays pending or running in a finished trace.
+    trace.tool_calls = (turn.length === 0 ? live.calls() : trace.tool_calls).map((call) => endedWithTurn(call, endedAt));
     let { failure, message } = outcome;
     let retryable = outcome.retryable === true;
     if (error && !failure) {
@@ -535,6 +538,18 @@ class LiveTurn {
     if (phase === "ended" && !seen) this.emit({ type: "tool", phase: "started", call });
     this.reported.set(key, phase);
     this.emit({ type: "tool", phase, call });
+  }
+
+  /** The turn is over: a call reported as started and never as ended ends now, as `unreported`. */
+  endUnreported(now: number): void {
+    for (const [key, seen] of this.reported) {
+      const call = this.latest.get(key);
+      if (seen !== "started" || !call) continue;
+      const ended = endedWithTurn(call, now);
+      this.latest.set(key, ended);
+      this.reported.set(key, "ended");
+      this.emit({ type: "tool", phase: "ended", call: ended });
+    }
   }
 
   /** The tool calls seen so far, in the order they started. */

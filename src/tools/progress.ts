@@ -35,7 +35,12 @@ export function describeEvent(event: TaskEvent): string {
       return "task started";
     case "tool":
       if (event.phase === "started") return `▶ ${describeCall(event.call)}`;
-      return `${event.call.status === "error" ? "✗" : "✓"} ${describeCall(event.call)} (${seconds(event.call.duration_ms)})${event.call.error ? `: ${event.call.error.slice(0, 200)}` : ""}`;
+    {
+      // ? : the turn ended without the agent saying how the call ended.
+      const mark = event.call.status === "error" ? "✗" : event.call.status === "unreported" ? "?" : "✓";
+      const said = event.call.error ?? event.call.note;
+      return `${mark} ${describeCall(event.call)} (${seconds(event.call.duration_ms)})${said ? `: ${said.slice(0, 200)}` : ""}`;
+    }
     case "request": {
       const r = event.request;
       const how = r.elicited ? "asking the person" : "waiting for a person";

@@ -195,12 +195,29 @@ describe("turn bookkeeping", () => {
     const ev2 = turn.update({ sessionUpdate: "tool_call_update", toolCallId: "b", status: "completed", title: "read", kind: "read", rawInput: { filePath: "x" } }, 1500);
     expect(ev2.map((e) => e.type === "tool" && e.phase)).toEqual(["started", "ended"]);
     turn.update({ sessionUpdate: "usage_update", used: 1, size: 10, cost: { amount: 0.75, currency: "USD" } }, 1600);
-    const out = turn.finish({ stopReason: "cancelled" }, 700);
+    turn.update({ sessionUpdate: "tool_call_update", toolCallId: "a", content: [{ type: "content", content: { type: "text", text: "half" } }] }, 1700);
+    const out = turn.finish({ stopReason: "cancelled" }, 700, 2000);
     // The session's cost is cumulative: the turn's share is the difference.
     expect(out.trace.cost).toBe(0.25);
     expect(out.trace.unknown).toEqual(["tokens"]);
     expect(out.trace.finish_reason).toBe("cancelled");
-    expect(out.trace.tool_calls.map((c) => c.status)).toEqual(["running", "completed"]);
+    // The command whose end the agent never reported ends with the turn, says so, and keeps what it printed.
+    const unreported = {
+      tool: "bash",
+      status: "unreported",
+      input: { command: "sleep 9" },
+      output_preview: "half",
+      duration_ms: 1000,
+      call_id: "a",
+      started_at: 1000,
+      ended_at: 2000,
+      note: "the agent's turn ended without it reporting how this call ended; the output is what it sent until then",
+    };
+    expect(out.trace.tool_calls).toEqual([unreported, expect.objectContaining({ call_id: "b", status: "completed" })]);
+    expect(out.ended).toEqual([{ type: "tool", phase: "ended", call: unreported }]);
+    expect(turn.unfinished()).toEqual([]);
+    // A late end after the turn is over reports nothing more.
+    expect(turn.update({ sessionUpdate: "tool_call_update", toolCallId: "a", status: "completed" }, 2100)).toEqual([]);
   });
 });
 

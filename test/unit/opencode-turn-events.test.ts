@@ -1,6 +1,6 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { allowEverything } from "../support/scripted-backend.js";
 import { createLogger } from "../../src/log.js";
 import type { TaskEvent } from "../../src/backend.js";
@@ -57,6 +57,27 @@ function storedSession(): OpencodeMessage[] {
       part("msg_13", "prt_13c", { type: "step-finish", reason: "stop" }),
     ], 0.03),
   ];
+}
+
+/** The trace and summary of the stored session's second turn (msg_10), as coding-mcp must report them, written out. */
+function expectedTurn(durationMs: number) {
+  return {
+    summary: "Created hello.py and ran it: hi",
+    trace: {
+      model: "fake-coder",
+      provider: "fake",
+      cost: 0.06,
+      tokens: { input: 3600, output: 240, reasoning: 36, cache_read: 600, cache_write: 0 },
+      duration_ms: durationMs,
+      finish_reason: "stop",
+      tool_calls: [
+        { tool: "write", status: "completed", title: "hello.py", input: { filePath: "/w/hello.py", content: "print('hi')\n" }, output_preview: "Wrote file successfully.", duration_ms: 25, call_id: "call_prt_11c", started_at: 100, ended_at: 125 },
+        { tool: "bash", status: "completed", title: "Run it", input: { command: "python3 hello.py", description: "Run it" }, output_preview: "hi\n", duration_ms: 25, call_id: "call_prt_12b", started_at: 200, ended_at: 225 },
+        { tool: "read", status: "error", input: { filePath: "/w/missing.txt" }, output_preview: "", duration_ms: 25, error: "File not found: /w/missing.txt", call_id: "call_prt_12c", started_at: 300, ended_at: 325 },
+      ],
+      reasoning: ["I will write hello.py, then run it."],
+    },
+  };
 }
 
 const event = (type: string, properties: Record<string, unknown>): OpencodeEvent => ({ type, properties });
@@ -119,11 +140,7 @@ describe("TurnRecorder", () => {
     const result = await recorder.until(answer, 0);
     expect(result).toEqual({ messages: turn });
     if (!("messages" in result)) return;
-    const fromEvents = summarizeTurn(turnMessages(result.messages, "msg_10"), 5);
-    expect(fromEvents).toEqual(summarizeTurn(turnMessages(stored, "msg_10"), 5));
-    expect(fromEvents.trace.tool_calls.map((c) => [c.tool, c.status, c.duration_ms])).toEqual([["write", "completed", 25], ["bash", "completed", 25], ["read", "error", 25]]);
-    expect(fromEvents.summary).toBe("Created hello.py and ran it: hi");
-    expect(fromEvents.trace.cost).toBeCloseTo(0.06, 6);
+    expect(summarizeTurn(turnMessages(result.messages, "msg_10"), 5)).toEqual(expectedTurn(5));
   });
 
   it("waits for the stream when the answer comes before its message's first event", async () => {
@@ -131,11 +148,17 @@ describe("TurnRecorder", () => {
     const events = eventsOf(turn);
     for (const e of events.slice(0, answerBegins(events))) recorder.event(e, sizeOf(e));
     let settled = false;
-    const outcome = recorder.until(answer, 2_000).finally(() => (settled = true));
-    await new Promise((r) => setTimeout(r, 20));
-    expect(settled).toBe(false); // the step before the answer may still have events on the way
-    for (const e of events.slice(answerBegins(events))) recorder.event(e, sizeOf(e));
-    expect(await outcome).toEqual({ messages: turn });
+    // Only an event or the 2 s bound can settle it: on the clock the test moves, it still waits just before the bound.
+    vi.useFakeTimers();
+    try {
+      const outcome = recorder.until(answer, 2_000).finally(() => (settled = true));
+      await vi.advanceTimersByTimeAsync(1_999);
+      expect(settled).toBe(false); // the step before the answer may still have events on the way
+      for (const e of events.slice(answerBegins(events))) recorder.event(e, sizeOf(e));
+      expect(await outcome).toEqual({ messages: turn });
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it("answers at once when the stream already showed the whole turn, and ignores older turns and other sessions", async () => {
@@ -226,10 +249,13 @@ afterEach(async () => {
 interface Script {
   /** What the event stream does while the prompt runs: the "whole" turn, "drop" half-way, or nothing of the answer's message ("no-tail"). */
   stream: "whole" | "drop" | "no-tail";
+  /** The bash call's end is never reported: its part stays "running" in the stored turn. */
+  bashNeverEnds?: boolean;
 }
 
 async function scriptedOpencode(script: Script) {
   const stored = storedSession();
+  if (script.bashNeverEnds) stored[4]!.parts[1]!.state = { status: "running", input: { command: "python3 hello.py", description: "Run it" }, output: "h", time: { start: 200 } };
   const counts = { fullReads: 0, fullReadsAfterAnswer: 0, eventConnections: 0 };
   let answered = false;
   const streams = new Set<http.ServerResponse>();
@@ -299,8 +325,7 @@ async function runOnce(script: Script) {
   const events: TaskEvent[] = [];
   try {
     const result = await backend.runTask({ sessionId: SES, directory: "/w", prompt: "Write hello.py", timeoutMs: 10_000, onEvent: (e) => events.push(e), ...allowEverything });
-    const expected = summarizeTurn(turnMessages(opencode.stored, "msg_10"), result.trace.duration_ms);
-    return { result, expected, counts: opencode.counts, lines, events };
+    return { result, expected: expectedTurn(result.trace.duration_ms), counts: opencode.counts, lines, events };
   } finally {
     await backend.stop();
   }
@@ -316,6 +341,26 @@ describe("OpencodeBackend's trace", () => {
     const progress = events.filter((e) => e.type === "tool").map((e) => (e.type === "tool" ? `${e.phase} ${e.call.tool}` : ""));
     expect(progress).toEqual(["started write", "ended write", "started bash", "ended bash", "started read", "ended read"]);
     expect(lines.some((l) => /turn of ses_1 taken from the event stream/.test(l))).toBe(true);
+  });
+
+  it("ends a call whose end OpenCode never reported with the turn, as unreported, keeping its output", async () => {
+    const { result, events } = await runOnce({ stream: "whole", bashNeverEnds: true });
+    const bash = {
+      tool: "bash",
+      status: "unreported",
+      input: { command: "python3 hello.py", description: "Run it" },
+      output_preview: "h",
+      duration_ms: expect.any(Number),
+      call_id: "call_prt_12b",
+      started_at: 200,
+      ended_at: expect.any(Number),
+      note: "the agent's turn ended without it reporting how this call ended; the output is what it sent until then",
+    };
+    expect(result.trace.tool_calls.map((c) => c.status)).toEqual(["completed", "unreported", "error"]);
+    expect(result.trace.tool_calls[1]).toEqual(bash);
+    // Its end is reported live too, once, before the result.
+    const progress = events.filter((e) => e.type === "tool" || e.type === "finished").map((e) => (e.type === "tool" ? `${e.phase} ${e.call.tool} ${e.call.status}` : e.type));
+    expect(progress).toEqual(["started write running", "ended write completed", "started bash running", "started read running", "ended read error", "ended bash unreported", "finished"]);
   });
 
   it("reads the messages back when the stream dropped during the turn", async () => {
