@@ -9,7 +9,7 @@
 //   cold start           dist/cli.js to its first tools/list answer, as a user gets it (its managed
 //                        OpenCode starting behind the handshake)  vs  a minimal McpServer with one tool
 //   16 at once           16 concurrent `code` calls  vs  16 concurrent direct prompts (wall time)
-//   commit + changes     changedFiles + commitChanges (src/workspace/git.ts)  vs  the plain git commands
+//   commit + changes     changedFiles + commitChanges (src/workspace/changes.ts, commit.ts)  vs  the plain git commands
 //                        computing the same, in a generated repository of 20,000 files with 2,000 changed
 //   memory               coding-mcp's own RSS (/proc/PID/status), idle and with 100 open sessions
 //   growth               RSS after 60 tasks against a minimal server's idle RSS; after 500 against after 50
@@ -57,7 +57,9 @@ const { ManagedOpencode, resolveOpencodeBinary } = await import("../.bench/lib/o
 const { killGroup } = await import("../.bench/lib/process.js");
 const { Redactor } = await import("../.bench/lib/redact.js");
 const { buildTaskPrompt } = await import("../.bench/lib/task-prompt.js");
-const { Git, changedFiles, commitChanges } = await import("../.bench/lib/workspace/git.js");
+const { Git } = await import("../.bench/lib/workspace/git.js");
+const { changedFiles } = await import("../.bench/lib/workspace/changes.js");
+const { commitChanges } = await import("../.bench/lib/workspace/commit.js");
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const CLI = path.join(ROOT, "dist", "cli.js");

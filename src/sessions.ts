@@ -24,20 +24,11 @@ import type { Records } from "./records.js";
 import { newId } from "./store.js";
 import { buildTaskPrompt } from "./task-prompt.js";
 import { TaskRunner, type TaskRunnerOptions } from "./tasks.js";
-import {
-  EMPTY_TREE,
-  changedFiles,
-  currentBranch,
-  dirtyPaths,
-  headCommit,
-  repositoryPrefix,
-  repositoryTop,
-  snapshotWorkingTree,
-  stagedPaths,
-  workingTreeDiff,
-  type CommitResult,
-  type Git,
-} from "./workspace/git.js";
+import { EMPTY_TREE, changedFiles, snapshotWorkingTree } from "./workspace/changes.js";
+import { type CommitResult } from "./workspace/commit.js";
+import { dirtyPaths, repositoryPrefix, repositoryTop, stagedPaths, workingTreeDiff } from "./workspace/diff.js";
+import { type Git } from "./workspace/git.js";
+import { currentBranch, headCommit } from "./workspace/refs.js";
 import type { WorkspaceManager } from "./workspace/manager.js";
 import { repoRelativePath } from "./workspace/paths.js";
 

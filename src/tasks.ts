@@ -11,7 +11,9 @@ import { sandboxKey, scopeFor, type Confinement } from "./confinement/index.js";
 import { sleep } from "./process.js";
 import type { Records } from "./records.js";
 import { TaskSpan } from "./telemetry.js";
-import { EMPTY_TREE, changedFiles, commitsSince, headCommit, snapshotWorkingTree, type Git } from "./workspace/git.js";
+import { EMPTY_TREE, changedFiles, commitsSince, snapshotWorkingTree } from "./workspace/changes.js";
+import { type Git } from "./workspace/git.js";
+import { headCommit } from "./workspace/refs.js";
 
 /**
  * Coding tasks: one at a time per session, run in the foreground (the `code` call waits) or the

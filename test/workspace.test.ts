@@ -10,21 +10,12 @@ import { UserError } from "../src/errors.js";
 import { Redactor } from "../src/redact.js";
 import { authEnv, PASSWORD_VARIABLE } from "../src/workspace/credentials.js";
 import { gitShowStats } from "./support/git.js";
-import {
-  changedFiles,
-  checkBranchName,
-  cloneRepository,
-  commitChanges,
-  commitsSince,
-  currentBranch,
-  EMPTY_TREE,
-  Git,
-  headCommit,
-  initRepository,
-  INITIAL_COMMIT_MESSAGE,
-  pushBranch,
-  snapshotWorkingTree,
-} from "../src/workspace/git.js";
+import { changedFiles, commitsSince, EMPTY_TREE, snapshotWorkingTree } from "../src/workspace/changes.js";
+import { cloneRepository, initRepository, INITIAL_COMMIT_MESSAGE } from "../src/workspace/clone.js";
+import { commitChanges } from "../src/workspace/commit.js";
+import { Git } from "../src/workspace/git.js";
+import { pushBranch } from "../src/workspace/push.js";
+import { checkBranchName, currentBranch, headCommit } from "../src/workspace/refs.js";
 import { isInside, repoRelativePath, resolveInsideRoots } from "../src/workspace/paths.js";
 import { validateRepoUrl } from "../src/workspace/remote-url.js";
 

@@ -41,7 +41,6 @@ function refuse(what: string, hint: string = ALLOWED): never {
   throw new UserError(`repo_url ${what}`, hint, "invalid_repo_url");
 }
 
-
 export function validateRepoUrl(url: string, opts: RepoUrlPolicy): ValidRepoUrl {
   if (url.length === 0) refuse("is empty");
   // eslint-disable-next-line no-control-regex -- control characters are exactly what is refused here

@@ -1,6 +1,7 @@
 import fs from "node:fs/promises";
 import { UserError, errorMessage } from "../errors.js";
-import { GitError, checkBranchName, currentBranch, headCommit, type Git } from "./git.js";
+import { GitError, type Git } from "./git.js";
+import { checkBranchName, currentBranch, headCommit } from "./refs.js";
 
 /**
  * Isolated checkouts: a git worktree of a caller's repository on a new branch of its own, so several

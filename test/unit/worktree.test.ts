@@ -5,7 +5,8 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { sh, write } from "../support/git.js";
 import { UserError } from "../../src/errors.js";
 import { Redactor } from "../../src/redact.js";
-import { Git, dirtyPaths, stagedPaths, workingTreeDiff } from "../../src/workspace/git.js";
+import { dirtyPaths, stagedPaths, workingTreeDiff } from "../../src/workspace/diff.js";
+import { Git } from "../../src/workspace/git.js";
 import { addWorktree, checkNewBranch, inspectSourceRepository, removeWorktree } from "../../src/workspace/worktree.js";
 
 // Worktrees and diffs against real git in throw-away repositories (with a throw-away HOME), checked

@@ -1,0 +1,81 @@
+import fs from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { UserError } from "../errors.js";
+import { type Git, summarize } from "./git.js";
+import { remember, type RepoPaths } from "./git-dir.js";
+
+// Programs named in the workspace's own config (filters, signing) that coding-mcp's git must not run.
+
+const programOverridesKnown = new Map<string, { files: string[]; signature: string; args: string[] }>();
+
+// Config keys that name a program git runs while staging (clean/smudge filters) or committing
+// (signing), and the value each gets back when a file in the workspace set it: the one set outside the
+// workspace (your `git lfs install` in ~/.gitconfig keeps working), else none or git's default program.
+const PROGRAM_KEYS = /^(filter\..+\.(clean|smudge|process|required)|gpg\.program|gpg\.(ssh|x509|openpgp)\.program)$/;
+const NEUTRAL_VALUE: Record<string, string> = { "gpg.program": "gpg", "gpg.openpgp.program": "gpg", "gpg.ssh.program": "ssh-keygen", "gpg.x509.program": "gpgsm" };
+
+/**
+ * `-c` options that undo every program-naming key (PROGRAM_KEYS) set by a config file inside the
+ * workspace or its git directory: `.git/config`, `config.worktree`, or a file there it includes. The
+ * agent can write those; a filter or signing program it named there would otherwise run in
+ * coding-mcp's own `git add` and `git commit`, outside any permission a person gave the agent.
+ *
+ * The answer is kept per workspace while no file it came from (nor any config file git would read,
+ * nor HEAD, which `includeIf "onbranch:"` looks at) has changed: a stat of a few files instead of a
+ * git process before every add.
+ */
+export async function workspaceProgramOverrides(git: Git, dir: string, paths: RepoPaths): Promise<string[]> {
+  const known = programOverridesKnown.get(dir);
+  const watched = [...new Set([...standardConfigFiles(paths), ...(known?.files ?? [])])];
+  const before = await filesSignature(watched);
+  if (known && known.signature === before) return known.args;
+
+  const listing = await git.exec(["config", "--show-origin", "-z", "--get-regexp", "^(filter|gpg)\\.|^include\\.path$|^includeif\\..*\\.path$"], { cwd: dir });
+  if (listing.exitCode !== 0 && listing.exitCode !== 1) throw new UserError(`git config failed: ${git.redact(summarize(listing.stderr))}`, undefined, "git_failed");
+  const inside = (file: string) => [dir, paths.commonDir].some((root) => file === root || file.startsWith(root + path.sep));
+  const trusted = new Map<string, string>();
+  const untrusted = new Set<string>();
+  const files = new Set(watched);
+  // -z records: "file:<path>\0<key>\n<value>\0" (the value part without "\n" when the key has none). Exit 1: no such key.
+  const fields = listing.exitCode === 0 ? listing.stdout.split("\0") : [];
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    const origin = fields[i]!;
+    const [key = "", value = ""] = fields[i + 1]!.split(/\n(.*)/s);
+    const file = origin.startsWith("file:") ? path.resolve(dir, origin.slice(5)) : "";
+    if (file) files.add(file);
+    if (key.startsWith("include")) {
+      // Watched too, so a file included from now on, or written later, is seen.
+      if (file) files.add(path.resolve(path.dirname(file), value.replace(/^~(?=\/)/, os.homedir())));
+      continue;
+    }
+    if (!PROGRAM_KEYS.test(key)) continue;
+    if (file && inside(file)) untrusted.add(key);
+    else trusted.set(key, value);
+  }
+  const args = [...untrusted].flatMap((key) => ["-c", `${key}=${trusted.get(key) ?? NEUTRAL_VALUE[key] ?? (key.endsWith(".required") ? "false" : "")}`]);
+  // Kept only when every file it came from was watched before git read them (none changed unseen since).
+  const complete = [...files].every((f) => watched.includes(f));
+  remember(programOverridesKnown, dir, { files: [...files], signature: complete ? before : "", args });
+  return args;
+}
+
+/** The config files git reads for a repository (whether they exist or not), and its HEAD. */
+function standardConfigFiles(paths: RepoPaths): string[] {
+  const gitDir = path.dirname(paths.index);
+  const xdg = process.env.XDG_CONFIG_HOME || path.join(os.homedir(), ".config");
+  return [
+    path.join(paths.commonDir, "config"),
+    path.join(gitDir, "config.worktree"),
+    path.join(gitDir, "HEAD"),
+    process.env.GIT_CONFIG_GLOBAL || path.join(os.homedir(), ".gitconfig"),
+    path.join(xdg, "git", "config"),
+    process.env.GIT_CONFIG_SYSTEM || "/etc/gitconfig",
+  ];
+}
+
+/** What changes when a file is written, replaced, created or removed. */
+async function filesSignature(files: string[]): Promise<string> {
+  const stats = await Promise.all(files.map((f) => fs.stat(f, { bigint: true }).then((s) => `${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`, () => "-")));
+  return stats.join("|");
+}
