@@ -47,6 +47,17 @@ const layers = [
     from: ["./src/sessions.ts", "./src/tasks.ts", "./src/tools", "./src/opencode", "./src/acp", "./src/workspace", "./src/app.ts", "./src/server.ts", "./src/transports", "./src/backends.ts", "./src/records.ts"],
     message: "the model, storage and the small shared modules import no layer above them",
   },
+  {
+    target: "./src/view",
+    from: ["./src/sessions.ts", "./src/tasks.ts", "./src/opencode", "./src/acp", "./src/workspace", "./src/store.ts", "./src/records.ts", "./src/transports", "./src/app.ts", "./src/cli.ts", "./src/config.ts", "./src/tools"],
+    message: "the session view steers sessions only through the tools the server registered",
+  },
+  {
+    target: "./src/view/app",
+    from: "./src",
+    except: ["./view/app", "./model.ts"],
+    message: "the view's browser code imports only itself and the model's types",
+  },
 ];
 
 export default tseslint.config(

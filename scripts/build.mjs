@@ -5,18 +5,56 @@
 // OpenTelemetry's API stays a package as well (see below), and so does opencode-ai: its binary is
 // found next to it at run time.
 //
+// The session view (src/view/app/, shown by hosts that render MCP Apps) is bundled first into one
+// self-contained HTML string (script and styles inline, nothing fetched) and handed to the server's
+// bundle as the module "coding-mcp:session-view-html", a chunk of its own read on first use.
+//
 // `transpile(outdir)` turns src/ into plain modules, one per file, for scripts that call the
 // library directly (the benchmark).
-import { chmod, readdir, rm } from "node:fs/promises";
+import { chmod, readFile, readdir, rm } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
+/** The view's HTML: index.html with styles.css and the bundled, minified main.ts inlined. */
+export async function sessionViewHtml() {
+  const app = path.join(root, "src/view/app");
+  const script = await build({
+    entryPoints: [path.join(app, "main.ts")],
+    bundle: true,
+    write: false,
+    format: "esm",
+    platform: "browser",
+    target: "es2022",
+    minify: true,
+    legalComments: "none",
+    logLevel: "warning",
+    plugins: [
+      {
+        // zod's translations of its messages for ~50 languages (300 kB, most of the bundle) are reached
+        // only through z.locales, which the view never reads; its English messages stay.
+        name: "zod-without-locales",
+        setup(b) {
+          b.onResolve({ filter: /^\.\.\/locales\/index\.js$/ }, (args) => (/[\\/]zod[\\/]/.test(args.importer) ? { path: "zod-locales", namespace: "empty" } : undefined));
+          b.onLoad({ filter: /.*/, namespace: "empty" }, () => ({ contents: "export {};", loader: "js" }));
+        },
+      },
+    ],
+  });
+  const js = script.outputFiles[0].text;
+  // Inline, a script may not close its own element.
+  if (/<\/script/i.test(js)) throw new Error("the session view's script contains </script: it cannot be inlined");
+  const css = (await build({ entryPoints: [path.join(app, "styles.css")], bundle: true, write: false, minify: true, logLevel: "warning" })).outputFiles[0].text;
+  const template = await readFile(path.join(app, "index.html"), "utf8");
+  return template.replace("/*styles*/", () => css.trim()).replace("/*script*/", () => js.trim());
+}
+
 export async function bundle() {
   const dist = path.join(root, "dist");
   await rm(dist, { recursive: true, force: true });
+  const viewHtml = await sessionViewHtml();
   await build({
     entryPoints: { cli: path.join(root, "src/cli.ts") },
     outdir: dist,
@@ -36,6 +74,15 @@ export async function bundle() {
     ],
     // Bundled CommonJS dependencies call require(); an ES module has none of its own.
     banner: { js: "import { createRequire as __codingMcpRequire } from 'node:module'; const require = __codingMcpRequire(import.meta.url);" },
+    plugins: [
+      {
+        name: "session-view-html",
+        setup(b) {
+          b.onResolve({ filter: /^coding-mcp:session-view-html$/ }, (args) => ({ path: args.path, namespace: "session-view" }));
+          b.onLoad({ filter: /.*/, namespace: "session-view" }, () => ({ contents: viewHtml, loader: "text" }));
+        },
+      },
+    ],
     chunkNames: "chunks/[name]-[hash]",
     logLevel: "warning",
   });

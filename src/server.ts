@@ -3,6 +3,7 @@ import { SetLevelRequestSchema, type ElicitRequestFormParams } from "@modelconte
 import { registerDiffResource } from "./resources/diff.js";
 import { registerTool, type ConnectionState, type ToolContext } from "./tools/define.js";
 import { allTools } from "./tools/index.js";
+import { offerSessionView } from "./view/index.js";
 import { VERSION } from "./version.js";
 
 const INSTRUCTIONS = `coding-mcp delegates whole coding tasks to a coding agent (OpenCode, or another configured backend chosen at coding_open) inside git workspaces.
@@ -35,7 +36,8 @@ export function createServer(ctx: ToolContext): McpServer {
       timeout: ELICIT_TIMEOUT_MS,
     });
   connection.notify = (notification) => server.server.notification(notification);
-  for (const tool of allTools) registerTool(server, tool, { ...ctx, connection });
+  const registered = allTools.map((tool) => ({ tool, registered: registerTool(server, tool, { ...ctx, connection }) }));
   registerDiffResource(server, ctx);
+  offerSessionView(server, registered.filter((r) => r.tool.showsSessionView).map((r) => r.registered));
   return server;
 }

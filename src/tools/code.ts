@@ -32,6 +32,7 @@ export const codeTool = defineTool({
     ...CodeResult.partial().shape,
   },
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
+  showsSessionView: true,
   async handle(args, ctx, extra) {
     const progress = new TaskProgress(extra, ctx.redactor, () => ctx.connection.logLevel);
     const { connection } = ctx;

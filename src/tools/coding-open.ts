@@ -48,6 +48,7 @@ export const codingOpenTool = defineTool({
     reused_workspace: z.boolean(),
   },
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: true },
+  showsSessionView: true,
   async handle(args, ctx) {
     const opened = await ctx.sessions.open(args);
     const where = opened.reused_workspace

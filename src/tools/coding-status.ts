@@ -29,6 +29,7 @@ export const codingStatusTool = defineTool({
     ),
   },
   annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+  showsSessionView: true,
   async handle(args, ctx) {
     const sessions = await ctx.sessions.status(args.session_id);
     const lines = sessions.map((s) => {

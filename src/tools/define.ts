@@ -1,4 +1,4 @@
-import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import type { McpServer, RegisteredTool } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { RequestHandlerExtra } from "@modelcontextprotocol/sdk/shared/protocol.js";
 import type { CallToolResult, LoggingLevel, ResourceLink, ServerNotification, ServerRequest, ToolAnnotations } from "@modelcontextprotocol/sdk/types.js";
 import type { ElicitForm, ElicitReply } from "../approvals.js";
@@ -56,6 +56,8 @@ export interface ToolDefinition<I extends z.ZodRawShape, O extends z.ZodRawShape
   inputSchema: I;
   outputSchema: O;
   annotations: Omit<ToolAnnotations, "title">;
+  /** Hosts that render MCP Apps show this tool's answer in the live session view (src/view/). */
+  showsSessionView?: boolean;
   handle(args: z.infer<z.ZodObject<I>>, ctx: ToolContextWithConnection, extra: ToolExtra): Promise<ToolAnswer<z.infer<z.ZodObject<O>>>>;
 }
 
@@ -71,13 +73,13 @@ export function errorResult(redactor: Redactor, message: string, hint?: string):
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- every tool, whatever its shapes, goes through this one registration
 export type AnyTool = ToolDefinition<any, any>;
 
-export function registerTool(server: McpServer, tool: AnyTool, ctx: ToolContextWithConnection): void {
+export function registerTool(server: McpServer, tool: AnyTool, ctx: ToolContextWithConnection): RegisteredTool {
   const inputSchema = tool.inputSchema as z.ZodRawShape;
   const outputSchema = tool.outputSchema as z.ZodRawShape;
   // Parsing the answer with the output schema drops internal fields (e.g. span timestamps), so
   // clients get exactly the declared shape.
   const output = z.object(outputSchema);
-  server.registerTool(
+  return server.registerTool(
     tool.name,
     {
       title: tool.title,

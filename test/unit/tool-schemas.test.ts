@@ -39,7 +39,8 @@ afterAll(async () => {
 describe("what clients see", () => {
   it("lists the tools with the stored names, schemas and annotations", async () => {
     const { tools } = await client.listTools();
-    const seen = tools.map((t) => ({ name: t.name, title: t.title, annotations: t.annotations, inputSchema: t.inputSchema, outputSchema: t.outputSchema }));
+    // _meta too: a client without the MCP Apps extension gets none (the session view's link is for clients that declared it).
+    const seen = tools.map((t) => ({ name: t.name, title: t.title, annotations: t.annotations, inputSchema: t.inputSchema, outputSchema: t.outputSchema, _meta: t._meta }));
     await expect(JSON.stringify(seen, null, 2) + "\n").toMatchFileSnapshot("./tool-schemas.snapshot.json");
   });
 
