@@ -116,6 +116,22 @@ export const outside = (ctx) => {
   return { text: `Tried to write ${target}: ${(ctx.toolResults.at(-1) ?? "").slice(0, 200)}` };
 };
 
+/**
+ * Runs the task's commands one by one with the bash tool: each line `RUN: <command>`, or
+ * `RUN@<directory>: <command>` to run it with that working directory (the model moving `workdir`),
+ * then reports every output. For probing what an agent's commands can and cannot do.
+ * @type {Scenario}
+ */
+export const commands = (ctx) => {
+  const lines = [...ctx.task.matchAll(/^RUN(?:@(\S+))?: (.+)$/gm)];
+  const line = lines[ctx.step];
+  if (line) {
+    const args = { command: line[2], description: `Probe ${ctx.step + 1}`, ...(line[1] ? { workdir: line[1] } : {}) };
+    return { tools: [{ name: "bash", args }] };
+  }
+  return { text: ctx.toolResults.map((r, i) => `#${i + 1}: ${r}`).join("\n") };
+};
+
 /** Make a scenario from a fixed list of steps; past the end it says "done". @param {Step[]} steps @returns {Scenario} */
 export function scripted(steps) {
   return (ctx) => steps[ctx.step] ?? { text: "Done." };
@@ -146,7 +162,7 @@ export function usageOf(step) {
  */
 export async function startScriptedServer(wire, options = {}) {
   /** @type {Map<string, Scenario>} */
-  const scenarios = new Map(Object.entries({ coder, question, outside, ...(options.scenarios ?? {}) }));
+  const scenarios = new Map(Object.entries({ coder, question, outside, commands, ...(options.scenarios ?? {}) }));
   /** @type {any[]} every model request body received, in order */
   const requests = [];
   /** @type {Set<import("node:http").ServerResponse>} */
