@@ -19,6 +19,20 @@ function managedPids(): number[] {
   });
 }
 
+/** The processes of a process group, from /proc (the group field of each process's stat). */
+function groupMembers(pgid: number): number[] {
+  return fs.readdirSync("/proc").flatMap((name) => {
+    if (!/^\d+$/.test(name)) return [];
+    try {
+      const stat = fs.readFileSync(`/proc/${name}/stat`, "utf8");
+      // The command name may hold spaces and parentheses: the fields after the last ")" are fixed (state, ppid, pgrp, ...).
+      return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]) === pgid ? [Number(name)] : [];
+    } catch {
+      return []; // it ended meanwhile
+    }
+  });
+}
+
 describe("cleanup_policy on_success", () => {
   it("keeps the workspace of a session closed with success: false", async () => {
     const opened = structured(await h.call("coding_open", {}));
@@ -41,11 +55,16 @@ describe("the managed OpenCode", () => {
     const [first] = managedPids();
     expect(first).toBeDefined();
     expect(alive(first!)).toBe(true);
+    // OpenCode runs in a group of its own, led by the process coding-mcp started. (Idle, that group is
+    // OpenCode alone; the commands it runs are in sessions of their own: e2e-process-lifetime follows those.)
+    const group = groupMembers(first!);
+    expect(group).toContain(first);
     await h.restart();
     structured(await h.call("coding_open", {}));
     const pids = managedPids();
     expect(pids).toHaveLength(2);
-    expect(alive(first!)).toBe(false);
+    expect(group.filter(alive)).toEqual([]);
+    expect(groupMembers(first!)).toEqual([]);
     expect(alive(pids[1]!)).toBe(true);
     // Its log went to coding-mcp's stderr, not to the MCP stream (the client would have failed to parse it).
     expect(h.stderr.some((l) => l.includes("opencode: "))).toBe(true);

@@ -9,20 +9,28 @@ import { startHarness, structured, textOf, type Harness } from "./support/harnes
 
 // The disk under base_path fills up: coding_commit and coding_open fail cleanly, say that the disk is
 // full, where, and what to do; once space is freed the same session carries on. The disk is a real
-// 4 MiB tmpfs mounted for the test (needs root, as on CI; skipped elsewhere).
+// 4 MiB tmpfs mounted for the test (needs root, as on CI; elsewhere skipped, and the run says why).
 
-function tryMount(dir: string): boolean {
+/** Mount the tmpfs; the reason it could not be mounted otherwise. */
+function tryMount(dir: string): string | undefined {
+  if (process.platform !== "linux") return `tmpfs mounts are Linux-only (this is ${process.platform})`;
   try {
-    execFileSync("mount", ["-t", "tmpfs", "-o", "size=4m", "tmpfs", dir], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=4m", "tmpfs", dir], { stdio: ["ignore", "ignore", "pipe"] });
+    return undefined;
+  } catch (err) {
+    const stderr = (err as { stderr?: Buffer }).stderr?.toString().trim();
+    return `mount -t tmpfs failed: ${stderr || (err as Error).message}`;
   }
 }
 
 const mountPoint = fs.mkdtempSync(path.join(os.tmpdir(), "coding-mcp-disk-full-"));
-const mounted = process.platform === "linux" && tryMount(mountPoint);
-if (!mounted) fs.rmdirSync(mountPoint);
+const cannotMount = tryMount(mountPoint);
+const mounted = cannotMount === undefined;
+if (!mounted) {
+  fs.rmdirSync(mountPoint);
+  // A skipped suite is easy to miss: the run's output says that this one did not run, and why.
+  console.warn(`e2e-disk-full: the full-disk tests did NOT run: ${cannotMount}. They need root (a tmpfs is mounted), as on CI.`);
+}
 
 let h: Harness;
 beforeAll(async () => {
@@ -72,7 +80,7 @@ describe("what counts as a full disk", () => {
   });
 });
 
-describe.skipIf(!mounted)("a full disk under base_path", () => {
+describe.skipIf(!mounted)(`a full disk under base_path${mounted ? "" : ` (not run: ${cannotMount})`}`, () => {
   it("is named as the cause, with the fix, and the session recovers once space is freed", async () => {
     const opened = structured(await h.call("coding_open", {}));
     fs.writeFileSync(path.join(opened.workspace_path, "notes.txt"), "x".repeat(200_000) + "\n");

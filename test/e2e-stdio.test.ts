@@ -180,14 +180,24 @@ describe("bad input gets a clear error and changes nothing", () => {
 
   it("refuses a task that is missing or empty", async () => {
     const opened = structured(await h.call("coding_open", {}));
+    const requestsBefore = h.fake.requests.length;
     const missing = await h.call("code", { session_id: opened.session_id });
     expect(missing.isError).toBe(true);
     expect(textOf(missing)).toMatch(/task/);
     const blank = await h.call("code", { session_id: opened.session_id, task: "   " });
     expect(blank.isError).toBe(true);
     expect(textOf(blank)).toContain("task is empty");
-    const requestsBefore = h.fake.requests.length;
-    expect(h.fake.requests.length).toBe(requestsBefore);
+    // Nothing reached the agent: the session's next task is its first, so the model sees one user message.
+    // (A refused prompt sent anyway would be in the session's history, or be a model call of its own.)
+    const next = structured(await h.call("code", { session_id: opened.session_id, task: "Write notes.md" }));
+    expect(next.success).toBe(true);
+    const calls = h.fake.requests.slice(requestsBefore).filter((body: { tools?: unknown[] }) => body.tools?.length);
+    expect(calls.length).toBeGreaterThan(0);
+    for (const body of calls) {
+      const users = (body.messages as { role: string; content: unknown }[]).filter((m) => m.role === "user");
+      expect(users).toHaveLength(1);
+      expect(JSON.stringify(users[0]!.content)).toContain("Write notes.md");
+    }
     structured(await h.call("coding_close", { session_id: opened.session_id }));
   });
 

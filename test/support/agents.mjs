@@ -34,10 +34,24 @@ export function agentCommand(agent) {
   return [process.execPath, path.join(agentsCache(), "node_modules", entry.pkg, entry.script), ...entry.args];
 }
 
-/** Whether scripts/install-agents.sh installed the agent (OpenCode always is). @param {string} agent */
+/**
+ * Whether scripts/install-agents.sh installed the agent (OpenCode always is). Where the agents are
+ * meant to be there (CI, or ACP_AGENTS_CACHE set, as .ci/run does) a missing entry point throws, so
+ * that the agent's suite fails instead of being skipped: a package that moved its entry point must
+ * not turn a run green with the suite gone. @param {string} agent
+ */
 export function agentInstalled(agent) {
   const command = agentCommand(agent);
-  return fs.existsSync(command[0] === process.execPath ? /** @type {string} */ (command[1]) : /** @type {string} */ (command[0]));
+  const entry = /** @type {string} */ (command[0] === process.execPath ? command[1] : command[0]);
+  if (fs.existsSync(entry)) return true;
+  const required = process.env.CI ? "CI is set" : process.env.ACP_AGENTS_CACHE ? `ACP_AGENTS_CACHE is set (${process.env.ACP_AGENTS_CACHE})` : undefined;
+  if (required) {
+    throw new Error(
+      `the ${agent} agent's entry point ${entry} is missing, and ${required}: its suite must run here, not be skipped. ` +
+        `Run \`bash scripts/install-agents.sh ${agent}\`, or, if its package moved the entry point, fix it in test/support/agents.mjs.`,
+    );
+  }
+  return false;
 }
 
 /**

@@ -1,9 +1,19 @@
+import { execFileSync } from "node:child_process";
 import { afterEach, describe, expect, it } from "vitest";
-import { alive, processRunning, until } from "../support/harness.js";
+import { alive, until } from "../support/harness.js";
 import { descendants, killTree, runBound, spawnBound } from "../../src/process.js";
 
 // The one module that starts processes: what a short command returns, and that nothing it or a
 // long-running child starts is left behind. Real processes (sh, sleep, yes), no mocks.
+
+/** How many processes' command lines match `pattern` (pgrep -f). */
+function sleepersRunning(pattern: string): number {
+  try {
+    return execFileSync("pgrep", ["-f", pattern], { encoding: "utf8" }).trim().split("\n").filter(Boolean).length;
+  } catch {
+    return 0;
+  }
+}
 
 const started: number[] = [];
 afterEach(() => {
@@ -36,12 +46,17 @@ describe.skipIf(process.platform === "win32")("runBound", () => {
 
   it("kills the command's whole group at the timeout", async () => {
     const marker = `sleep 31.${process.pid}`;
+    // The sleeps themselves (their command line starts with it), not the sh whose script names them.
+    const sleeping = () => sleepersRunning(`^${marker}$`);
     const t0 = Date.now();
-    const result = await runBound("sh", ["-c", `${marker} & ${marker}; wait`], { cwd: "/", timeoutMs: 300 });
+    const run = runBound("sh", ["-c", `${marker} & ${marker}; wait`], { cwd: "/", timeoutMs: 2_000 });
+    // Both sleeps were running before the timeout: what is found gone below was there.
+    expect(await until(() => sleeping() === 2, 1_800, 20)).toBe(true);
+    const result = await run;
     expect(result.timedOut).toBe(true);
     expect(result.exitCode).toBeUndefined();
     expect(Date.now() - t0).toBeLessThan(10_000);
-    expect(await until(() => !processRunning(marker), 5_000)).toBe(true);
+    expect(await until(() => sleeping() === 0, 5_000)).toBe(true);
   });
 
   it("names why a command could not start", async () => {
