@@ -93,6 +93,7 @@ export function configuredBackends(deps: BackendDeps): CodingBackend[] {
     ...(config.opencode.agent ? { agent: config.opencode.agent } : {}),
     log,
     confined: deps.confinement.mode === "on",
+    protectedPaths: [config.stateDir],
     ...(config.opencode.url
       ? {}
       : {

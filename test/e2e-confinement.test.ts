@@ -109,4 +109,21 @@ describe("the agent's commands under the default configuration", () => {
 
     for (const id of [a.session_id, b.session_id]) await h.call("coding_close", { session_id: id });
   });
+
+  it("cannot rewrite the confined shell or its profiles with its in-process write tool, whatever the policy", async () => {
+    const a = structured(await h.call("coding_open", { title: "rewriter" }));
+    const launcher = path.join(h.basePath, ".coding-mcp", "sandbox", "shell");
+    const before = fs.readFileSync(launcher, "utf8");
+    // The `outside` scenario writes to the .txt path the task names; a profile-like file next to the launcher.
+    const target = path.join(h.basePath, ".coding-mcp", "sandbox", "planted.txt");
+    const result = structured(await h.call("code", { session_id: a.session_id, task: `[[fake:outside]] write ${target}` }));
+    expect(result.trace.tool_calls[0]?.status).toBe("error");
+    expect(fs.existsSync(target)).toBe(false);
+    expect(fs.readFileSync(launcher, "utf8")).toBe(before);
+    // Control: the same policy lets the write tool outside the workspace elsewhere (so the refusal above is the protection's).
+    const elsewhere = path.join(outside, "allowed.txt");
+    await h.call("code", { session_id: a.session_id, task: `[[fake:outside]] write ${elsewhere}` });
+    expect(fs.existsSync(elsewhere)).toBe(true);
+    await h.call("coding_close", { session_id: a.session_id });
+  });
 });

@@ -40,6 +40,8 @@ export interface OpencodeBackendOptions {
   log: Logger;
   /** For a managed server: the environment it gets (secrets already removed) and where it runs. */
   managed?: Omit<ManagedOpencodeOptions, "log">;
+  /** Never reachable by the agent's in-process tools, whatever the policy: coding-mcp's state (its sandbox profiles). */
+  protectedPaths?: string[];
   /** The managed server's bash runs through coding-mcp's confined shell (its env says so: src/opencode/confined-shell.ts). */
   confined?: boolean;
 }
@@ -60,7 +62,7 @@ export function parseModel(model: string): { providerID: string; modelID: string
  * refusal is then in the trace and the agent reads why (a bare refusal would end its turn). The agent's
  * questions are let through to the person unless the policy denies them.
  */
-export function sessionPermissionRules(policy: PermissionRules): OpencodePermissionRule[] {
+export function sessionPermissionRules(policy: PermissionRules, protectedPaths: string[] = []): OpencodePermissionRule[] {
   const rules: OpencodePermissionRule[] = [];
   const others = policy["*"] ?? "allow";
   if (others !== "allow") rules.push({ permission: "*", pattern: "*", action: "ask" });
@@ -70,6 +72,8 @@ export function sessionPermissionRules(policy: PermissionRules): OpencodePermiss
     else if (others !== "allow") rules.push({ permission: kind, pattern: "*", action: "allow" });
   }
   rules.push({ permission: "question", pattern: "*", action: policy.question === "deny" ? "deny" : "allow" });
+  // Last, so no policy lets the in-process tools into coding-mcp's own state (the sandbox profiles among it).
+  for (const dir of protectedPaths) rules.push({ permission: "external_directory", pattern: dir, action: "deny" }, { permission: "external_directory", pattern: `${dir}/*`, action: "deny" });
   return rules;
 }
 
@@ -190,7 +194,9 @@ export class OpencodeBackend implements CodingBackend {
     const session = await client.createSession(this.paths.toBackend(directory), {
       title: options.title,
       ...(agent ? { agent } : {}),
-      ...(this.options.permissions ? { permission: sessionPermissionRules(this.options.permissions) } : {}),
+      ...(this.options.permissions || this.options.protectedPaths?.length
+        ? { permission: sessionPermissionRules(this.options.permissions ?? {}, this.options.protectedPaths) }
+        : {}),
     });
     return { id: session.id };
   }

@@ -22,4 +22,12 @@ describe("sessionPermissionRules", () => {
       { permission: "question", pattern: "*", action: "deny" },
     ]);
   });
+
+  it("denies the in-process tools coding-mcp's own state last, so no policy lets them in", () => {
+    const rules = sessionPermissionRules({ "*": "allow" }, ["/base/.coding-mcp"]);
+    expect(rules.slice(-2)).toEqual([
+      { permission: "external_directory", pattern: "/base/.coding-mcp", action: "deny" },
+      { permission: "external_directory", pattern: "/base/.coding-mcp/*", action: "deny" },
+    ]);
+  });
 });
