@@ -145,9 +145,20 @@ describe("the session view in a browser", () => {
       const dir = ctx.directory ?? ".";
       switch (ctx.step) {
         case 0:
-          return { tools: [{ name: "write", args: { filePath: `${dir}/notes.md`, content: "# Notes\n\nfirst line\n" } }] };
+          return {
+            tools: [
+              { name: "write", args: { filePath: `${dir}/notes.md`, content: "# Notes\n\nfirst line\n" } },
+              { name: "write", args: { filePath: `${dir}/logo.bin`, content: "\u0000\u0001\u0002 not text\n" } },
+            ],
+          };
         case 1:
-          return { delayMs: 3000, tools: [{ name: "write", args: { filePath: `${dir}/${MARKUP_FILE}`, content: `${MARKUP_LINE}\n<p>page</p>\n` } }] };
+          return {
+            delayMs: 3000,
+            tools: [
+              { name: "write", args: { filePath: `${dir}/${MARKUP_FILE}`, content: `${MARKUP_LINE}\n<p>page</p>\n` } },
+              { name: "write", args: { filePath: `${dir}/big.txt`, content: Array.from({ length: 300 }, (_, i) => `line ${i + 1}`).join("\n") + "\n" } },
+            ],
+          };
         case 2:
           return { delayMs: 3000, tools: [{ name: "write", args: { filePath: outside, content: "approved from the view\n" } }] };
         default:
@@ -163,7 +174,7 @@ describe("the session view in a browser", () => {
     const seen = new Set<number>();
     await waitFor("a timeline that grows while the task runs", async () => {
       if ((await text(view, "#state")) === "running") seen.add(await view.locator("#timeline > li").count());
-      return [...seen].some((n) => n >= 1) && [...seen].some((n) => n >= 2);
+      return [...seen].filter((n) => n > 0).length >= 2;
     });
     expect(Math.min(...[...seen].filter((n) => n > 0))).toBeLessThan(Math.max(...seen));
     await shoot(page, "running");
@@ -182,11 +193,18 @@ describe("the session view in a browser", () => {
     expect(fs.readFileSync(outside, "utf8")).toBe("approved from the view\n");
     expect(await text(view, "#outcome")).toBe("Wrote the notes, the page and the approved file.");
     expect(await text(view, "#decisions")).toMatch(/external_directory .*allowed once by person/);
-    expect(await view.locator("#timeline > li").count()).toBe(3);
+    expect(await view.locator("#timeline > li").count()).toBe(5);
 
-    // The diff, file by file, with its markup shown as text: no element made from it, nothing run.
-    await waitFor("the diff", async () => (await view.locator("#diff details.file").count()) === 2);
-    const markupFile = view.locator(`#diff details.file[data-path="${MARKUP_FILE.replace(/"/g, '\\"')}"]`);
+    // The diff, file by file: a binary file named, a long one collapsed, a short one open.
+    await waitFor("the diff", async () => (await view.locator("#diff details.file").count()) === 4);
+    const fileDiff = (name: string) => view.locator(`#diff details.file[data-path="${name.replace(/"/g, '\\"')}"]`);
+    expect(await fileDiff("logo.bin").locator(".binary").textContent()).toBe("Binary file: not shown");
+    expect(await fileDiff("big.txt").evaluate((d) => (d as unknown as { open: boolean }).open)).toBe(false);
+    expect(await fileDiff("big.txt").locator("summary").textContent()).toMatch(/big\.txt \+300 −0 \(301 lines, collapsed\)/);
+    expect(await fileDiff("notes.md").evaluate((d) => (d as unknown as { open: boolean }).open)).toBe(true);
+
+    // Its markup shown as text: no element made from it, nothing run.
+    const markupFile = fileDiff(MARKUP_FILE);
     expect(await markupFile.locator("summary .path").textContent()).toBe(MARKUP_FILE);
     expect(await markupFile.locator(".line.add").allTextContents()).toEqual([`+${MARKUP_LINE}\n`, "+<p>page</p>\n"]);
     expect(await view.locator("#files").textContent()).toContain(MARKUP_FILE);
@@ -220,7 +238,7 @@ describe("the session view in a browser", () => {
     const head = git(opened.workspace_path, "log", "-1", "--format=%H %s").trim();
     expect(head).toMatch(/^[0-9a-f]{40} Notes and the page, committed from the view$/);
     expect(await text(view, "#commit-result")).toContain(head.slice(0, 12));
-    expect(git(opened.workspace_path, "show", "--name-only", "--format=", "HEAD").trim().split("\n").sort()).toEqual([MARKUP_FILE, "notes.md"]);
+    expect(git(opened.workspace_path, "show", "--name-only", "--format=", "HEAD").trim().split("\n").sort()).toEqual([MARKUP_FILE, "big.txt", "logo.bin", "notes.md"]);
 
     // It only ever called coding-mcp's own tools, fetched nothing, and broke no content policy.
     expect(new Set(viewCalls)).toEqual(new Set(["coding_status", "coding_respond", "coding_diff", "coding_commit"]));
@@ -228,6 +246,25 @@ describe("the session view in a browser", () => {
     expect(cspViolations).toEqual([]);
     await page.close();
   }, 240_000);
+
+  it("answers the agent's question from the view", async () => {
+    const opened = structured(await call("coding_open", {}));
+    const args = { session_id: opened.session_id, task: "Ask [[fake:question]]", background: true };
+    const { page, view } = await showView(args, await call("code", args));
+    const card = view.locator('.request[data-kind="question"]');
+    await waitFor("the question", async () => (await card.count()) === 1);
+    expect(await card.locator("legend").textContent()).toBe("Color: Which color should the button be?");
+    // Answering before choosing says what to do, and sends nothing.
+    await card.locator('button[data-decision="answer"]').click();
+    expect(await text(view, "#error")).toBe("Choose or type an answer to question 1 first.");
+    expect(await card.count()).toBe(1);
+    await card.getByLabel("Red").check();
+    await card.locator('button[data-decision="answer"]').click();
+    await waitFor("the finished task", async () => (await text(view, "#state")) === "finished");
+    expect(await text(view, "#outcome")).toBe("The person chose: Red");
+    expect(await text(view, "#decisions")).toMatch(/question Which color should the button be\?: Red by person/);
+    await page.close();
+  }, 180_000);
 
   it("cancels a slow task from the view", async () => {
     const opened = structured(await call("coding_open", {}));
