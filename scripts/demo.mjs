@@ -5,7 +5,9 @@
 //
 // Offline by default: OpenCode talks to the scripted fake model from test/support. Set
 // OPENCODE_CONFIG or OPENCODE_CONFIG_CONTENT (a real provider) or OPENCODE_URL (a running OpenCode)
-// to use a real model instead; DEMO_TASK changes the task.
+// to use a real model instead; DEMO_TASK changes the task. Without bubblewrap (Linux) or on another
+// platform, the agent's commands cannot be confined: the demo then runs with sandbox.mode off (its
+// model is scripted) and says so, with the fix. With a real model it stays on.
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
@@ -14,6 +16,7 @@ import { fileURLToPath } from "node:url";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { opencodeConfigFor, startFakeModel } from "../test/support/fake-model.mjs";
+import { checkBubblewrap } from "../src/prerequisites.js";
 import { hermeticOpencodeEnv } from "../test/support/opencode-home.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -24,6 +27,16 @@ const say = (line = "") => process.stdout.write(line + "\n");
 
 let fake;
 const env = { ...process.env, CODING_MCP_WORKSPACE_BASE_PATH: path.join(dir, "workspaces"), CODING_MCP_LOG_LEVEL: process.env.CODING_MCP_LOG_LEVEL ?? "warn" };
+// With a real model the sandbox stays on: coding-mcp then refuses the task and says what to install.
+const bubblewrap = checkBubblewrap();
+if (!realModel && (process.platform !== "linux" || !bubblewrap?.ok)) {
+  env.CODING_MCP_SANDBOX_MODE = "off";
+  const why = bubblewrap ? `${bubblewrap.name}: ${bubblewrap.detail}` : `confinement is implemented for Linux only, this is ${process.platform}`;
+  say(`NOTE: the agent's commands cannot be confined on this machine (${why}).`);
+  say("      This demo runs with the sandbox OFF (sandbox.mode: off): its model is scripted, so nothing untrusted runs.");
+  say(`      Before real use: ${bubblewrap?.fix ?? "run coding-mcp on Linux with bubblewrap, or set sandbox.mode: off only where the machine or its container is the boundary"}.`);
+  say();
+}
 if (!realModel) {
   fake = await startFakeModel();
   Object.assign(env, hermeticOpencodeEnv(path.join(dir, "opencode-home")), {
@@ -47,7 +60,7 @@ try {
 
   say("\n> coding_open {}");
   const opened = show(await client.callTool({ name: "coding_open", arguments: { title: "coding-mcp demo" } }));
-  say(`  session ${opened.session_id}, workspace ${opened.workspace_path} (branch ${opened.branch})`);
+  say(`  session ${opened.session_id}, workspace ${opened.workspace_path} (branch ${opened.branch}), commands ${opened.confined ? "confined (sandbox on)" : "NOT confined"}`);
 
   say(`\n> code "${task}"`);
   const result = show(

@@ -1,13 +1,13 @@
 import fs from "node:fs/promises";
 import os from "node:os";
-import path from "node:path";
 import { createAcpBackend } from "./acp/index.js";
-import { bundledRipgrepDir, Confinement, PROFILE_VARIABLE } from "./confinement/index.js";
+import { Confinement, PROFILE_VARIABLE } from "./confinement/index.js";
 import type { CodingBackend } from "./backend.js";
 import { Backends } from "./backends.js";
 import type { ResolvedConfig } from "./config.js";
 import { createLogger, type Logger } from "./log.js";
 import { OpencodeBackend } from "./opencode/backend.js";
+import { pathWithBundledRipgrep } from "./prerequisites.js";
 import { confinedOpencodeEnv } from "./opencode/confined-shell.js";
 import { Approvals } from "./approvals.js";
 import { PermissionPolicy } from "./permissions.js";
@@ -75,8 +75,8 @@ export function secretVariables(config: ResolvedConfig, env: NodeJS.ProcessEnv):
 export function agentEnvironment(config: ResolvedConfig, env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const hidden = new Set(secretVariables(config, env));
   const agentEnv = Object.fromEntries(Object.entries(env).filter(([name]) => !hidden.has(name)));
-  const rg = bundledRipgrepDir();
-  if (rg) agentEnv.PATH = [agentEnv.PATH, rg].filter(Boolean).join(path.delimiter);
+  const withRipgrep = pathWithBundledRipgrep(agentEnv.PATH);
+  if (withRipgrep) agentEnv.PATH = withRipgrep;
   return agentEnv;
 }
 
@@ -123,6 +123,26 @@ export function configuredBackends(deps: BackendDeps): CodingBackend[] {
   return [opencode, ...others];
 }
 
+/**
+ * The confinement the config asks for, hiding coding-mcp's own places. Its launcher and profiles live
+ * under `sandboxStateDir` (default: the config's state directory; doctor's probe uses a scratch one).
+ */
+export function confinementFor(config: ResolvedConfig, agentEnv: NodeJS.ProcessEnv, log: Logger, sandboxStateDir = config.stateDir): Confinement {
+  return new Confinement({
+    mode: config.sandbox.mode,
+    stateDir: sandboxStateDir,
+    settings: {
+      denyRead: config.sandbox.deny_read,
+      allowWrite: config.sandbox.allow_write,
+      ownPaths: [config.stateDir, config.workspace.base_path, ...(config.configFile ? [config.configFile] : [])],
+      home: agentEnv.HOME ?? os.homedir(),
+    },
+    agentEnv,
+    secrets: Object.values(config.secrets).filter((v): v is string => Boolean(v)),
+    log,
+  });
+}
+
 export async function createApp(config: ResolvedConfig, options: AppOptions = {}): Promise<App> {
   const env = options.env ?? process.env;
   const redactor = new Redactor(Object.values(config.secrets));
@@ -135,19 +155,7 @@ export async function createApp(config: ResolvedConfig, options: AppOptions = {}
   const git = new Git({ redactor, log: (m: string) => log.debug(m), hideEnv: secretVariables(config, env) });
   const workspaces = new WorkspaceManager(config, git, log);
   const agentEnv = agentEnvironment(config, env);
-  const confinement = new Confinement({
-    mode: config.sandbox.mode,
-    stateDir: config.stateDir,
-    settings: {
-      denyRead: config.sandbox.deny_read,
-      allowWrite: config.sandbox.allow_write,
-      ownPaths: [config.stateDir, config.workspace.base_path, ...(config.configFile ? [config.configFile] : [])],
-      home: agentEnv.HOME ?? os.homedir(),
-    },
-    agentEnv,
-    secrets: Object.values(config.secrets).filter((v): v is string => Boolean(v)),
-    log,
-  });
+  const confinement = confinementFor(config, agentEnv, log);
   await confinement.install();
   logConfinement(config, log);
   const deps: BackendDeps = { config, log, redactor, agentEnv, env, confinement };

@@ -3,7 +3,10 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
+import { agentEnvironment, confinementFor } from "./app.js";
 import { ConfigError, loadConfig, type ResolvedConfig } from "./config.js";
+import { homeDirsOnPath, PROFILE_VARIABLE, type Confinement } from "./confinement/index.js";
+import { shellQuote } from "./confinement/launcher.js";
 import { OpencodeClient, OpencodeHttpError } from "./opencode/client.js";
 import { resolveOpencodeBinary } from "./opencode/managed.js";
 import { checkPrerequisites } from "./prerequisites.js";
@@ -64,12 +67,13 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<number> {
   if (config) {
     if (config.opencode.url) report(await checkOpencodeServer(config));
     else report(await checkOpencodeBinary());
+    report(await checkSandbox(config, env));
     report(checkBasePath(config.workspace.base_path));
     for (const check of checkAllowedRoots(config.workspace.allowed_roots)) report(check);
     report(checkGitToken(config));
     if (config.git.ssh_key_path) report(checkReadableFile("git ssh key", config.git.ssh_key_path, "fix git.ssh_key_path"));
   } else {
-    out("skip  OpenCode, base path, allowed roots, git token: they need a valid config");
+    out("skip  OpenCode, sandbox, base path, allowed roots, git token: they need a valid config");
   }
 
   if (options.task) {
@@ -132,6 +136,82 @@ async function checkOpencodeServer(config: ResolvedConfig): Promise<CheckResult>
   } finally {
     await client.close();
   }
+}
+
+const quietLog = { debug() {}, info() {}, warn() {}, error() {} };
+
+/**
+ * The sandbox of the agent's commands: a real confined command, with the config's policy (a scratch
+ * sandbox directory, so nothing of coding-mcp's state is touched), that looks around from inside and
+ * reports what holds: no network but loopback, a private /tmp, the home hidden, no outside process.
+ */
+export async function checkSandbox(config: ResolvedConfig, env: NodeJS.ProcessEnv): Promise<CheckResult> {
+  const name = "sandbox";
+  if (config.sandbox.mode === "off") {
+    return {
+      status: "warn",
+      name,
+      detail: "OFF (sandbox.mode: off): the agent's commands run unconfined, as this user, with this user's files, secrets and network",
+      fix: "set sandbox.mode: on unless the machine or its container is the boundary",
+    };
+  }
+  const agentEnv = agentEnvironment(config, env);
+  const scratch = fs.mkdtempSync(path.join(os.tmpdir(), "coding-mcp-doctor-sandbox-"));
+  // A file in the real /tmp the sandbox must not see (its /tmp is its own).
+  const marker = fs.mkdtempSync("/tmp/coding-mcp-doctor-marker-");
+  try {
+    const confinement = confinementFor(config, agentEnv, quietLog, scratch);
+    const state = await confinement.state();
+    if (!state.confined) return { status: "fail", name, detail: `the agent's commands cannot be confined: ${state.problem}`, fix: state.fix ?? "see the README, Prerequisites" };
+    const held = await lookAround(confinement, scratch, marker, agentEnv);
+    const urlNote = config.opencode.url
+      ? `\nbut the OpenCode at ${config.opencode.url} runs outside coding-mcp, which cannot confine its commands: sessions on opencode are not confined (leave opencode.url unset to have coding-mcp start a confined OpenCode)`
+      : "";
+    if (held.problems.length) {
+      return { status: "fail", name, detail: `a confined command ${held.problems.join("; ")}`, fix: "report this: the sandbox does not hold what it should on this machine, or set sandbox.mode: off where the machine or its container is the boundary" };
+    }
+    return { status: urlNote ? "warn" : "ok", name, detail: `confined: a command ran in a sandbox with ${held.facts.join(", ")}${urlNote}` };
+  } catch (err) {
+    return { status: "fail", name, detail: `the sandbox probe failed: ${(err as Error).message.split("\n")[0]}`, fix: "see the README, Prerequisites" };
+  } finally {
+    fs.rmSync(scratch, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
+    fs.rmSync(marker, { recursive: true, force: true });
+  }
+}
+
+/** One confined command that reports what it sees; the facts that hold and the problems found. */
+async function lookAround(confinement: Confinement, scratch: string, marker: string, agentEnv: NodeJS.ProcessEnv): Promise<{ facts: string[]; problems: string[] }> {
+  const key = "doctor";
+  const workspace = path.join(scratch, "workspace");
+  fs.mkdirSync(workspace);
+  await confinement.install();
+  await confinement.prepare(key, { workspace, gitWritable: [], gitReadOnly: [] });
+  // The home is hidden when no file in it has content, except in the directories of the PATH's programs (shown read-only).
+  const shown = homeDirsOnPath(agentEnv.HOME ?? os.homedir(), (agentEnv.PATH ?? "").split(path.delimiter));
+  const prune = shown.length ? `\\( ${shown.map((dir) => `-path ${shellQuote(dir)}`).join(" -o ")} \\) -prune -o ` : "";
+  const command = [
+    `[ -e ${shellQuote(marker)} ] && echo tmp:shared || echo tmp:private`,
+    "echo net:$(tail -n +3 /proc/net/dev | grep -cv '^ *lo:')",
+    'echo procs:$(cat /proc/[0-9]*/comm 2>/dev/null | sort -u | tr "\\n" " ")',
+    `echo home:$(find "$HOME" ${prune}-type f -size +0c -print 2>/dev/null | head -n 5 | tr "\\n" " ")`,
+  ].join("; ");
+  const { file, args } = confinement.shellCommand(key, command);
+  const { stdout } = await execFileAsync(file, args, { cwd: workspace, env: { [PROFILE_VARIABLE]: key }, timeout: 15_000 });
+  const said = (what: string) => new RegExp(`^${what}:(.*)$`, "m").exec(stdout)?.[1]?.trim() ?? "";
+  const facts: string[] = [];
+  const problems: string[] = [];
+  if (said("net") === "0") facts.push("no network (loopback only)");
+  else problems.push(`has network interfaces besides loopback (${said("net") || "unknown"})`);
+  if (said("tmp") === "private") facts.push("a private /tmp");
+  else problems.push("sees the machine's /tmp");
+  const exposed = said("home").split(" ").filter(Boolean);
+  if (exposed.length === 0) facts.push(`the home hidden (no file of it readable${shown.length ? ` but the PATH's programs in ${shown.join(", ")}` : ""})`);
+  else problems.push(`reads the home's ${exposed.join(", ")}`);
+  // This doctor is a node process outside: inside, only the sandbox's own processes show.
+  const procs = said("procs").split(" ").filter(Boolean);
+  if (procs.length && !procs.includes(path.basename(process.execPath))) facts.push(`no process outside it (it sees only ${procs.join(", ")})`);
+  else problems.push(`sees processes outside it (${procs.slice(0, 8).join(", ") || "none listed"}${procs.length > 8 ? ", ..." : ""})`);
+  return { facts, problems };
 }
 
 /** base_path: writable (created on first start when missing), with some free space. */

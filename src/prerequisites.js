@@ -1,10 +1,14 @@
 // @ts-check
 // What coding-mcp needs on the machine besides its npm dependencies: Node.js (the version in
-// package.json's engines), git, and ripgrep (OpenCode's grep and glob tools run `rg`).
+// package.json's engines), git, and on Linux bubblewrap (the sandbox of the agent's commands).
+// ripgrep (OpenCode's grep and glob tools run `rg`) comes from npm: @vscode/ripgrep's platform package.
 //
 // Plain JavaScript rather than TypeScript because scripts/check-prereqs.mjs runs it before anything
 // is built (first thing in `npm test` and `npm run demo`); `coding-mcp doctor` runs the same checks.
 import { execFileSync } from "node:child_process";
+import fs from "node:fs";
+import { createRequire } from "node:module";
+import path from "node:path";
 import { packageJson } from "./package-json.js";
 
 /** @typedef {{ name: string, ok: boolean, detail: string, fix?: string }} Prerequisite */
@@ -66,20 +70,100 @@ export function checkGit() {
       };
 }
 
+/**
+ * The directory of the ripgrep the @vscode/ripgrep dependency installed for this platform (an
+ * optional dependency: absent with npm's --omit=optional), or undefined. It goes on every agent's PATH.
+ * @returns {string | undefined}
+ */
+export function bundledRipgrepDir() {
+  try {
+    const require = createRequire(import.meta.url);
+    const pkg = require.resolve(`@vscode/ripgrep-${process.platform}-${process.arch}/package.json`);
+    return path.join(path.dirname(pkg), "bin");
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A PATH value with the bundled ripgrep's directory appended (unchanged when it is not installed).
+ * @param {string | undefined} pathValue
+ * @returns {string | undefined}
+ */
+export function pathWithBundledRipgrep(pathValue) {
+  const dir = bundledRipgrepDir();
+  return dir ? [pathValue, dir].filter(Boolean).join(path.delimiter) : pathValue;
+}
+
 /** @returns {Prerequisite} */
 export function checkRipgrep() {
-  const version = versionOf("rg");
-  return version !== undefined
-    ? { name: "ripgrep", ok: true, detail: version }
-    : {
-        name: "ripgrep",
-        ok: false,
-        detail: "rg is not on PATH (OpenCode's grep and glob tools run it)",
-        fix: "install ripgrep: apt-get install ripgrep (Debian, Ubuntu), brew install ripgrep (macOS), or https://github.com/BurntSushi/ripgrep#installation",
-      };
+  const dir = bundledRipgrepDir();
+  const bundled = dir && path.join(dir, process.platform === "win32" ? "rg.exe" : "rg");
+  if (bundled && fs.existsSync(bundled)) return { name: "ripgrep", ok: true, detail: `bundled: ${versionOf(bundled) ?? "rg"} (${bundled})` };
+  const onPath = versionOf("rg");
+  if (onPath !== undefined) return { name: "ripgrep", ok: true, detail: `${onPath} (on PATH; the bundled one of @vscode/ripgrep is not installed)` };
+  return {
+    name: "ripgrep",
+    ok: false,
+    detail: `@vscode/ripgrep's binary for ${process.platform}-${process.arch} is not installed (OpenCode's grep and glob tools run rg)`,
+    fix: "run npm install again without --omit=optional (ripgrep comes from npm, no system package needed)",
+  };
+}
+
+const BUBBLEWRAP_INSTALL = "apt-get install bubblewrap (Debian, Ubuntu), dnf install bubblewrap (Fedora), pacman -S bubblewrap (Arch)";
+
+/**
+ * The bubblewrap binary on PATH, as git and node are found (a PATH without it is a machine without
+ * it); with no PATH at all, in the usual places (as execvp does).
+ * @param {NodeJS.ProcessEnv} [env]
+ * @returns {string | undefined}
+ */
+export function findBubblewrap(env = process.env) {
+  const dirs = env.PATH ? env.PATH.split(path.delimiter).filter(Boolean) : ["/usr/local/bin", "/usr/bin", "/bin"];
+  for (const dir of dirs) {
+    const candidate = path.join(dir, "bwrap");
+    try {
+      fs.accessSync(candidate, fs.constants.X_OK);
+      return candidate;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Linux: bubblewrap installed, and able to make a sandbox here (user namespaces allowed). A quick
+ * check; `coding-mcp doctor` runs the real confined probe. Elsewhere: undefined (no system package
+ * would help: confinement is not implemented there, see the README's Prerequisites).
+ * @returns {Prerequisite | undefined}
+ */
+export function checkBubblewrap() {
+  if (process.platform !== "linux") return undefined;
+  const off = "or set sandbox.mode: off (CODING_MCP_SANDBOX_MODE=off) where the machine or its container is the boundary";
+  const bwrap = findBubblewrap();
+  if (!bwrap) {
+    return { name: "bubblewrap", ok: false, detail: "bwrap is not installed (it confines every command the agent runs)", fix: `install bubblewrap: ${BUBBLEWRAP_INSTALL}; ${off}` };
+  }
+  try {
+    execFileSync(bwrap, ["--unshare-user", "--unshare-net", "--unshare-pid", "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "/bin/sh", "-c", ":"], {
+      stdio: ["ignore", "ignore", "pipe"],
+      timeout: 15_000,
+    });
+  } catch (err) {
+    const said = /** @type {{ stderr?: Buffer }} */ (err).stderr?.toString("utf8").trim().split("\n").at(-1) || /** @type {Error} */ (err).message.split("\n")[0];
+    return {
+      name: "bubblewrap",
+      ok: false,
+      detail: `${bwrap} cannot make a sandbox here (${said})`,
+      fix: `allow unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1; Ubuntu: kernel.apparmor_restrict_unprivileged_userns=0), or in a container run it with user namespaces allowed; ${off}`,
+    };
+  }
+  return { name: "bubblewrap", ok: true, detail: `${versionOf(bwrap) ?? "bwrap"} (${bwrap}), makes a sandbox here` };
 }
 
 /** @returns {Prerequisite[]} */
 export function checkPrerequisites() {
-  return [checkNode(), checkGit(), checkRipgrep()];
+  const bubblewrap = checkBubblewrap();
+  return [checkNode(), checkGit(), checkRipgrep(), ...(bubblewrap ? [bubblewrap] : [])];
 }

@@ -63,6 +63,8 @@ export interface OpenResult {
   backend: string;
   backend_session_id: string;
   reused_workspace: boolean;
+  /** Whether the commands the agent runs for this session are confined (README, "Confinement"). */
+  confined: boolean;
 }
 
 export interface CodeInput {
@@ -82,6 +84,8 @@ export interface SessionStatus {
   backend: string;
   workspace_path: string;
   title: string;
+  /** Whether the commands the agent runs for this session are confined. */
+  confined: boolean;
   task?: TaskView;
   totals: Totals;
   /** Something is wrong with the session's workspace (e.g. its directory was deleted outside coding-mcp). */
@@ -179,7 +183,7 @@ export class SessionManager {
       const title = input.title?.trim() || `coding-mcp: ${path.basename(workspace.source_repo ?? workspace.path)}`;
       const backendSession = await backend.openSession(workspace.path, { title });
       // HEAD and the working tree at open, read side by side once the backend's session is open.
-      const [head, atOpen] = await Promise.all([headCommit(this.git, workspace.path), this.stateAtOpen(workspace, !reused)]);
+      const [head, atOpen, confined] = await Promise.all([headCommit(this.git, workspace.path), this.stateAtOpen(workspace, !reused), this.tasks.confined(backend.name)]);
       const record: SessionRecord = {
         id: sessionId,
         workspace_id: workspace.id,
@@ -206,6 +210,7 @@ export class SessionManager {
         backend: backend.name,
         backend_session_id: backendSession.id,
         reused_workspace: reused,
+        confined,
         ...(branch ? { branch } : {}),
         ...(input.scope_id ? { scope_id: input.scope_id } : {}),
       };
@@ -415,6 +420,7 @@ export class SessionManager {
           backend: session.backend,
           workspace_path: workspace?.path ?? "",
           title: session.title,
+          confined: await this.tasks.confined(session.backend),
           ...(task ? { task } : {}),
           totals: session.totals,
           ...(gone ? { warnings: [`${missingWorkspace(session.id, workspace)}. ${missingWorkspaceHint(workspace)}`] } : {}),

@@ -85,6 +85,13 @@ export class TaskRunner {
     if (backend.confinesCommands) await this.options.confinement?.assertReady();
   }
 
+  /** Whether a session on this backend runs its commands confined: the backend routes them through the confinement, and the machine can confine. */
+  async confined(backendName: string): Promise<boolean> {
+    const backend = this.backends.find(backendName);
+    if (!backend?.confinesCommands || !this.options.confinement) return false;
+    return (await this.options.confinement.state()).confined;
+  }
+
   /** The session's sandbox, made before its agent can run a command: keyed by the backend's session id. */
   private async prepareSandbox(backend: CodingBackend, session: SessionRecord, workspace: WorkspaceRecord): Promise<void> {
     if (backend.confinesCommands) await this.options.confinement?.prepare(sandboxKey(session.backend_session_id), scopeFor(workspace));

@@ -79,9 +79,14 @@ describe("coding-mcp doctor", () => {
     const requestsBefore = fake.requests.length;
     const result = await doctor(["--config", s.configFile, "--task"], s.env);
     expect(result.code, result.lines.join("\n") + result.stderr).toBe(0);
-    for (const name of ["Node.js", "git", "ripgrep", "config", "OpenCode", "base path", "allowed roots", "git token", "round trip"]) {
+    for (const name of ["Node.js", "git", "ripgrep", "bubblewrap", "config", "OpenCode", "sandbox", "base path", "allowed roots", "git token", "round trip"]) {
       expect(line(result.lines, name), name).toMatch(/^ok /);
     }
+    expect(line(result.lines, "ripgrep")).toMatch(/bundled: ripgrep \d+\.\d+.*node_modules\/@vscode\/ripgrep-/);
+    // A real confined command looked around and said what holds.
+    expect(line(result.lines, "sandbox")).toMatch(
+      /^ok +sandbox: confined: a command ran in a sandbox with no network \(loopback only\), a private \/tmp, the home hidden \(.*\), no process outside it \(it sees only .*bwrap.*\)$/,
+    );
     expect(line(result.lines, "git token")).toContain("set in GITHUB_TOKEN (not shown); sent only to github.com");
     expect(result.lines.join("\n") + result.stderr).not.toContain(TOKEN);
     expect(line(result.lines, "round trip")).toContain("doctor-check.txt");
@@ -119,13 +124,22 @@ describe("coding-mcp doctor", () => {
     expect(line(result.lines, "allowed roots")).toMatch(/^fail .*\/nonexistent\/coding-mcp-doctor does not exist\. Fix: /);
   });
 
-  it("fails when ripgrep is missing, naming how to install it", async () => {
-    const s = setup("no-rg");
+  it("fails without bubblewrap, naming how to install it; ripgrep needs nothing installed", async () => {
+    const s = setup("no-bwrap");
     const bin = binDirWith(path.join(s.home, "bin"), ["node", "git"]);
     const result = await doctor(["--config", s.configFile], { ...s.env, PATH: bin });
     expect(result.code).toBe(1);
-    expect(line(result.lines, "ripgrep")).toMatch(/^fail +ripgrep: rg is not on PATH.*Fix: install ripgrep: apt-get install ripgrep/);
+    expect(line(result.lines, "bubblewrap")).toMatch(/^fail +bubblewrap: bwrap is not installed.*Fix: install bubblewrap: apt-get install bubblewrap/);
+    expect(line(result.lines, "sandbox")).toMatch(/^fail +sandbox: the agent's commands cannot be confined: bubblewrap \(bwrap\) is not installed\. Fix: .*apt-get install bubblewrap.*sandbox\.mode: off/);
+    expect(line(result.lines, "ripgrep")).toMatch(/^ok +ripgrep: bundled: /);
     expect(line(result.lines, "git")).toMatch(/^ok /);
+  });
+
+  it("says loudly when the sandbox is off, without failing", async () => {
+    const s = setup("sandbox-off", { sandbox: { mode: "off" } });
+    const result = await doctor(["--config", s.configFile], s.env);
+    expect(result.code, result.lines.join("\n")).toBe(0);
+    expect(line(result.lines, "sandbox")).toMatch(/^warn +sandbox: OFF \(sandbox\.mode: off\): the agent's commands run unconfined.*Fix: set sandbox\.mode: on/);
   });
 
   describe("with OPENCODE_URL", () => {
@@ -142,6 +156,9 @@ describe("coding-mcp doctor", () => {
       const result = await doctor(["--config", s.configFile], { ...s.env, OPENCODE_URL: server.url, OPENCODE_SERVER_PASSWORD: server.password });
       expect(result.code, result.lines.join("\n")).toBe(0);
       expect(line(result.lines, "OPENCODE_URL")).toMatch(/^ok +OPENCODE_URL: http:\/\/127\.0\.0\.1:\d+ is OpenCode 1\.\d+\.\d+, healthy, password accepted/);
+      // The machine confines, but not that OpenCode: coding-mcp did not start it.
+      expect(line(result.lines, "sandbox")).toMatch(/^warn +sandbox: confined: a command ran in a sandbox with no network/);
+      expect(result.lines.join("\n")).toContain(`but the OpenCode at ${server.url} runs outside coding-mcp, which cannot confine its commands`);
       expect(result.lines.join("\n")).not.toContain(server.password);
     });
 

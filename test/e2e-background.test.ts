@@ -44,6 +44,8 @@ afterAll(async () => {
 describe("background tasks", () => {
   it("answers at once, shows the task running with its tool calls, then its result", async () => {
     const opened = structured(await h.call("coding_open", {}));
+    // This OpenCode was started by the test (opencode.url), not by coding-mcp: its commands are not confined, and the answers say so.
+    expect(opened.confined).toBe(false);
     const answer = structured(await h.call("code", { session_id: opened.session_id, task: "Work [[fake:bg]]", background: true }));
     expect(answer.state).toBe("running");
     // Answered while the task still runs: the call did not wait for it.
@@ -66,6 +68,7 @@ describe("background tasks", () => {
     expect(done?.task.result.summary).toBe("Background work done.");
     expect(done?.task.result.files_changed.map((f: { path: string }) => f.path)).toEqual(["bg.txt"]);
     expect(done?.totals.tasks).toBe(1);
+    expect(done?.confined).toBe(false);
     expect(fs.readFileSync(path.join(opened.workspace_path, "bg.txt"), "utf8")).toBe("done\n");
 
     // All open sessions without a session_id.

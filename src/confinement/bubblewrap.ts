@@ -1,5 +1,4 @@
 import fs from "node:fs";
-import path from "node:path";
 import type { SandboxPolicy } from "./policy.js";
 
 /**
@@ -60,19 +59,4 @@ function hideArgs(p: string): string[] {
   }
   if (stat.isDirectory()) return ["--tmpfs", p];
   return ["--ro-bind", "/dev/null", p];
-}
-
-/** The bubblewrap binary: `sandbox.bwrap_path`-less lookup on PATH, then the usual places. */
-export function findBubblewrap(env: NodeJS.ProcessEnv = process.env): string | undefined {
-  const dirs = [...(env.PATH ?? "").split(path.delimiter).filter(Boolean), "/usr/bin", "/usr/local/bin", "/bin"];
-  for (const dir of dirs) {
-    const candidate = path.join(dir, "bwrap");
-    try {
-      fs.accessSync(candidate, fs.constants.X_OK);
-      return candidate;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
 }

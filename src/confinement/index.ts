@@ -1,15 +1,15 @@
 import { randomBytes } from "node:crypto";
 import fs from "node:fs/promises";
-import { createRequire } from "node:module";
 import path from "node:path";
 import { UserError } from "../errors.js";
 import type { Logger } from "../log.js";
+import { bundledRipgrepDir, findBubblewrap } from "../prerequisites.js";
 import { runBound } from "../process.js";
-import { bubblewrapArgs, findBubblewrap } from "./bubblewrap.js";
+import { bubblewrapArgs } from "./bubblewrap.js";
 import { launcherScript, PROFILE_VARIABLE, profileScript } from "./launcher.js";
-import { policyFor, sandboxEnvironment, sandboxKey, scopeFor, type SandboxScope, type SandboxSettings } from "./policy.js";
+import { homeDirsOnPath, policyFor, sandboxEnvironment, sandboxKey, scopeFor, type SandboxScope, type SandboxSettings } from "./policy.js";
 
-export { PROFILE_VARIABLE, sandboxKey, scopeFor, type SandboxScope };
+export { homeDirsOnPath, PROFILE_VARIABLE, sandboxKey, scopeFor, type SandboxScope };
 
 /**
  * Confinement: what every command an agent runs goes through. A small interface both backends use
@@ -43,15 +43,7 @@ export interface ConfinementOptions {
 }
 
 /** The ripgrep of the @vscode/ripgrep dependency: on the PATH of every agent, inside and outside the sandbox. */
-export function bundledRipgrepDir(): string | undefined {
-  try {
-    const require = createRequire(import.meta.url);
-    const pkg = require.resolve(`@vscode/ripgrep-${process.platform}-${process.arch}/package.json`);
-    return path.join(path.dirname(pkg), "bin");
-  } catch {
-    return undefined;
-  }
-}
+export { bundledRipgrepDir };
 
 const PROBE_TIMEOUT_MS = 10_000;
 

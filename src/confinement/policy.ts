@@ -116,12 +116,16 @@ function realpathOrUndefined(p: string): string | undefined {
   }
 }
 
+/** The top-level directory under $HOME of every PATH entry there (~/.pyenv for ~/.pyenv/shims): shown read-only in the sandbox. */
+export function homeDirsOnPath(home: string, pathEntries: string[]): string[] {
+  const underHome = pathEntries.filter((p) => p.startsWith(home + path.sep));
+  return [...new Set(underHome.map((p) => path.join(home, p.slice(home.length + 1).split(path.sep)[0]!)))];
+}
+
 /** The policy of one session: everything hidden that must be, its workspace and temp dir writable. */
 export function policyFor(scope: SandboxScope, settings: SandboxSettings, tmpDir: string, pathEntries: string[]): SandboxPolicy {
   const home = settings.home;
-  const underHome = (p: string) => p.startsWith(home + path.sep);
-  // The top-level directory under $HOME of every PATH entry there (~/.pyenv for ~/.pyenv/shims).
-  const showUnderHome = [...new Set(pathEntries.filter(underHome).map((p) => path.join(home, p.slice(home.length + 1).split(path.sep)[0]!)))];
+  const showUnderHome = homeDirsOnPath(home, pathEntries);
   return {
     hide: [...CREDENTIAL_STORES.map((p) => path.join(home, p)), ...settings.denyRead, ...settings.ownPaths],
     showUnderHome,

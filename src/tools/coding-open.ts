@@ -46,6 +46,7 @@ export const codingOpenTool = defineTool({
     backend: z.string(),
     backend_session_id: z.string(),
     reused_workspace: z.boolean(),
+    confined: z.boolean().describe("Whether the commands the agent runs for this session are confined by the OS sandbox (false: sandbox.mode off, an OpenCode reached by URL, or a backend that runs its own commands)"),
   },
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: true },
   showsSessionView: true,
@@ -60,7 +61,7 @@ export const codingOpenTool = defineTool({
           : "your workspace";
     return {
       structured: opened,
-      text: `Opened session ${opened.session_id} (backend ${opened.backend}) on ${where} ${opened.workspace_path}${opened.branch ? ` (branch ${opened.branch})` : ""}.`,
+      text: `Opened session ${opened.session_id} (backend ${opened.backend}) on ${where} ${opened.workspace_path}${opened.branch ? ` (branch ${opened.branch})` : ""}; the agent's commands run ${opened.confined ? "confined" : "NOT confined"}.`,
     };
   },
 });

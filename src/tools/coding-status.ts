@@ -22,6 +22,7 @@ export const codingStatusTool = defineTool({
         backend: z.string(),
         workspace_path: z.string(),
         title: z.string(),
+        confined: z.boolean().describe("Whether the commands the agent runs for this session are confined by the OS sandbox"),
         task: TaskView.optional(),
         totals: Totals,
         warnings: z.array(z.string()).optional(),
@@ -42,7 +43,7 @@ export const codingStatusTool = defineTool({
               ? `; waiting for a person: ${t.pending_requests.map((r) => `${r.request_id} (${r.kind}: ${r.summary.slice(0, 120)})`).join("; ")}: answer with coding_respond`
               : "")
           : `last task ${t.task_id} ${t.result?.success ? "succeeded" : `failed: ${t.result?.error ?? "unknown"}`}`;
-      return `${s.session_id}: ${s.state}; ${task}; ${s.totals.tasks} tasks, ${formatTotalCost(s.totals)}${s.warnings?.length ? `; warning: ${s.warnings.join("; ")}` : ""}`;
+      return `${s.session_id}: ${s.state}${s.confined ? "" : " (commands NOT confined)"}; ${task}; ${s.totals.tasks} tasks, ${formatTotalCost(s.totals)}${s.warnings?.length ? `; warning: ${s.warnings.join("; ")}` : ""}`;
     });
     return { structured: { sessions }, text: lines.join("\n") || "No open sessions." };
   },

@@ -14,3 +14,26 @@ export function binDirWith(dir: string, commands: string[]): string {
   }
   return dir;
 }
+
+/**
+ * A directory for PATH holding every command of this PATH (and node) but the named ones: this
+ * machine as it would be without them installed (bubblewrap, Debian's ripgrep).
+ */
+export function binDirWithout(dir: string, missing: string[]): string {
+  fs.mkdirSync(dir, { recursive: true });
+  const linked = new Set(missing);
+  for (const from of [path.dirname(process.execPath), ...(process.env.PATH ?? "").split(path.delimiter).filter(Boolean)]) {
+    let names: string[];
+    try {
+      names = fs.readdirSync(from);
+    } catch {
+      continue;
+    }
+    for (const name of names) {
+      if (linked.has(name)) continue;
+      linked.add(name);
+      fs.symlinkSync(path.join(from, name), path.join(dir, name));
+    }
+  }
+  return dir;
+}

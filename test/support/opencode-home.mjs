@@ -13,6 +13,7 @@ import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { pathWithBundledRipgrep } from "../../src/prerequisites.js";
 import { agentsCache } from "./agents.mjs";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -61,7 +62,8 @@ export function installOpencodeConfigDeps(say = (line) => process.stderr.write(`
 
 /**
  * Environment that keeps a spawned OpenCode hermetic: no downloads, its own state directories under
- * `home`, whose config directory gets the cached install of OpenCode's dependencies (when there is one).
+ * `home`, whose config directory gets the cached install of OpenCode's dependencies (when there is one),
+ * and the bundled ripgrep on PATH (as coding-mcp gives its agents: no system ripgrep needed).
  * @param {string} home
  */
 export function hermeticOpencodeEnv(home) {
@@ -83,5 +85,6 @@ export function hermeticOpencodeEnv(home) {
     XDG_CONFIG_HOME: `${home}/config`,
     XDG_CACHE_HOME: `${home}/cache`,
     XDG_STATE_HOME: `${home}/state`,
+    PATH: pathWithBundledRipgrep(process.env.PATH) ?? "",
   };
 }

@@ -38,7 +38,8 @@ export interface RunRecord {
 
 export class ScriptedBackend implements CodingBackend {
   readonly telemetry = { agent: "scripted", prefix: "scripted" };
-  readonly confinesCommands = false;
+  /** Tests set it to be a backend whose commands go through the confinement. */
+  confinesCommands = false;
   /** Every runTask call, in order. */
   readonly runs: RunRecord[] = [];
   /** Every resumeTask call, in order. */

@@ -41,7 +41,10 @@ function writeConfig(dir: string, extra: Record<string, Record<string, unknown>>
   return file;
 }
 
-async function setup(script: Script, options: { config?: Record<string, Record<string, unknown>>; dir?: string; backend?: ScriptedBackend } = {}): Promise<Setup> {
+async function setup(
+  script: Script,
+  options: { config?: Record<string, Record<string, unknown>>; dir?: string; backend?: ScriptedBackend; env?: NodeJS.ProcessEnv } = {},
+): Promise<Setup> {
   const dir = options.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), "coding-mcp-unit-"));
   fs.mkdirSync(path.join(dir, "repos"), { recursive: true });
   const configFile = writeConfig(dir, options.config);
@@ -53,7 +56,7 @@ async function setup(script: Script, options: { config?: Record<string, Record<s
     error: (m) => logs.push(`error ${m}`),
   };
   const backend = options.backend ?? new ScriptedBackend(script);
-  const app = await createApp(loadConfig({ configPath: configFile, env: {} }), { log, env: {}, backends: () => [backend], defaultBackend: backend.name, retryDelayMs: 50 });
+  const app = await createApp(loadConfig({ configPath: configFile, env: {} }), { log, env: options.env ?? {}, backends: () => [backend], defaultBackend: backend.name, retryDelayMs: 50 });
   cleanups.push(async () => {
     await app.stop();
     if (!options.dir) fs.rmSync(dir, { recursive: true, force: true });
@@ -279,6 +282,24 @@ describe("models and backends", () => {
     const err = await refused(app.sessions.open({ backend: "claude" }));
     expect(err.message).toBe('backend "claude" is not configured');
     expect(err.hint).toContain("Use one of: scripted");
+  });
+});
+
+describe("confinement in the answers", () => {
+  it("says a session is confined only when its backend routes commands through the sandbox, sandbox.mode is on and the machine confines", async () => {
+    const confinedOn = async (mode: "on" | "off", confinesCommands: boolean) => {
+      const backend = new ScriptedBackend(writesHello);
+      backend.confinesCommands = confinesCommands;
+      // bubblewrap is looked up on PATH.
+      const { app } = await setup(writesHello, { backend, config: { sandbox: { mode } }, env: { PATH: process.env.PATH } });
+      const opened = await app.sessions.open({});
+      const [status] = await app.sessions.status(opened.session_id);
+      return [opened.confined, status!.confined];
+    };
+    // This machine confines (bubblewrap, as the confinement tests use it).
+    expect(await confinedOn("on", true)).toEqual([true, true]);
+    expect(await confinedOn("off", true)).toEqual([false, false]);
+    expect(await confinedOn("on", false)).toEqual([false, false]);
   });
 });
 
