@@ -136,10 +136,16 @@ export function policyFor(scope: SandboxScope, settings: SandboxSettings, tmpDir
   };
 }
 
-/** Variable names that hold credentials by convention; never passed into the sandbox. */
-const SECRET_NAME = /(TOKEN|SECRET|PASSWORD|PASSWD|PASSPHRASE|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|CREDENTIAL|AUTH|COOKIE|SESSION)/i;
-/** Agent and coding-mcp internals, and things that point at the owner's agents and sockets. */
-const INTERNAL_NAME = /^(OPENCODE_|CODING_MCP_|GIT_ASKPASS$|SSH_ASKPASS$|SSH_AUTH_SOCK$|GPG_AGENT_INFO$|DBUS_SESSION_BUS_ADDRESS$|XDG_RUNTIME_DIR$|AWS_|AZURE_|GOOGLE_APPLICATION_CREDENTIALS$|KUBECONFIG$|DOCKER_|NPM_CONFIG_|GH_|GITHUB_|GITLAB_|ANTHROPIC_|OPENAI_|GEMINI_|CLAUDE_|CODEX_)/;
+/** Words of a variable's name (split on _) that say it holds a credential: GITHUB_TOKEN, DB_PASSWORD, OPENAI_API_KEY. */
+const SECRET_WORDS = new Set(["TOKEN", "TOKENS", "SECRET", "SECRETS", "PASSWORD", "PASSWD", "PASS", "PASSPHRASE", "CREDENTIAL", "CREDENTIALS", "AUTH", "COOKIE", "KEY", "APIKEY", "PAT"]);
+/** Values shaped like well-known tokens (GitHub, GitLab, Slack, OpenAI-style, AWS access keys), whatever their variable. */
+const TOKEN_VALUE = /^(gh[pousr]_|github_pat_|glpat-|xox[abprs]-|sk-|AKIA[0-9A-Z]{12})/;
+/** Agent and coding-mcp internals, and things that point at the owner's agents, sockets and cloud accounts. */
+const INTERNAL_NAME = /^(OPENCODE_|CODING_MCP_|GIT_ASKPASS$|SSH_ASKPASS$|SSH_AUTH_SOCK$|GPG_AGENT_INFO$|DBUS_SESSION_BUS_ADDRESS$|XDG_RUNTIME_DIR$|AWS_|AZURE_|GOOGLE_APPLICATION_CREDENTIALS$|KUBECONFIG$|DOCKER_|NPM_CONFIG_|GH_|GITHUB_|GITLAB_|ANTHROPIC_|OPENAI_|GEMINI_|CLAUDE_|CODEX_)/i;
+
+function holdsCredential(name: string, value: string): boolean {
+  return INTERNAL_NAME.test(name) || name.toUpperCase().split("_").some((word) => SECRET_WORDS.has(word)) || TOKEN_VALUE.test(value);
+}
 
 /**
  * The environment of a confined command: coding-mcp's own (already without its configured secrets)
@@ -150,7 +156,7 @@ export function sandboxEnvironment(base: NodeJS.ProcessEnv, secrets: string[], e
   const secretValues = new Set(secrets.filter(Boolean));
   const env: Record<string, string> = {};
   for (const [name, value] of Object.entries(base)) {
-    if (value === undefined || SECRET_NAME.test(name) || INTERNAL_NAME.test(name) || secretValues.has(value)) continue;
+    if (value === undefined || holdsCredential(name, value) || secretValues.has(value)) continue;
     env[name] = value;
   }
   const pathEntries = [...(env.PATH ?? "/usr/local/bin:/usr/bin:/bin").split(path.delimiter).filter(Boolean)];

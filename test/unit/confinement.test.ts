@@ -188,15 +188,15 @@ describe("a confined command", () => {
   });
 
   it("is stopped with its process group: an abort kills the sandboxed command", async () => {
-    const { file, args, env } = confinement.shellCommand("ses_a", "sleep 30 & echo $! > sleeper.pid; wait");
+    const { file, args, env } = confinement.shellCommand("ses_a", "sleep 31.4159 & echo $! > sleeper.pid; wait");
     const child = spawn(file, args, { cwd: workspace, env: { ...process.env, ...env }, detached: true, stdio: "ignore" });
     const pidFile = path.join(workspace, "sleeper.pid");
-    for (let i = 0; i < 100 && !fs.existsSync(pidFile); i++) await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 300 && !fs.existsSync(pidFile); i++) await new Promise((r) => setTimeout(r, 50));
     expect(fs.existsSync(pidFile)).toBe(true);
-    const sleepers = () => fs.readdirSync("/proc").filter((p) => /^\d+$/.test(p) && readCmdline(p) === "sleep\u000030\u0000");
+    const sleepers = () => fs.readdirSync("/proc").filter((p) => /^\d+$/.test(p) && readCmdline(p) === "sleep\u000031.4159\u0000");
     expect(sleepers().length).toBeGreaterThan(0);
     process.kill(-child.pid!, "SIGKILL");
-    for (let i = 0; i < 100 && sleepers().length > 0; i++) await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 300 && sleepers().length > 0; i++) await new Promise((r) => setTimeout(r, 50));
     expect(sleepers()).toEqual([]);
   });
 });
@@ -224,8 +224,24 @@ describe("the policy and its arguments", () => {
   });
 
   it("drops variables that hold credentials by name or by value", () => {
-    const env = sandboxEnvironment({ PATH: "/usr/bin", HOME: "/h", NPM_TOKEN: "a", AWS_PROFILE: "p", DB_PASSWORD: "b", RENAMED: "s3cret-value", LANG: "C" }, ["s3cret-value"], ["/rg"]);
-    expect(Object.keys(env).sort()).toEqual(["CODING_MCP_SANDBOX", "HOME", "LANG", "PATH", "TMPDIR"]);
+    const env = sandboxEnvironment(
+      {
+        PATH: "/usr/bin",
+        HOME: "/h",
+        NPM_TOKEN: "a",
+        AWS_PROFILE: "p",
+        DB_PASSWORD: "b",
+        OPENAI_API_KEY: "c",
+        RENAMED: "s3cret-value",
+        MY_VAR: "ghp_looksLikeAGitHubToken",
+        GIT_AUTHOR_NAME: "Ann",
+        KEYBOARD_LAYOUT: "us",
+        LANG: "C",
+      },
+      ["s3cret-value"],
+      ["/rg"],
+    );
+    expect(Object.keys(env).sort()).toEqual(["CODING_MCP_SANDBOX", "GIT_AUTHOR_NAME", "HOME", "KEYBOARD_LAYOUT", "LANG", "PATH", "TMPDIR"]);
     expect(env.PATH).toBe("/usr/bin:/rg");
   });
 
