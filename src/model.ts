@@ -218,6 +218,21 @@ export type Scope = z.infer<typeof Scope>;
 export const SessionState = z.enum(["idle", "running", "closed"]);
 export type SessionState = z.infer<typeof SessionState>;
 
+/** One session as coding_status shows it (and the session view reads it). */
+export const SessionStatus = z.object({
+  session_id: z.string(),
+  state: SessionState,
+  backend: z.string(),
+  workspace_path: z.string(),
+  title: z.string(),
+  confined: z.boolean().describe("Whether the commands the agent runs for this session are confined by the OS sandbox"),
+  task: TaskView.optional(),
+  totals: Totals,
+  /** Something is wrong with the session's workspace (e.g. its directory was deleted outside coding-mcp). */
+  warnings: z.array(z.string()).optional(),
+});
+export type SessionStatus = z.infer<typeof SessionStatus>;
+
 /** none: the session works in the directory it was given; worktree: in a new git worktree of it, on a branch of its own. */
 export const Isolation = z.enum(["none", "worktree"]);
 export type Isolation = z.infer<typeof Isolation>;

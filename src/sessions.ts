@@ -15,7 +15,7 @@ import {
   type SessionDiff,
   type SessionRecord,
   type SessionState,
-  type TaskView,
+  type SessionStatus,
   type Totals,
   type WorkspaceRecord,
 } from "./model.js";
@@ -78,19 +78,6 @@ export interface CodeInput {
   background?: boolean;
 }
 
-export interface SessionStatus {
-  session_id: string;
-  state: SessionState;
-  backend: string;
-  workspace_path: string;
-  title: string;
-  /** Whether the commands the agent runs for this session are confined. */
-  confined: boolean;
-  task?: TaskView;
-  totals: Totals;
-  /** Something is wrong with the session's workspace (e.g. its directory was deleted outside coding-mcp). */
-  warnings?: string[];
-}
 
 export interface DiffInput {
   session_id: string;

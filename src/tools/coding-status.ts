@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { defineTool } from "./define.js";
-import { SessionState, TaskView, Totals } from "../model.js";
+import { SessionStatus } from "../model.js";
 import { formatTotalCost } from "./schemas.js";
 
 export const codingStatusTool = defineTool({
@@ -15,19 +15,7 @@ export const codingStatusTool = defineTool({
     session_id: z.string().min(1).optional().describe("A session_id from coding_open; omit for all open sessions"),
   },
   outputSchema: {
-    sessions: z.array(
-      z.object({
-        session_id: z.string(),
-        state: SessionState,
-        backend: z.string(),
-        workspace_path: z.string(),
-        title: z.string(),
-        confined: z.boolean().describe("Whether the commands the agent runs for this session are confined by the OS sandbox"),
-        task: TaskView.optional(),
-        totals: Totals,
-        warnings: z.array(z.string()).optional(),
-      }),
-    ),
+    sessions: z.array(SessionStatus),
   },
   annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
   showsSessionView: true,

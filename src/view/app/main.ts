@@ -7,20 +7,9 @@
  */
 import { App, applyDocumentTheme, applyHostStyleVariables } from "@modelcontextprotocol/ext-apps";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
-import type { PendingRequest, SessionDiff, TaskView, Totals } from "../../model.js";
+import type { PendingRequest, SessionDiff, SessionStatus, TaskView } from "../../model.js";
 import { parseUnifiedDiff, type DiffFile } from "./diff.js";
 import { byId, fill, h, seconds } from "./dom.js";
-
-interface SessionStatus {
-  session_id: string;
-  state: "idle" | "running" | "closed";
-  backend: string;
-  workspace_path: string;
-  title: string;
-  task?: TaskView;
-  totals: Totals;
-  warnings?: string[];
-}
 
 const POLL_MS = 1000;
 /** A file's diff longer than this starts collapsed. */
