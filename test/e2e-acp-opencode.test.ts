@@ -148,11 +148,16 @@ describe("an ACP backend (opencode acp)", () => {
     expect(fs.readFileSync(path.join(opened.workspace_path, "bash.txt"), "utf8")).toBe("allowed\n");
     expect(result.trace.tool_calls.map((c: { tool: string; status: string }) => `${c.tool}:${c.status}`)).toEqual(["bash:completed", "edit:error"]);
     // code's agent is the ACP session mode: an unknown one ends the task before any prompt, naming the agent's modes.
-    const seen = h.fake.requests.length;
-    const badMode = structured(await h.call("code", { session_id: opened.session_id, task: "Again [[fake:touch]]", agent: "nope" }));
+    // The task's own words mark its prompt: no model request, whenever it came and whatever else the
+    // agent asks the model in the background (titles), ever carries them.
+    const task = `Unknown mode ${Date.now()} [[fake:touch]]`;
+    const badMode = structured(await h.call("code", { session_id: opened.session_id, task, agent: "nope" }));
     expect(badMode.failure).toBe("agent_error");
     expect(badMode.error).toMatch(/backend "ocacp" has no mode "nope".*build, plan/);
-    expect(h.fake.requests.length).toBe(seen);
+    expect(h.fake.requests.filter((body: unknown) => JSON.stringify(body).includes(task))).toEqual([]);
+    // Control: the same words in a task with a mode the agent has do reach the model.
+    expect(structured(await h.call("code", { session_id: opened.session_id, task, agent: "build" })).success).toBe(true);
+    expect(h.fake.requests.filter((body: unknown) => JSON.stringify(body).includes(task)).length).toBeGreaterThan(0);
   });
 
   it("gives the agent an environment without the git token, and redacts its configured env values", async () => {
