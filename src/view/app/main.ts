@@ -23,12 +23,11 @@ let pollTimer: ReturnType<typeof setTimeout> | undefined;
 /** The diff shown is of the task (or commit) this names; another one reads it again. */
 let diffOf: string | undefined;
 
-class ToolError extends Error {}
-
 async function call(name: string, args: Record<string, unknown>): Promise<Record<string, unknown>> {
   const result: CallToolResult = await app.callServerTool({ name, arguments: args });
   const text = result.content.flatMap((c) => (c.type === "text" ? [c.text] : [])).join("\n");
-  if (result.isError) throw new ToolError(text || `${name} failed`);
+  // The tool's own words: what was wrong and what to do.
+  if (result.isError) throw new Error(text || `${name} failed`);
   return result.structuredContent ?? {};
 }
 
@@ -85,6 +84,8 @@ async function refresh(): Promise<void> {
   } catch (err) {
     showError(err);
   }
+  // One chain of polls, however many refreshes (a poll, an action's) overlapped.
+  clearTimeout(pollTimer);
   if (current?.task?.state === "running") pollTimer = setTimeout(() => void refresh(), POLL_MS);
 }
 
