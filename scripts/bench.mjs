@@ -17,6 +17,9 @@
 //                        client receiving its progress notification: p95 over 10 tasks of 6 commands
 //   ACP round trip       `code` on a session of an ACP backend (`opencode acp`)  vs  the same prompt sent
 //                        with session/prompt to another `opencode acp` by the ACP SDK's client
+//   sandbox              a command through the confined shell (bubblewrap, a prepared session)  vs  bash -c,
+//                        and a `code` task that runs one command with sandbox.mode on  vs  off (coding-mcp
+//                        with its own managed OpenCode on each side): the cost the sandbox adds
 //
 // The scripted task ([[fake:bench]]) is one `write` of bench.txt and a one-line answer, so a round trip
 // is mostly OpenCode's own agent loop; every task writes a new line, so every `code` has a change to report.
@@ -28,7 +31,7 @@
 //
 // Environment: BENCH_RUNS (measured pairs for the round trip and cold start, default 20),
 // BENCH_RUNS_CONCURRENT (default 5), BENCH_RUNS_GIT (default 8), BENCH_WARMUP (default 2),
-// BENCH_ONLY=roundtrip,profile,cold,concurrent,git,memory,growth,progress,acp (a subset), BENCH_FILES / BENCH_CHANGED
+// BENCH_ONLY=roundtrip,profile,cold,concurrent,git,memory,growth,progress,acp,sandbox (a subset), BENCH_FILES / BENCH_CHANGED
 // (20000 / 2000), BENCH_GROWTH_TASKS (500), BENCH_PROGRESS_TASKS (10), BENCH_MCP_LOG (coding-mcp's debug
 // log to a file), BENCH_MCP_NODE_ARGS (start coding-mcp with node and these flags, e.g. --cpu-prof),
 // BENCH_HEAP_SNAPSHOTS=DIR (heap snapshots of coding-mcp after 50 and 500 tasks of the growth figure).
@@ -60,6 +63,7 @@ const { buildTaskPrompt } = await import("../.bench/lib/task-prompt.js");
 const { Git } = await import("../.bench/lib/workspace/git.js");
 const { changedFiles } = await import("../.bench/lib/workspace/changes.js");
 const { commitChanges } = await import("../.bench/lib/workspace/commit.js");
+const { Confinement } = await import("../.bench/lib/confinement/index.js");
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const CLI = path.join(ROOT, "dist", "cli.js");
@@ -91,7 +95,7 @@ const MCP_NODE_ARGS = [
 ];
 const CONCURRENCY = 16;
 const OPEN_SESSIONS = 100;
-const ALL_FIGURES = ["roundtrip", "profile", "cold", "concurrent", "git", "memory", "growth", "progress", "acp"];
+const ALL_FIGURES = ["roundtrip", "profile", "cold", "concurrent", "git", "memory", "growth", "progress", "acp", "sandbox"];
 const ONLY = (process.env.BENCH_ONLY ?? ALL_FIGURES.join(",")).split(",").map((s) => s.trim()).filter(Boolean);
 for (const f of ONLY) if (!ALL_FIGURES.includes(f)) throw new Error(`BENCH_ONLY: unknown figure ${f}; use ${ALL_FIGURES.join(",")}`);
 
@@ -314,7 +318,8 @@ function codingMcpEnv(oc, basePath, dir) {
   }
   return {
     args: [CLI, "--config", configFile],
-    env: { ...baseEnv(), OPENCODE_URL: oc.url, OPENCODE_SERVER_PASSWORD: oc.password, CODING_MCP_LOG_LEVEL: MCP_LOG ? "debug" : "info" },
+    // oc null: coding-mcp starts its own OpenCode (the caller gives it a hermetic home).
+    env: { ...baseEnv(), ...(oc ? { OPENCODE_URL: oc.url, OPENCODE_SERVER_PASSWORD: oc.password } : {}), CODING_MCP_LOG_LEVEL: MCP_LOG ? "debug" : "info" },
   };
 }
 
@@ -1045,6 +1050,110 @@ async function figureProgress() {
   });
 }
 
+/** The per-command cost limit the sandbox must stay under (issue #22), in ms added to a median command. */
+const SANDBOX_ADDED_MS = 15;
+
+/**
+ * What the sandbox adds. Per command: the confined shell coding-mcp gives the agent (its sh launcher,
+ * the session's profile, bubblewrap with the session's policy) running `true`, against `bash -c true`
+ * with the same environment (what sandbox.mode off runs). Per task: a `code` task whose one command
+ * writes bench.txt, on coding-mcp with its own managed OpenCode, sandbox.mode on against off.
+ */
+async function figureSandbox() {
+  const quiet = { debug() {}, info() {}, warn: note, error: note };
+  const workspace = tempDir("sandbox-workspace");
+  const confinement = (mode) =>
+    new Confinement({
+      mode,
+      stateDir: tempDir(`sandbox-${mode}`),
+      settings: { denyRead: [], allowWrite: [], ownPaths: [], home: os.homedir() },
+      agentEnv: baseEnv(),
+      secrets: [],
+      log: quiet,
+    });
+  const on = confinement("on");
+  const off = confinement("off");
+  const state = await on.state();
+  if (!state.confined) throw new Error(`the sandbox figure needs a machine that confines: ${state.problem} (${state.fix})`);
+  await on.install();
+  await on.prepare("bench", { workspace, gitWritable: [], gitReadOnly: [] });
+  const command = (c) => () => timed(() => run(c.file, c.args, { cwd: workspace, env: c.env }));
+  const perCommand = await abRuns("sandbox: one command", RUNS * 3, WARMUP * 3, command(on.shellCommand("bench", "true")), command(off.shellCommand("bench", "true")));
+  const wallAdded = perCommand.codingMcp.median - perCommand.baseline.median;
+  // CPU time too: on a loaded machine a command's wall time is mostly its wait for a core.
+  const cpu = { on: await cpuPerCommand(on.shellCommand("bench", "true"), workspace), off: await cpuPerCommand(off.shellCommand("bench", "true"), workspace) };
+  const cpuAdded = cpu.on - cpu.off;
+  results.push({
+    id: "sandbox-command",
+    figure: "one command, confined (launcher + bubblewrap)",
+    baselineName: "bash -c, unconfined",
+    unit: "ms",
+    ...perCommand,
+    detail: { wall_added_ms: round(wallAdded, 1), cpu_confined_ms: round(cpu.on, 2), cpu_unconfined_ms: round(cpu.off, 2), cpu_added_ms: round(cpuAdded, 2), load: round(os.loadavg()[0]) },
+    target: `≤ ${SANDBOX_ADDED_MS} ms added`,
+    // Wall time where the machine has a core to spare; its CPU time where it is loaded beyond its cores.
+    met: (os.loadavg()[0] < os.cpus().length ? wallAdded : cpuAdded) <= SANDBOX_ADDED_MS,
+    metText: `${(os.loadavg()[0] < os.cpus().length ? wallAdded : cpuAdded) <= SANDBOX_ADDED_MS ? "yes" : "**no**"} (wall +${wallAdded.toFixed(1)} ms, CPU +${cpuAdded.toFixed(1)} ms at load ${os.loadavg()[0].toFixed(1)})`,
+  });
+
+  fake.setScenario("bench-command", (ctx) =>
+    ctx.step === 0
+      ? {
+          tools: [{ name: "bash", args: { command: `printf '%s\\n' '${ctx.task.split("\n")[0].trim().replace(/'/g, "'\\''")}' > bench.txt`, description: "Write bench.txt" } }],
+          usage: { prompt_tokens: 1000, completion_tokens: 20 },
+        }
+      : { text: "Wrote bench.txt.", usage: { prompt_tokens: 1100, completion_tokens: 5 } },
+  );
+  const side = async (mode) => {
+    const home = tempDir(`sandbox-opencode-${mode}`);
+    const mcp = await startCodingMcp(null, `sandbox-${mode}`, {
+      ...hermeticOpencodeEnv(home),
+      OPENCODE_CONFIG_CONTENT: JSON.stringify(opencodeConfigFor(fake.baseURL)),
+      CODING_MCP_SANDBOX_MODE: mode,
+    });
+    const opened = await mcp.call("coding_open", { title: "bench" });
+    if (opened.confined !== (mode === "on")) throw new Error(`sandbox.mode ${mode}: coding_open answered confined: ${opened.confined}`);
+    return async () => {
+      const task = `[[fake:bench-command]] Write bench.txt with one line in it, with a command. (task ${++taskCounter})`;
+      const t0 = performance.now();
+      const result = await mcp.call("code", { session_id: opened.session_id, task });
+      const ms = performance.now() - t0;
+      if (!result.success) throw new Error(`code (sandbox ${mode}) did not finish as scripted: ${JSON.stringify(result).slice(0, 400)}`);
+      checkWritten(opened.workspace_path, task, `code (sandbox ${mode})`);
+      return ms;
+    };
+  };
+  const [confined, unconfined] = [await side("on"), await side("off")];
+  const perTask = await abRuns("sandbox: one task of one command", RUNS, WARMUP, confined, unconfined);
+  const taskAdded = perTask.codingMcp.median - perTask.baseline.median;
+  results.push({
+    id: "sandbox-task",
+    figure: "`code` task of one command, sandbox.mode on (managed OpenCode)",
+    baselineName: "the same, sandbox.mode off",
+    unit: "ms",
+    ...perTask,
+    detail: { added_ms: round(taskAdded, 1) },
+    target: "–",
+    met: true,
+    metText: `(${taskAdded >= 0 ? "+" : ""}${taskAdded.toFixed(1)} ms: the command's cost above, within a task)`,
+  });
+}
+
+/** The CPU time (user + system, of the command and everything it started) of one run of a command, over 50 runs in one bash loop. */
+async function cpuPerCommand(c, cwd) {
+  const n = 50;
+  // bash's `times` prints its own CPU time, then its waited-for children's: "0m0.012s 0m0.034s".
+  const script = `for i in $(seq ${n}); do "$0" "$@" >/dev/null; done; times`;
+  const { stdout } = await run("/bin/bash", ["-c", script, c.file, ...c.args], { cwd, env: { PATH: process.env.PATH, ...c.env } });
+  const seconds = (t) => {
+    const m = /^(\d+)m([\d.]+)s$/.exec(t);
+    if (!m) throw new Error(`times printed ${JSON.stringify(stdout)}`);
+    return Number(m[1]) * 60 + Number(m[2]);
+  };
+  const [user, sys] = stdout.trim().split("\n").at(-1).trim().split(/\s+/);
+  return ((seconds(user) + seconds(sys)) * 1000) / n;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Report
 // ---------------------------------------------------------------------------------------------
@@ -1134,7 +1243,7 @@ async function main() {
         }
       : { text: "Wrote bench.txt.", usage: { prompt_tokens: 1100, completion_tokens: 5 } },
   );
-  const figures = { roundtrip: figureRoundTrip, profile: figureProfile, cold: figureColdStart, concurrent: figureConcurrent, git: figureGit, memory: figureMemory, growth: figureGrowth, progress: figureProgress, acp: figureAcpRoundTrip };
+  const figures = { roundtrip: figureRoundTrip, profile: figureProfile, cold: figureColdStart, concurrent: figureConcurrent, git: figureGit, memory: figureMemory, growth: figureGrowth, progress: figureProgress, acp: figureAcpRoundTrip, sandbox: figureSandbox };
   for (const id of ALL_FIGURES) {
     if (!ONLY.includes(id)) continue;
     const mark = cleanups.length;

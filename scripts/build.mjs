@@ -89,9 +89,9 @@ export async function bundle() {
   await chmod(path.join(dist, "cli.js"), 0o755);
 }
 
-/** src/**\/*.ts as ES modules under `outdir`, imports left as they are (packages from node_modules). */
+/** src/**\/*.ts (and the plain .js modules beside them) as ES modules under `outdir`, imports left as they are (packages from node_modules). */
 export async function transpile(outdir) {
-  const files = (await readdir(path.join(root, "src"), { recursive: true })).filter((f) => f.endsWith(".ts")).map((f) => path.join(root, "src", f));
+  const files = (await readdir(path.join(root, "src"), { recursive: true })).filter((f) => /\.(ts|js)$/.test(f) && !f.endsWith(".d.ts")).map((f) => path.join(root, "src", f));
   await rm(outdir, { recursive: true, force: true });
   await build({ entryPoints: files, outdir, outbase: path.join(root, "src"), format: "esm", platform: "node", target: "node20.18", logLevel: "warning" });
 }
