@@ -136,6 +136,7 @@ export function confinementFor(config: ResolvedConfig, agentEnv: NodeJS.ProcessE
       allowWrite: config.sandbox.allow_write,
       ownPaths: [config.stateDir, config.workspace.base_path, ...(config.configFile ? [config.configFile] : [])],
       home: agentEnv.HOME ?? os.homedir(),
+      networkAllow: config.sandbox.network.allow,
     },
     agentEnv,
     secrets: Object.values(config.secrets).filter((v): v is string => Boolean(v)),
@@ -180,7 +181,7 @@ export async function createApp(config: ResolvedConfig, options: AppOptions = {}
       sessions.shutdown();
       await records.flush();
       // In parallel: each is bounded, and the client may not wait long for our exit.
-      await Promise.all([...backends.all().map((b) => b.stop()), telemetry.shutdown()]);
+      await Promise.all([...backends.all().map((b) => b.stop()), telemetry.shutdown(), confinement.close()]);
     },
   };
 }

@@ -3,6 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
+import { parseAllowEntry } from "./confinement/network-allow.js";
 import { errorMessage } from "./errors.js";
 import { DEFAULT_PERMISSIONS, type PermissionRules } from "./permissions.js";
 
@@ -98,6 +99,15 @@ const HttpSection = z.strictObject({
   shutdown_timeout_sec: positiveInt("seconds").default(10),
 });
 
+/** A sandbox.network.allow entry the proxy can use, or the issue that says what to write instead. */
+function checkAllowEntry(entry: string, ctx: z.RefinementCtx): void {
+  try {
+    parseAllowEntry(entry);
+  } catch (err) {
+    ctx.addIssue({ code: "custom", message: (err as Error).message.replace(/^sandbox\.network\.allow: /, "") });
+  }
+}
+
 /** Confinement of every command the agent runs (README, "Confinement"). */
 const SandboxSection = z.strictObject({
   /** off only where the machine or its container is the boundary. */
@@ -105,7 +115,7 @@ const SandboxSection = z.strictObject({
   network: z
     .strictObject({
       /** Hosts the agent's commands may reach: "host", "host:port", "*.example.com". Empty: none. */
-      allow: z.array(z.string().min(1)).default([]),
+      allow: z.array(z.string().min(1).superRefine(checkAllowEntry)).default([]),
     })
     .prefault({}),
   /** Hidden from the agent's commands besides the built-in credential stores. */

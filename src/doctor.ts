@@ -9,7 +9,7 @@ import { homeDirsOnPath, PROFILE_VARIABLE, type Confinement } from "./confinemen
 import { shellQuote } from "./confinement/launcher.js";
 import { OpencodeClient, OpencodeHttpError } from "./opencode/client.js";
 import { resolveOpencodeBinary } from "./opencode/managed.js";
-import { checkPrerequisites } from "./prerequisites.js";
+import { checkPrerequisites, checkSocat, type Prerequisite } from "./prerequisites.js";
 import { VERSION } from "./version.js";
 
 /**
@@ -53,7 +53,7 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<number> {
   };
 
   out(`coding-mcp ${VERSION} doctor`);
-  for (const p of checkPrerequisites()) report({ status: p.ok ? "ok" : "fail", name: p.name, detail: p.detail, ...(p.fix ? { fix: p.fix } : {}) });
+  for (const p of checkPrerequisites()) report(asCheck(p));
 
   let config: ResolvedConfig | undefined;
   try {
@@ -72,6 +72,7 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<number> {
     for (const check of checkAllowedRoots(config.workspace.allowed_roots)) report(check);
     report(checkGitToken(config));
     if (config.git.ssh_key_path) report(checkReadableFile("git ssh key", config.git.ssh_key_path, "fix git.ssh_key_path"));
+    if (config.sandbox.mode === "on" && config.sandbox.network.allow.length) report(asCheck(checkSocat()));
   } else {
     out("skip  OpenCode, sandbox, base path, allowed roots, git token: they need a valid config");
   }
@@ -82,6 +83,11 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<number> {
   }
   out(failed ? "Something is wrong: see the lines marked fail." : "Everything coding-mcp needs is in place.");
   return failed ? 1 : 0;
+}
+
+/** A machine prerequisite as a doctor line: missing fails. */
+function asCheck(p: Prerequisite): CheckResult {
+  return { status: p.ok ? "ok" : "fail", name: p.name, detail: p.detail, ...(p.fix ? { fix: p.fix } : {}) };
 }
 
 async function checkOpencodeBinary(): Promise<CheckResult> {
@@ -159,8 +165,8 @@ export async function checkSandbox(config: ResolvedConfig, env: NodeJS.ProcessEn
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), "coding-mcp-doctor-sandbox-"));
   // A file in the real /tmp the sandbox must not see (its /tmp is its own).
   const marker = fs.mkdtempSync("/tmp/coding-mcp-doctor-marker-");
+  const confinement = confinementFor(config, agentEnv, quietLog, scratch);
   try {
-    const confinement = confinementFor(config, agentEnv, quietLog, scratch);
     const state = await confinement.state();
     if (!state.confined) return { status: "fail", name, detail: `the agent's commands cannot be confined: ${state.problem}`, fix: state.fix ?? "see the README, Prerequisites" };
     const held = await lookAround(confinement, scratch, marker, agentEnv);
@@ -174,6 +180,7 @@ export async function checkSandbox(config: ResolvedConfig, env: NodeJS.ProcessEn
   } catch (err) {
     return { status: "fail", name, detail: `the sandbox probe failed: ${(err as Error).message.split("\n")[0]}`, fix: "see the README, Prerequisites" };
   } finally {
+    await confinement.close(); // the network proxy, with sandbox.network.allow
     fs.rmSync(scratch, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
     fs.rmSync(marker, { recursive: true, force: true });
   }

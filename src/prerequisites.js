@@ -45,15 +45,18 @@ export function checkNode(version = process.versions.node) {
 }
 
 /**
- * The first line `command --version` prints, or undefined when the command is not on PATH.
+ * The first line `command --version` prints (or the line `pick` finds), or undefined when the command is not on PATH.
  * @param {string} command
+ * @param {string} [flag]
+ * @param {RegExp} [pick]
  */
-function versionOf(command) {
+function versionOf(command, flag = "--version", pick = /^/) {
   try {
-    return execFileSync(command, ["--version"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"], timeout: 15_000 }).split("\n")[0]?.trim() ?? "";
+    const lines = execFileSync(command, [flag], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"], timeout: 15_000 }).split("\n");
+    return (lines.find((line) => pick.test(line)) ?? lines[0])?.trim() ?? "";
   } catch (err) {
     if (/** @type {NodeJS.ErrnoException} */ (err).code === "ENOENT") return undefined;
-    return `present, but \`${command} --version\` failed: ${/** @type {Error} */ (err).message.split("\n")[0]}`;
+    return `present, but \`${command} ${flag}\` failed: ${/** @type {Error} */ (err).message.split("\n")[0]}`;
   }
 }
 
@@ -119,9 +122,19 @@ const BUBBLEWRAP_INSTALL = "apt-get install bubblewrap (Debian, Ubuntu), dnf ins
  * @returns {string | undefined}
  */
 export function findBubblewrap(env = process.env) {
+  return findProgram("bwrap", env);
+}
+
+/**
+ * An executable by name, found as findBubblewrap finds bwrap.
+ * @param {string} name
+ * @param {NodeJS.ProcessEnv} [env]
+ * @returns {string | undefined}
+ */
+export function findProgram(name, env = process.env) {
   const dirs = env.PATH ? env.PATH.split(path.delimiter).filter(Boolean) : ["/usr/local/bin", "/usr/bin", "/bin"];
   for (const dir of dirs) {
-    const candidate = path.join(dir, "bwrap");
+    const candidate = path.join(dir, name);
     try {
       fs.accessSync(candidate, fs.constants.X_OK);
       return candidate;
@@ -160,6 +173,22 @@ export function checkBubblewrap() {
     };
   }
   return { name: "bubblewrap", ok: true, detail: `${versionOf(bwrap) ?? "bwrap"} (${bwrap}), makes a sandbox here` };
+}
+
+/**
+ * socat: needed only with sandbox.network.allow (it bridges the sandbox to coding-mcp's network proxy).
+ * @returns {Prerequisite}
+ */
+export function checkSocat() {
+  const version = versionOf("socat", "-V", /^socat version/);
+  return version !== undefined
+    ? { name: "socat", ok: true, detail: `${version} (bridges the sandbox to the network proxy of sandbox.network.allow)` }
+    : {
+        name: "socat",
+        ok: false,
+        detail: "not found on PATH; sandbox.network.allow needs it to bridge the sandbox to coding-mcp's network proxy",
+        fix: "install socat: apt-get install socat (Debian, Ubuntu), dnf install socat (Fedora), pacman -S socat (Arch); or empty sandbox.network.allow",
+      };
 }
 
 /** @returns {Prerequisite[]} */

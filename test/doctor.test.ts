@@ -88,6 +88,7 @@ describe("coding-mcp doctor", () => {
       /^ok +sandbox: confined: a command ran in a sandbox with no network \(loopback only\), a private \/tmp, the home hidden \(.*\), no process outside it \(it sees only .*bwrap.*\)$/,
     );
     expect(line(result.lines, "git token")).toContain("set in GITHUB_TOKEN (not shown); sent only to github.com");
+    expect(line(result.lines, "socat"), "socat is needed only with sandbox.network.allow").toBeUndefined();
     expect(result.lines.join("\n") + result.stderr).not.toContain(TOKEN);
     expect(line(result.lines, "round trip")).toContain("doctor-check.txt");
     // The agent really ran (through OpenCode, against the model), and nothing of the scratch workspace is left.
@@ -133,6 +134,19 @@ describe("coding-mcp doctor", () => {
     expect(line(result.lines, "sandbox")).toMatch(/^fail +sandbox: the agent's commands cannot be confined: bubblewrap \(bwrap\) is not installed\. Fix: .*apt-get install bubblewrap.*sandbox\.mode: off/);
     expect(line(result.lines, "ripgrep")).toMatch(/^ok +ripgrep: bundled: /);
     expect(line(result.lines, "git")).toMatch(/^ok /);
+  });
+
+  it("names socat when sandbox.network.allow is used (only then), failing it with the install command when missing", async () => {
+    const s = setup("socat", { sandbox: { network: { allow: ["registry.npmjs.org"] } } });
+    const present = await doctor(["--config", s.configFile], s.env);
+    expect(line(present.lines, "socat")).toMatch(/^ok +socat: socat version \d/);
+    // The sandbox probe ran with the allow list, so its bridge came up inside.
+    expect(line(present.lines, "sandbox")).toMatch(/^ok +sandbox: confined/);
+    const bin = binDirWith(path.join(s.home, "bin"), ["node", "git", "bwrap"]);
+    const missing = await doctor(["--config", s.configFile], { ...s.env, PATH: bin });
+    expect(missing.code).toBe(1);
+    expect(line(missing.lines, "socat")).toMatch(/^fail +socat: not found on PATH.*Fix: install socat: apt-get install socat/);
+    expect(line(missing.lines, "sandbox")).toMatch(/^fail +sandbox: .*socat is not installed/);
   });
 
   it("says loudly when the sandbox is off, without failing", async () => {

@@ -1,4 +1,5 @@
 import fs from "node:fs";
+import { SANDBOX_PROXY_DIR } from "./network-proxy.js";
 import type { SandboxPolicy } from "./policy.js";
 
 /**
@@ -46,6 +47,8 @@ export function bubblewrapArgs(policy: SandboxPolicy): string[] {
   for (const hidden of policy.hide) args.push(...hideArgs(hidden));
   for (const dir of policy.writable) args.push("--bind-try", dir, dir);
   for (const file of policy.readOnly) args.push("--ro-bind-try", file, file);
+  // Last, after the state dir is hidden: only the proxy's socket directory comes back (a socket connects through a read-only bind).
+  if (policy.proxySocketDir) args.push("--ro-bind", policy.proxySocketDir, SANDBOX_PROXY_DIR);
   return args;
 }
 

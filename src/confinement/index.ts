@@ -3,10 +3,12 @@ import fs from "node:fs/promises";
 import path from "node:path";
 import { UserError } from "../errors.js";
 import type { Logger } from "../log.js";
-import { bundledRipgrepDir, findBubblewrap } from "../prerequisites.js";
+import { bundledRipgrepDir, findBubblewrap, findProgram } from "../prerequisites.js";
 import { runBound } from "../process.js";
 import { bubblewrapArgs } from "./bubblewrap.js";
 import { launcherScript, PROFILE_VARIABLE, profileScript } from "./launcher.js";
+import { parseAllowList, type AllowEntry } from "./network-allow.js";
+import { bridgeScript, NetworkProxy, PROXY_SOCKET_NAME, proxyEnvironment, SANDBOX_PROXY_PORT } from "./network-proxy.js";
 import { homeDirsOnPath, policyFor, sandboxEnvironment, sandboxKey, scopeFor, type SandboxScope, type SandboxSettings } from "./policy.js";
 
 export { homeDirsOnPath, PROFILE_VARIABLE, sandboxKey, scopeFor, type SandboxScope };
@@ -40,6 +42,8 @@ export interface ConfinementOptions {
   log: Logger;
   /** For tests: another bubblewrap (or none). */
   bwrapPath?: string | null;
+  /** For tests: another socat (or none); used only with sandbox.network.allow. */
+  socatPath?: string | null;
 }
 
 /** The ripgrep of the @vscode/ripgrep dependency: on the PATH of every agent, inside and outside the sandbox. */
@@ -51,13 +55,22 @@ export class Confinement {
   private readonly root: string;
   private readonly bwrap: string | undefined;
   private readonly env: Record<string, string>;
+  /** sandbox.network.allow parsed; empty: no network, no proxy, no bridge. */
+  private readonly networkAllow: AllowEntry[];
+  private readonly socat: string | undefined;
+  private proxy?: NetworkProxy;
   private probed?: Promise<ConfinementState>;
 
   constructor(private readonly options: ConfinementOptions) {
     this.root = path.join(options.stateDir, "sandbox");
     this.bwrap = options.bwrapPath === null ? undefined : (options.bwrapPath ?? findBubblewrap(options.agentEnv));
     const rg = bundledRipgrepDir();
-    this.env = sandboxEnvironment(options.agentEnv, options.secrets, rg ? [rg] : []);
+    this.networkAllow = options.mode === "on" ? parseAllowList(options.settings.networkAllow ?? []) : [];
+    this.socat = this.networkAllow.length === 0 || options.socatPath === null ? undefined : (options.socatPath ?? findProgram("socat", options.agentEnv));
+    this.env = {
+      ...sandboxEnvironment(options.agentEnv, options.secrets, rg ? [rg] : []),
+      ...(this.networkAllow.length ? proxyEnvironment() : {}),
+    };
   }
 
   get mode(): "on" | "off" {
@@ -90,7 +103,9 @@ export class Confinement {
     const tmpDir = path.join(this.root, "tmp", key);
     await fs.mkdir(tmpDir, { recursive: true, mode: 0o700 });
     const policy = policyFor(scope, this.options.settings, tmpDir, (this.env.PATH ?? "").split(path.delimiter));
-    const profile = profileScript(this.bwrap ?? "bwrap", bubblewrapArgs(policy), this.env, "/bin/bash");
+    if (this.networkAllow.length) policy.proxySocketDir = this.proxySocketDir;
+    const bridge = this.networkAllow.length ? bridgeScript(this.socat ?? "socat") : undefined;
+    const profile = profileScript(this.bwrap ?? "bwrap", bubblewrapArgs(policy), this.env, "/bin/bash", bridge);
     await writeAtomically(path.join(this.root, "profiles", `${key}.sh`), profile, 0o600);
   }
 
@@ -112,11 +127,29 @@ export class Confinement {
     return { file: this.launcherPath, args: ["-c", command], env: { [PROFILE_VARIABLE]: key } };
   }
 
-  /** Write the launcher (at start); a stale one from another version is replaced. */
+  /** Write the launcher (at start); a stale one from another version is replaced. With sandbox.network.allow, start its proxy. */
   async install(): Promise<void> {
     if (this.options.mode === "off") return;
     await fs.mkdir(path.join(this.root, "profiles"), { recursive: true, mode: 0o700 });
     await writeAtomically(this.launcherPath, launcherScript(path.join(this.root, "profiles")), 0o700);
+    if (this.networkAllow.length && !this.proxy) {
+      const proxy = new NetworkProxy({ allow: this.networkAllow, log: this.options.log });
+      await proxy.listen(path.join(this.proxySocketDir, PROXY_SOCKET_NAME));
+      this.proxy = proxy;
+      this.options.log.info(`sandbox network: the agent's commands reach only ${this.networkAllow.map((e) => e.text).join(", ")} (through coding-mcp's proxy)`);
+    }
+  }
+
+  /** Stop the network proxy (open tunnels are cut). */
+  async close(): Promise<void> {
+    const proxy = this.proxy;
+    this.proxy = undefined;
+    await proxy?.close();
+  }
+
+  /** A directory holding only the proxy's socket: the one part of the state dir a sandbox sees. */
+  private get proxySocketDir(): string {
+    return path.join(this.root, "network");
   }
 
   private async probe(): Promise<ConfinementState> {
@@ -132,6 +165,14 @@ export class Confinement {
       };
     }
     if (!this.bwrap) return { mode: "on", confined: false, problem: "bubblewrap (bwrap) is not installed", fix: `${capitalize(install)}, ${offHint}` };
+    if (this.networkAllow.length && !this.socat) {
+      return {
+        mode: "on",
+        confined: false,
+        problem: "socat is not installed (sandbox.network.allow bridges the sandbox to coding-mcp's proxy with it)",
+        fix: "Install socat (Debian/Ubuntu: apt-get install socat; Fedora: dnf install socat; Arch: pacman -S socat), or empty sandbox.network.allow (no network for the agent's commands)",
+      };
+    }
     // A real confined command in a scratch workspace, with the same arguments a session gets.
     const key = `probe-${randomBytes(6).toString("hex")}`;
     const workspace = path.join(this.root, "tmp", `${key}-ws`);
@@ -139,9 +180,19 @@ export class Confinement {
       await fs.mkdir(workspace, { recursive: true, mode: 0o700 });
       await this.install();
       await this.prepare(key, { workspace, gitWritable: [], gitReadOnly: [] });
-      const { file, args, env } = this.shellCommand(key, "echo confined > probe.txt && cat probe.txt");
+      // With an allowlist, the bridge to the proxy must be up inside too (a bash redirection, no client needed).
+      const bridged = this.networkAllow.length ? ` && exec 3<>/dev/tcp/127.0.0.1/${SANDBOX_PROXY_PORT} && echo bridged` : "";
+      const { file, args, env } = this.shellCommand(key, `echo confined > probe.txt && cat probe.txt${bridged}`);
       const result = await runBound(file, args, { cwd: workspace, env, timeoutMs: PROBE_TIMEOUT_MS });
-      if (result.exitCode === 0 && result.stdout.trim() === "confined") return { mode: "on", confined: true };
+      if (result.exitCode === 0 && result.stdout.trim() === (bridged ? "confined\nbridged" : "confined")) return { mode: "on", confined: true };
+      if (bridged && result.stdout.trim() === "confined") {
+        return {
+          mode: "on",
+          confined: false,
+          problem: `the sandbox's network bridge (socat to coding-mcp's proxy) did not come up (${result.stderr.trim().split("\n").at(-1) ?? ""})`,
+          fix: "Check that socat runs (socat -V), or empty sandbox.network.allow (no network for the agent's commands)",
+        };
+      }
       const said = (result.stderr || result.startError || `exit ${result.exitCode ?? "by signal"}`).trim().split("\n").slice(-2).join(" ");
       return {
         mode: "on",

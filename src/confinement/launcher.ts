@@ -43,12 +43,14 @@ fi
  * clean environment, in the command's working directory (a directory hidden in the sandbox fails
  * there as an ordinary error: bwrap says it cannot chdir).
  */
-export function profileScript(bwrap: string, bwrapArgs: string[], env: Record<string, string>, shell: string): string {
+export function profileScript(bwrap: string, bwrapArgs: string[], env: Record<string, string>, shell: string, prelude?: string): string {
   const envArgs = Object.entries(env).map(([k, v]) => shellQuote(`${k}=${v}`));
+  // A prelude (the network bridge) runs in a shell of its own inside the sandbox, which then becomes the command's.
+  const run = prelude ? `${shellQuote(shell)} -c ${shellQuote(`${prelude}\nexec ${shellQuote(shell)} -c "$1"`)} coding-mcp-sandbox "$2"` : `${shellQuote(shell)} -c "$2"`;
   return [
     "# coding-mcp sandbox profile (written by coding-mcp; sourced by its confined shell)",
     `exec /usr/bin/env -i ${envArgs.join(" ")} PWD="$PWD" \\`,
-    `  ${shellQuote(bwrap)} ${bwrapArgs.map(shellQuote).join(" ")} --chdir "$PWD" -- ${shellQuote(shell)} -c "$2"`,
+    `  ${shellQuote(bwrap)} ${bwrapArgs.map(shellQuote).join(" ")} --chdir "$PWD" -- ${run}`,
     "",
   ].join("\n");
 }

@@ -48,6 +48,8 @@ export interface SandboxSettings {
   /** Hidden too: coding-mcp's own state, config file and every workspace (base_path). */
   ownPaths: string[];
   home: string;
+  /** Hosts reachable through the allowlisting proxy (sandbox.network.allow); empty or absent: no network. */
+  networkAllow?: string[];
 }
 
 export interface SandboxPolicy {
@@ -62,6 +64,8 @@ export interface SandboxPolicy {
   /** The private temporary directory (on the host) mounted at /tmp and /var/tmp. */
   tmpDir: string;
   home: string;
+  /** The network proxy's socket directory, bound in (read-only) for the sandbox's bridge; absent: no network. */
+  proxySocketDir?: string;
 }
 
 /**

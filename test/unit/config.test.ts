@@ -78,6 +78,15 @@ describe("loadConfig", () => {
     expect(() => loadConfig({ env: { ...emptyEnv, CODING_MCP_GIT_ALLOW_FILE_REMOTES: "maybe" } })).toThrow(ConfigError);
   });
 
+  it("reads sandbox.network.allow, and refuses an entry it could not enforce, saying what to write", () => {
+    const c = loadConfig({ configPath: file("sandbox:\n  network:\n    allow: [registry.npmjs.org, '*.pythonhosted.org', '127.0.0.1:3000']\n"), env: emptyEnv });
+    expect(c.sandbox.network.allow).toEqual(["registry.npmjs.org", "*.pythonhosted.org", "127.0.0.1:3000"]);
+    expect(() => loadConfig({ configPath: file("sandbox:\n  network:\n    allow: ['https://registry.npmjs.org/']\n"), env: emptyEnv })).toThrow(
+      /sandbox\.network\.allow\.0: "https:\/\/registry\.npmjs\.org\/" is a URL; give the host only/,
+    );
+    expect(() => loadConfig({ configPath: file("sandbox:\n  network:\n    allow: [localhost]\n"), env: emptyEnv })).toThrow(/name the one port to allow \("localhost:PORT"\)/);
+  });
+
   it("says so when the file is missing or not YAML", () => {
     expect(() => loadConfig({ configPath: "/nonexistent/c.yaml", env: emptyEnv })).toThrow(/config file \/nonexistent\/c.yaml does not exist/);
     expect(() => loadConfig({ configPath: file("a: [1,\n"), env: emptyEnv })).toThrow(/not valid YAML/);
