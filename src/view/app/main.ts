@@ -122,6 +122,7 @@ function render(s: SessionStatus): void {
       trace ? `tokens ${unknown.has("tokens") ? "unknown" : trace.tokens.input + trace.tokens.output + trace.tokens.reasoning}` : undefined,
       trace ? `cost ${unknown.has("cost") ? "unknown" : `$${trace.cost.toFixed(4)}`}` : undefined,
       trace?.model ? `model ${trace.provider}/${trace.model}` : undefined,
+      s.confined ? "commands sandboxed" : "commands not sandboxed",
       `session total: ${s.totals.tasks} ${s.totals.tasks === 1 ? "task" : "tasks"}, $${s.totals.cost.toFixed(4)}`,
     ]
       .filter((f): f is string => Boolean(f))
