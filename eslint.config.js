@@ -23,6 +23,11 @@ const layers = [
     message: "sessions and tasks import no backend implementation, transport or tool",
   },
   {
+    target: "./src/callers",
+    from: ["./src/sessions.ts", "./src/tasks.ts", "./src/tools", "./src/transports", "./src/opencode", "./src/acp", "./src/app.ts", "./src/server.ts", "./src/store.ts", "./src/records.ts", "./src/resources"],
+    message: "who is calling is decided below the layers that use it: callers import only config, the workspace's credential type and the SDK's auth types",
+  },
+  {
     target: "./src/workspace",
     from: ["./src/store.ts", "./src/records.ts", "./src/sessions.ts", "./src/tasks.ts", "./src/backends.ts", "./src/opencode", "./src/acp", "./src/tools", "./src/transports", "./src/app.ts", "./src/server.ts"],
     message: "the workspace layer knows git and paths, not records, sessions or backends",

@@ -4,7 +4,7 @@ import { createAcpBackend } from "./acp/index.js";
 import { Confinement, PROFILE_VARIABLE } from "./confinement/index.js";
 import type { CodingBackend } from "./backend.js";
 import { Backends } from "./backends.js";
-import type { ResolvedConfig } from "./config.js";
+import { secretValues, type ResolvedConfig } from "./config.js";
 import { createLogger, type Logger } from "./log.js";
 import { OpencodeBackend } from "./opencode/backend.js";
 import { pathWithBundledRipgrep } from "./prerequisites.js";
@@ -63,8 +63,9 @@ export interface AppOptions {
  */
 export function secretVariables(config: ResolvedConfig, env: NodeJS.ProcessEnv): string[] {
   const names = new Set([config.git.token_env, config.opencode.password_env, "CODING_MCP_TOKEN"]);
-  const secretValues = new Set(Object.values(config.secrets).filter((v): v is string => Boolean(v)));
-  for (const [name, value] of Object.entries(env)) if (value && secretValues.has(value)) names.add(name);
+  for (const client of Object.values(config.http.clients)) for (const name of [client.token_env, client.git_token_env]) if (name) names.add(name);
+  const secrets = new Set(secretValues(config));
+  for (const [name, value] of Object.entries(env)) if (value && secrets.has(value)) names.add(name);
   return [...names];
 }
 
@@ -116,7 +117,7 @@ export function configuredBackends(deps: BackendDeps): CodingBackend[] {
       env: deps.agentEnv,
       ownEnv: deps.env,
       cwd: config.workspace.base_path,
-      secrets: Object.values(config.secrets).filter((v): v is string => Boolean(v)),
+      secrets: secretValues(config),
       registerSecret: (value: string) => redactor.addSecret(value),
     }),
   );
@@ -146,7 +147,7 @@ export function confinementFor(config: ResolvedConfig, agentEnv: NodeJS.ProcessE
 
 export async function createApp(config: ResolvedConfig, options: AppOptions = {}): Promise<App> {
   const env = options.env ?? process.env;
-  const redactor = new Redactor(Object.values(config.secrets));
+  const redactor = new Redactor(secretValues(config));
   const log = options.log ?? createLogger(redactor, config.log_level);
   const telemetry = await startTelemetry({ env, log, redactor });
   await fs.mkdir(config.workspace.base_path, { recursive: true });

@@ -7,6 +7,8 @@ import { createApp, type App } from "./app.js";
 import { ConfigError, loadConfig, type ResolvedConfig } from "./config.js";
 import { createServer } from "./server.js";
 import { isLoopbackHost } from "./net.js";
+import { createAuthenticator } from "./callers/authenticate.js";
+import type { JwtCheck } from "./callers/oauth.js";
 import type { HttpOptions, HttpService } from "./transports/http.js";
 import { serveStdio } from "./transports/stdio.js";
 import { VERSION } from "./version.js";
@@ -118,18 +120,34 @@ function httpOptions(config: ResolvedConfig, hostFlag: string | undefined, portF
   if (token !== undefined && token.length < MIN_TOKEN_LENGTH) {
     fail(`the HTTP token (CODING_MCP_TOKEN or http.token) is too short: use at least ${MIN_TOKEN_LENGTH} random characters, e.g. from openssl rand -hex 32`);
   }
-  if (token === undefined && !isLoopbackHost(host)) {
-    fail(`refusing to serve on ${host} without a token: set CODING_MCP_TOKEN (e.g. to the output of openssl rand -hex 32), or bind a loopback address such as 127.0.0.1`);
+  const oauth = config.http.oauth;
+  const authenticator = createAuthenticator(config, oauth ? lazyJwtCheck(oauth) : undefined);
+  if (!authenticator.required && !isLoopbackHost(host)) {
+    fail(
+      `refusing to serve on ${host} without a token: set CODING_MCP_TOKEN (e.g. to the output of openssl rand -hex 32), ` +
+        "or configure http.clients or http.oauth, or bind a loopback address such as 127.0.0.1",
+    );
   }
   return {
     host,
     port,
-    ...(token !== undefined ? { token } : {}),
+    authenticator,
     allowedHosts: config.http.allowed_hosts,
     allowedOrigins: config.http.allowed_origins,
     maxBodyBytes: config.http.max_body_bytes,
     maxSessions: config.http.max_sessions,
     sessionIdleMs: config.http.session_idle_min * 60_000,
+  };
+}
+
+/** The JWT check, with jose loaded on the first token (a server without OAuth never loads it). */
+function lazyJwtCheck(oauth: NonNullable<ResolvedConfig["http"]["oauth"]>): (token: string) => Promise<JwtCheck> {
+  let check: Promise<(token: string) => Promise<JwtCheck>> | undefined;
+  return async (token) => {
+    check ??= import("./callers/oauth.js").then(({ createJwtChecker }) =>
+      createJwtChecker({ issuer: oauth.issuer, audience: oauth.audience, jwksUrl: oauth.jwks_url, algorithms: oauth.algorithms }),
+    );
+    return (await check)(token);
   };
 }
 
@@ -160,8 +178,12 @@ async function runStdio(app: App): Promise<void> {
  */
 async function runHttp(app: App, options: HttpOptions): Promise<void> {
   // CODING_MCP_TOKEN is redacted already; a token from the config file is not yet.
-  if (options.token) app.redactor.addSecret(options.token);
-  else app.log.warn("no CODING_MCP_TOKEN: every local user and process can use this server; set one to require it");
+  if (app.config.secrets.httpToken) app.redactor.addSecret(app.config.secrets.httpToken);
+  if (!options.authenticator.required) app.log.warn("no CODING_MCP_TOKEN: every local user and process can use this server; set one to require it");
+  const named = Object.keys(app.config.http.clients);
+  if (named.length || app.config.http.oauth) {
+    app.log.info(`callers: ${named.length ? `clients ${named.join(", ")}` : "no named clients"}${app.config.http.oauth ? `; OAuth tokens from ${app.config.http.oauth.issuer}` : ""}`);
+  }
   let service: HttpService;
   try {
     // Loaded only for HTTP: a stdio server (the common case) starts faster without it.

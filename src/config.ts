@@ -52,6 +52,8 @@ const GitSection = z.strictObject({
   user_email: z.string().min(3).default("coding-mcp@localhost"),
   /** Run the repository's hooks on coding-mcp's commits. Off: the agent can write hooks. */
   run_hooks: z.boolean().default(false),
+  /** Named and OAuth callers without a git token of their own clone and push with the server's (off: without any). */
+  shared_token: z.boolean().default(false),
 });
 
 const LimitsSection = z.strictObject({
@@ -61,6 +63,10 @@ const LimitsSection = z.strictObject({
   push_timeout_min: positiveInt("minutes").default(5),
   /** A permission request or question of the agent that nobody answers in this time is rejected. */
   approval_timeout_sec: positiveInt("seconds").max(24 * 3600).default(300),
+  /** Open coding sessions one caller may hold at once. */
+  per_client_sessions: positiveInt("sessions").default(100),
+  /** Tasks one caller may have running at once. */
+  per_client_tasks: positiveInt("tasks").default(10),
 });
 
 /** What the agent may do, by permission kind; "*" for every kind not named (see src/permissions.ts). */
@@ -81,6 +87,36 @@ const AcpBackendSection = z.strictObject({
   startup_timeout_sec: positiveInt("seconds").default(60),
 });
 
+const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { error: "expected an environment variable name" });
+
+/** A named HTTP caller: its bearer token as a SHA-256 hash or from a variable, and optionally its own git token. */
+const HttpClientEntry = z
+  .strictObject({
+    token_sha256: z
+      .string()
+      .regex(/^[0-9a-fA-F]{64}$/, { error: "expected the token's SHA-256 as 64 hex digits (printf %s \"$TOKEN\" | sha256sum)" })
+      .transform((h) => h.toLowerCase())
+      .optional(),
+    token_env: envName.optional(),
+    git_token_env: envName.optional(),
+  })
+  .refine((c) => (c.token_sha256 === undefined) !== (c.token_env === undefined), { error: "give the client's token as exactly one of token_sha256 or token_env" });
+
+const ASYMMETRIC_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"] as const;
+
+/** OAuth 2.1 access tokens (JWTs) from one issuer, checked against its keys. */
+const OauthSection = z.strictObject({
+  issuer: z.url({ error: "expected the issuer's URL, e.g. https://id.example.com" }),
+  /** This server's resource URL as the issuer puts it in `aud`, e.g. https://coding.example.com/mcp. */
+  audience: z.url({ error: "expected this server's public MCP URL, e.g. https://coding.example.com/mcp" }),
+  /** Omitted: read from the issuer's metadata (/.well-known/oauth-authorization-server, else openid-configuration). */
+  jwks_url: z.url().optional(),
+  /** Signature algorithms accepted; asymmetric only, so a shared secret can never forge a token. */
+  algorithms: z.array(z.enum(ASYMMETRIC_ALGORITHMS, { error: `expected asymmetric algorithms: ${ASYMMETRIC_ALGORITHMS.join(", ")}` })).min(1).default([...ASYMMETRIC_ALGORITHMS]),
+  /** Scopes every token must carry (none by default). */
+  required_scopes: z.array(z.string().min(1)).default([]),
+});
+
 /** `--transport http` only; `--host` and `--port` override host and port. */
 const HttpSection = z.strictObject({
   host: z.string().min(1).default("127.0.0.1"),
@@ -97,6 +133,9 @@ const HttpSection = z.strictObject({
   session_idle_min: positiveInt("minutes").default(60),
   /** On SIGTERM/SIGINT, how long running calls may take to answer before they are stopped. */
   shutdown_timeout_sec: positiveInt("seconds").default(10),
+  /** Named callers, each with a token of its own (see README, Callers). */
+  clients: z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, { error: "client names: letters, digits, '.', '_' and '-'" }), HttpClientEntry).default({}),
+  oauth: OauthSection.optional(),
 });
 
 /** A sandbox.network.allow entry the proxy can use, or the issue that says what to write instead. */
@@ -160,8 +199,11 @@ export interface ResolvedConfig extends Omit<Config, "permissions"> {
   configFile?: string;
   /** Directory for coding-mcp's own state (registry, askpass helper), inside base_path. */
   stateDir: string;
-  /** httpToken: the bearer token HTTP clients must send (CODING_MCP_TOKEN, else http.token). */
-  secrets: { opencodePassword?: string; gitToken?: string; httpToken?: string };
+  /**
+   * httpToken: the bearer token HTTP clients must send (CODING_MCP_TOKEN, else http.token);
+   * clientTokens / clientGitTokens: by http.clients name, read from their token_env / git_token_env.
+   */
+  secrets: { opencodePassword?: string; gitToken?: string; httpToken?: string; clientTokens?: Record<string, string>; clientGitTokens?: Record<string, string> };
 }
 
 export class ConfigError extends Error {
@@ -357,6 +399,33 @@ export function loadConfig(options: { configPath?: string; env?: NodeJS.ProcessE
       opencodePassword: config.opencode.password ?? (env[config.opencode.password_env] || undefined),
       gitToken: config.git.token ?? (env[config.git.token_env] || undefined),
       httpToken: env.CODING_MCP_TOKEN || config.http.token || undefined,
+      ...clientSecrets(config, env),
     },
   };
+}
+
+/** The named callers' tokens and git tokens from the variables their entries name; an unset token variable stops the start. */
+function clientSecrets(config: Config, env: NodeJS.ProcessEnv): { clientTokens: Record<string, string>; clientGitTokens: Record<string, string> } {
+  const clientTokens: Record<string, string> = {};
+  const clientGitTokens: Record<string, string> = {};
+  for (const [name, entry] of Object.entries(config.http.clients)) {
+    if (entry.token_env) {
+      const token = env[entry.token_env];
+      if (!token) throw new ConfigError(`http.clients.${name}.token_env: the variable ${entry.token_env} is not set; set it to the client's token, or give token_sha256 instead`);
+      if (token.length < 16) throw new ConfigError(`http.clients.${name}: the token in ${entry.token_env} is too short: use at least 16 random characters (openssl rand -hex 32)`);
+      clientTokens[name] = token;
+    }
+    if (entry.git_token_env) {
+      const token = env[entry.git_token_env];
+      if (!token) throw new ConfigError(`http.clients.${name}.git_token_env: the variable ${entry.git_token_env} is not set; set it to the client's git token, or remove git_token_env`);
+      clientGitTokens[name] = token;
+    }
+  }
+  return { clientTokens, clientGitTokens };
+}
+
+/** Every secret value the config holds: redacted everywhere, and no agent or git process inherits a variable holding one. */
+export function secretValues(config: Pick<ResolvedConfig, "secrets">): string[] {
+  const { clientTokens, clientGitTokens, ...single } = config.secrets;
+  return [...Object.values(single), ...Object.values(clientTokens ?? {}), ...Object.values(clientGitTokens ?? {})].filter((v): v is string => Boolean(v));
 }

@@ -304,6 +304,8 @@ export const WorkspaceRecord = z.object({
   source_repo: z.string().optional(),
   scope: Scope,
   scope_id: z.string().optional(),
+  /** The caller that opened it (src/callers/caller.ts); absent in records from before callers: the local user. */
+  owner: z.string().optional(),
   created_at: z.string(),
   removed_at: z.string().optional(),
 });
@@ -316,6 +318,8 @@ export const SessionRecord = z.object({
   backend: z.string(),
   backend_session_id: z.string(),
   title: z.string(),
+  /** The caller that opened it (src/callers/caller.ts); absent in records from before callers: the local user. */
+  owner: z.string().optional(),
   model: z.string().optional(),
   agent: z.string().optional(),
   state: z.enum(["open", "closed"]),

@@ -20,6 +20,7 @@ import {
   type WorkspaceRecord,
 } from "./model.js";
 import type { Approvals, Elicit, RespondInput } from "./approvals.js";
+import { LOCAL_CALLER, owns, type Caller } from "./callers/caller.js";
 import type { Records } from "./records.js";
 import { newId } from "./store.js";
 import { buildTaskPrompt } from "./task-prompt.js";
@@ -30,7 +31,7 @@ import { dirtyPaths, repositoryPrefix, repositoryTop, stagedPaths, workingTreeDi
 import { type Git } from "./workspace/git.js";
 import { currentBranch, headCommit } from "./workspace/refs.js";
 import type { WorkspaceManager } from "./workspace/manager.js";
-import { repoRelativePath } from "./workspace/paths.js";
+import { isInside, repoRelativePath } from "./workspace/paths.js";
 
 /**
  * Coding sessions: a workspace plus a backend session, with their records. This is where the
@@ -127,7 +128,26 @@ export class SessionManager {
     this.tasks = new TaskRunner(config, records, backends, approvals, git, log, taskOptions);
   }
 
-  async open(input: OpenInput): Promise<OpenResult> {
+  /**
+   * The sessions as one caller sees them: what the tools use. Every method checks ownership in
+   * `requireKnown` (and `status` lists only the caller's own), so another caller's session id is
+   * answered exactly like an unknown one.
+   */
+  as(caller: Caller) {
+    return {
+      open: (input: OpenInput) => this.open(input, caller),
+      code: (input: CodeInput, options?: Parameters<SessionManager["code"]>[1]) => this.code(input, options, caller),
+      status: (sessionId?: string) => this.status(sessionId, caller),
+      cancel: (sessionId: string) => this.cancel(sessionId, caller),
+      respond: (sessionId: string, input: RespondInput) => this.respond(sessionId, input, caller),
+      commit: (input: Parameters<SessionManager["commit"]>[0]) => this.commit(input, caller),
+      push: (input: Parameters<SessionManager["push"]>[0]) => this.push(input, caller),
+      diff: (input: DiffInput) => this.diff(input, caller),
+      close: (input: Parameters<SessionManager["close"]>[0]) => this.close(input, caller),
+    };
+  }
+
+  async open(input: OpenInput, caller: Caller = LOCAL_CALLER): Promise<OpenResult> {
     const scope = input.scope ?? "agent";
     const isolation = input.isolation ?? "none";
     if (input.workspace_path && input.repo_url) {
@@ -151,19 +171,27 @@ export class SessionManager {
         "Pass repo_url or isolation: \"worktree\" with it, or leave it out.",
       );
     }
+    const limit = this.config.limits.per_client_sessions;
+    if (this.records.sessions.all().filter((s) => s.state === "open" && owns(caller, s)).length >= limit) {
+      throw new UserError(
+        `you have ${limit} open coding sessions, the most one caller may hold (limits.per_client_sessions = ${limit})`,
+        "Close sessions you no longer need with coding_close, then open this one again.",
+        "too_many_sessions",
+      );
+    }
     const backend = this.backends.get(input.backend);
     // Checked before anything is created: a bad model leaves nothing behind.
     if (input.model) await this.chooseModel(backend, input.model, "coding_open");
 
     const sessionId = newId("cs");
-    let workspace = input.scope_id ? await this.workspaceOfScope(scope, input.scope_id) : undefined;
+    let workspace = input.scope_id ? await this.workspaceOfScope(scope, input.scope_id, caller) : undefined;
     const reused = Boolean(workspace);
     /** The commit a worktree created by this call started at: its branch goes again if the open fails. */
     let branchStart: string | undefined;
     if (workspace) {
       await this.checkReuse(workspace, input);
     } else {
-      ({ record: workspace, branchStart } = await this.createWorkspace(input, scope, isolation, sessionId));
+      ({ record: workspace, branchStart } = await this.createWorkspace(input, scope, isolation, sessionId, caller));
     }
 
     try {
@@ -177,6 +205,7 @@ export class SessionManager {
         backend: backend.name,
         backend_session_id: backendSession.id,
         title,
+        owner: caller.id,
         state: "open",
         created_at: new Date().toISOString(),
         base_commit: head ?? EMPTY_TREE,
@@ -275,21 +304,28 @@ export class SessionManager {
     );
   }
 
-  private async createWorkspace(input: OpenInput, scope: Scope, isolation: Isolation, sessionId: string): Promise<{ record: WorkspaceRecord; branchStart?: string }> {
-    const base = { id: newId("ws"), scope, created_at: new Date().toISOString(), ...(input.scope_id ? { scope_id: input.scope_id } : {}) };
+  private async createWorkspace(
+    input: OpenInput,
+    scope: Scope,
+    isolation: Isolation,
+    sessionId: string,
+    caller: Caller,
+  ): Promise<{ record: WorkspaceRecord; branchStart?: string }> {
+    const base = { id: newId("ws"), scope, owner: caller.id, created_at: new Date().toISOString(), ...(input.scope_id ? { scope_id: input.scope_id } : {}) };
     let record: WorkspaceRecord;
     let branchStart: string | undefined;
     if (input.workspace_path && isolation === "worktree") {
-      const source = await this.workspaces.sourceForWorktree(await this.workspaces.adopt(input.workspace_path));
+      const source = await this.workspaces.sourceForWorktree(await this.adopt(input.workspace_path, caller));
       const branch = input.branch ?? `coding-mcp/${sessionId}`;
       const dir = await this.workspaces.createWorktree(base.id, source, branch);
       branchStart = source.head;
       record = { ...base, path: dir, managed: true, isolation, source_repo: source.top, branch };
     } else if (input.workspace_path) {
-      record = { ...base, path: await this.workspaces.adopt(input.workspace_path), managed: false };
+      record = { ...base, path: await this.adopt(input.workspace_path, caller), managed: false };
     } else if (input.repo_url) {
       const clone = await this.workspaces.clone(base.id, {
         url: input.repo_url,
+        git: caller.git,
         ...(input.branch ? { branch: input.branch } : {}),
         ...(input.shallow ? { shallow: true } : {}),
         ...(input.sparse_paths?.length ? { sparsePaths: input.sparse_paths } : {}),
@@ -323,9 +359,20 @@ export class SessionManager {
       .catch((e) => this.log.warn(`could not record workspace ${workspace.id} as removed ${why}: ${errorMessage(e)}`));
   }
 
-  /** The live workspace of a scope (read fresh: another coding-mcp process may have created it). */
-  private async workspaceOfScope(scope: Scope, scopeId: string): Promise<WorkspaceRecord | undefined> {
-    return (await this.records.workspaces.refresh()).find((w) => w.scope === scope && w.scope_id === scopeId && !w.removed_at);
+  /** The caller's live workspace of a scope (read fresh: another coding-mcp process may have created it). */
+  private async workspaceOfScope(scope: Scope, scopeId: string, caller: Caller): Promise<WorkspaceRecord | undefined> {
+    return (await this.records.workspaces.refresh()).find((w) => w.scope === scope && w.scope_id === scopeId && !w.removed_at && owns(caller, w));
+  }
+
+  /**
+   * A caller's own directory. One inside (or around) another caller's managed workspace is answered
+   * as if it did not exist: base_path is an allowed root, and one caller must not reach into another's work.
+   */
+  private async adopt(workspacePath: string, caller: Caller): Promise<string> {
+    const real = await this.workspaces.adopt(workspacePath);
+    const foreign = this.records.workspaces.all().some((w) => w.managed && !w.removed_at && !owns(caller, w) && (isInside(real, w.path) || isInside(w.path, real)));
+    if (foreign) throw new UserError(`workspace_path ${workspacePath} does not exist`, "create the directory first or give an existing one", "not_found");
+    return real;
   }
 
   /** Open sessions on a workspace, other processes' included. */
@@ -333,9 +380,10 @@ export class SessionManager {
     return (await this.records.sessions.refresh()).filter((s) => s.workspace_id === workspaceId && s.state === "open");
   }
 
-  private async requireKnown(sessionId: string): Promise<SessionRecord> {
+  /** The one ownership check: another caller's session is answered exactly like an unknown id. */
+  private async requireKnown(sessionId: string, caller: Caller): Promise<SessionRecord> {
     const session = await this.records.sessions.get(sessionId);
-    if (!session) {
+    if (!session || !owns(caller, session)) {
       throw new UserError(`unknown session_id "${sessionId}"`, "Use the session_id that coding_open returned; open a new session with coding_open.", "unknown_session");
     }
     return session;
@@ -346,8 +394,8 @@ export class SessionManager {
    * whose directory was deleted outside coding-mcp is refused too, unless `allowMissingDirectory`
    * (coding_close, which tidies up after it).
    */
-  async requireOpen(sessionId: string, options: { allowMissingDirectory?: boolean } = {}): Promise<{ session: SessionRecord; workspace: WorkspaceRecord }> {
-    const session = await this.requireKnown(sessionId);
+  async requireOpen(sessionId: string, caller: Caller, options: { allowMissingDirectory?: boolean } = {}): Promise<{ session: SessionRecord; workspace: WorkspaceRecord }> {
+    const session = await this.requireKnown(sessionId, caller);
     if (session.state !== "open") {
       throw new UserError(`session ${sessionId} is closed`, "Open a new session with coding_open (with the same scope_id to get the same workspace back, if it was kept).", "session_closed");
     }
@@ -365,12 +413,24 @@ export class SessionManager {
    * `onEvent` follows the task (a background task's too: its requests for a person are announced);
    * `elicit` asks the person through the calling client, for a foreground task only.
    */
-  async code(input: CodeInput, options: { signal?: AbortSignal; onEvent?: (event: TaskEvent) => void; elicit?: Elicit } = {}): Promise<CodeAnswer> {
+  async code(
+    input: CodeInput,
+    options: { signal?: AbortSignal; onEvent?: (event: TaskEvent) => void; elicit?: Elicit } = {},
+    caller: Caller = LOCAL_CALLER,
+  ): Promise<CodeAnswer> {
     if (!input.task.trim()) throw new UserError("task is empty", "Describe the coding task in task, e.g. \"Add a --verbose flag to cli.py and a test for it\".");
-    const { session, workspace } = await this.requireOpen(input.session_id);
+    const { session, workspace } = await this.requireOpen(input.session_id, caller);
     const backend = this.backends.get(session.backend);
     const files = await Promise.all((input.files ?? []).map((f) => repoRelativePath(workspace.path, f, "files")));
     await this.tasks.refuseWhileRunning(session.id, "start another task");
+    const taskLimit = this.config.limits.per_client_tasks;
+    if (this.records.sessions.all().filter((s) => owns(caller, s) && this.tasks.isRunning(s.id)).length >= taskLimit) {
+      throw new UserError(
+        `you have ${taskLimit} tasks running, the most one caller may run at once (limits.per_client_tasks = ${taskLimit})`,
+        "Wait for one to finish (coding_status) or stop one with coding_cancel, then call code again.",
+        "too_many_tasks",
+      );
+    }
     const model = await this.chooseModel(backend, input.model ?? session.model, "code");
     await this.tasks.refuseUnconfined(backend);
     const { view, done } = this.tasks.start({
@@ -394,8 +454,8 @@ export class SessionManager {
   }
 
   /** Open sessions (or the one asked for) with their running or last task. */
-  async status(sessionId?: string): Promise<SessionStatus[]> {
-    const sessions = sessionId ? [await this.requireKnown(sessionId)] : this.records.sessions.all().filter((s) => s.state === "open");
+  async status(sessionId?: string, caller: Caller = LOCAL_CALLER): Promise<SessionStatus[]> {
+    const sessions = sessionId ? [await this.requireKnown(sessionId, caller)] : this.records.sessions.all().filter((s) => s.state === "open" && owns(caller, s));
     return Promise.all(
       sessions.map(async (session) => {
         const workspace = await this.records.workspaces.get(session.workspace_id);
@@ -420,16 +480,33 @@ export class SessionManager {
     return session.state === "closed" ? "closed" : this.tasks.isRunning(session.id) ? "running" : "idle";
   }
 
-  async cancel(sessionId: string): Promise<{ cancelled: boolean; state: SessionState }> {
-    const session = await this.requireKnown(sessionId);
+  async cancel(sessionId: string, caller: Caller = LOCAL_CALLER): Promise<{ cancelled: boolean; state: SessionState }> {
+    const session = await this.requireKnown(sessionId, caller);
     const cancelled = await this.tasks.cancel(session.id);
     return { cancelled, state: this.stateOf(session) };
   }
 
   /** A person's answer to a request of the session's running task (coding_respond). */
-  async respond(sessionId: string, input: RespondInput) {
-    const session = await this.requireKnown(sessionId);
-    return this.approvals.respond(session.id, input);
+  async respond(sessionId: string, input: RespondInput, caller: Caller = LOCAL_CALLER) {
+    const session = await this.requireKnown(sessionId, caller);
+    try {
+      return this.approvals.respond(session.id, input);
+    } catch (err) {
+      // "Not a request of this session" helps a caller who mixed up two of its own sessions, but
+      // must not tell one caller that another's request exists: to them it is an unknown id.
+      if (err instanceof UserError && err.code === "request_of_other_session" && !this.hasPendingRequest(caller, input.request_id)) {
+        throw new UserError(
+          `unknown request_id "${input.request_id}"`,
+          `Use a request_id from coding_status (task.pending_requests of session ${sessionId}); requests that were answered or timed out are gone.`,
+          "unknown_request",
+        );
+      }
+      throw err;
+    }
+  }
+
+  private hasPendingRequest(caller: Caller, requestId: string): boolean {
+    return this.records.sessions.all().some((s) => owns(caller, s) && this.approvals.pending(s.id).some((r) => r.request_id === requestId));
   }
 
   /** coding-mcp is stopping: running tasks are left to be picked up by the next start. */
@@ -450,8 +527,8 @@ export class SessionManager {
    * changes when the session opened are left out (and listed) unless `paths` names them: the session
    * commits its own change, never the owner's work in progress.
    */
-  async commit(input: { session_id: string; message: string; add_all?: boolean; paths?: string[] }): Promise<CommitAnswer> {
-    const { session, workspace } = await this.requireOpen(input.session_id);
+  async commit(input: { session_id: string; message: string; add_all?: boolean; paths?: string[] }, caller: Caller = LOCAL_CALLER): Promise<CommitAnswer> {
+    const { session, workspace } = await this.requireOpen(input.session_id, caller);
     await this.tasks.refuseWhileRunning(input.session_id, "commit");
     if (workspace.managed || !session.dirty_at_open?.length) {
       return this.workspaces.commit(workspace.path, {
@@ -480,8 +557,8 @@ export class SessionManager {
     return relative.map((r) => (r === "." ? prefix.replace(/\/$/, "") || "." : prefix + r));
   }
 
-  async push(input: { session_id: string; remote?: string; branch?: string; set_upstream?: boolean }): Promise<PushResult> {
-    const { workspace } = await this.requireOpen(input.session_id);
+  async push(input: { session_id: string; remote?: string; branch?: string; set_upstream?: boolean }, caller: Caller = LOCAL_CALLER): Promise<PushResult> {
+    const { workspace } = await this.requireOpen(input.session_id, caller);
     await this.tasks.refuseWhileRunning(input.session_id, "push");
     const isolated = workspace.isolation === "worktree" && workspace.source_repo && workspace.branch;
     // An isolated session pushes its own branch, wherever the agent moved the worktree's HEAD.
@@ -489,7 +566,7 @@ export class SessionManager {
     if (!branch) throw new UserError("the workspace is on a detached HEAD, so there is no current branch to push", "Pass branch to push HEAD to that branch name.");
     const remote = input.remote ?? "origin";
     const hint = isolated ? mergeHint(workspace.source_repo!, workspace.branch!) : undefined;
-    const pushed = await this.workspaces.push(workspace.path, { remote, branch, setUpstream: input.set_upstream ?? true }).catch((err: unknown) => {
+    const pushed = await this.workspaces.push(workspace.path, { remote, branch, setUpstream: input.set_upstream ?? true, git: caller.git }).catch((err: unknown) => {
       if (hint && err instanceof UserError && err.code === "no_such_remote") throw new UserError(err.message, `${err.hint}. ${hint}`, err.code);
       throw err;
     });
@@ -497,8 +574,8 @@ export class SessionManager {
   }
 
   /** The session's change as a unified diff: since it opened (committed or not), or what is not committed yet. */
-  async diff(input: DiffInput): Promise<SessionDiff> {
-    const { session, workspace } = await this.requireOpen(input.session_id);
+  async diff(input: DiffInput, caller: Caller = LOCAL_CALLER): Promise<SessionDiff> {
+    const { session, workspace } = await this.requireOpen(input.session_id, caller);
     const dir = workspace.path;
     const since = input.since ?? "open";
     const named = await this.pathsFromTop(dir, input.paths);
@@ -531,8 +608,8 @@ export class SessionManager {
     return { base: session.base_commit, checked: false };
   }
 
-  async close(input: { session_id: string; success?: boolean }): Promise<CloseResult> {
-    const { session, workspace } = await this.requireOpen(input.session_id, { allowMissingDirectory: true });
+  async close(input: { session_id: string; success?: boolean }, caller: Caller = LOCAL_CALLER): Promise<CloseResult> {
+    const { session, workspace } = await this.requireOpen(input.session_id, caller, { allowMissingDirectory: true });
     await this.tasks.refuseWhileRunning(input.session_id, "close");
     const warnings: string[] = [];
     const missing = !(await isDirectory(workspace.path));

@@ -431,6 +431,8 @@ function taskAttributes(backend: CodingBackend, session: SessionRecord, workspac
     "coding_mcp.backend": backend.name,
     "coding_mcp.session_id": session.id,
     "coding_mcp.task_id": view.task_id,
+    // The caller that owns the session (records from before callers: the local user).
+    "enduser.id": session.owner ?? "local",
   };
 }
 

@@ -753,6 +753,7 @@ function authConfig(o: { token?: string; sshKey?: string }): Pick<ResolvedConfig
       allow_file_remotes: false,
       user_name: "coding-mcp",
       user_email: "coding-mcp@localhost",
+      shared_token: false,
       ...(o.sshKey ? { ssh_key_path: o.sshKey } : {}),
     },
     secrets: o.token ? { gitToken: o.token } : {},

@@ -1,6 +1,7 @@
 import { ResourceTemplate, type McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { ErrorCode, McpError, type ResourceLink } from "@modelcontextprotocol/sdk/types.js";
 import { UserError, errorMessage } from "../errors.js";
+import { callerOf } from "../callers/caller.js";
 import type { ToolContext } from "../tools/define.js";
 
 /**
@@ -31,8 +32,8 @@ export function diffResourceLink(sessionId: string): ResourceLink {
 export function registerDiffResource(server: McpServer, ctx: ToolContext): void {
   const template = new ResourceTemplate(TEMPLATE, {
     // The open sessions' diffs, so a host can offer them without knowing the ids.
-    list: async () => ({
-      resources: (await ctx.sessions.status()).map((s) => ({
+    list: async (extra) => ({
+      resources: (await ctx.sessions.as(callerOf(extra.authInfo)).status()).map((s) => ({
         uri: diffResourceUri(s.session_id),
         name: `diff-${s.session_id}`,
         title: `Changes of ${s.title}`,
@@ -48,11 +49,11 @@ export function registerDiffResource(server: McpServer, ctx: ToolContext): void 
       description: "Everything the session changed since it opened (committed or not) as a unified diff; the same as coding_diff with its defaults",
       mimeType: DIFF_MIME_TYPE,
     },
-    async (uri, variables) => {
+    async (uri, variables, extra) => {
       const raw = variables.session_id;
       try {
         const sessionId = decodeURIComponent(Array.isArray(raw) ? (raw[0] ?? "") : (raw ?? ""));
-        const diff = await ctx.sessions.diff({ session_id: sessionId });
+        const diff = await ctx.sessions.as(callerOf(extra.authInfo)).diff({ session_id: sessionId });
         return {
           contents: [{ uri: uri.href, mimeType: DIFF_MIME_TYPE, text: ctx.redactor.text(diff.diff), _meta: { truncated: diff.truncated, base: diff.base } }],
         };

@@ -7,6 +7,7 @@ import { z } from "zod";
 import { UserError, errorMessage } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { Redactor } from "../redact.js";
+import { callerOf, type Caller } from "../callers/caller.js";
 import type { SessionManager } from "../sessions.js";
 import { contextFromMeta, errorType, failSpan, setAttributes, withSpan } from "../telemetry.js";
 
@@ -36,7 +37,10 @@ export interface ConnectionState {
   notify?: (notification: ServerNotification) => Promise<void>;
 }
 
-export interface ToolContextWithConnection extends ToolContext {
+/** What a handler gets: the sessions as the calling caller sees them, and its connection. */
+export interface ToolContextWithConnection extends Omit<ToolContext, "sessions"> {
+  sessions: ReturnType<SessionManager["as"]>;
+  caller: Caller;
   connection: ConnectionState;
 }
 
@@ -73,7 +77,7 @@ export function errorResult(redactor: Redactor, message: string, hint?: string):
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- every tool, whatever its shapes, goes through this one registration
 export type AnyTool = ToolDefinition<any, any>;
 
-export function registerTool(server: McpServer, tool: AnyTool, ctx: ToolContextWithConnection): RegisteredTool {
+export function registerTool(server: McpServer, tool: AnyTool, ctx: ToolContext & { connection: ConnectionState }): RegisteredTool {
   const inputSchema = tool.inputSchema as z.ZodRawShape;
   const outputSchema = tool.outputSchema as z.ZodRawShape;
   // Parsing the answer with the output schema drops internal fields (e.g. span timestamps), so
@@ -92,7 +96,9 @@ export function registerTool(server: McpServer, tool: AnyTool, ctx: ToolContextW
     // the handler runs with it active, so the spans of the work done inside nest under it.
     (args: unknown, extra: ToolExtra): Promise<CallToolResult> => {
       const input = args as Record<string, unknown>;
+      const caller = callerOf(extra.authInfo);
       const attributes = {
+        "enduser.id": caller.id,
         "mcp.method.name": "tools/call",
         "gen_ai.operation.name": "execute_tool",
         "gen_ai.tool.name": tool.name,
@@ -103,7 +109,7 @@ export function registerTool(server: McpServer, tool: AnyTool, ctx: ToolContextW
       return withSpan(`tools/call ${tool.name}`, attributes, async (span) => {
         const started = Date.now();
         try {
-          const answer = await tool.handle(input, ctx, extra);
+          const answer = await tool.handle(input, { ...ctx, caller, sessions: ctx.sessions.as(caller) }, extra);
           ctx.log.debug(`${tool.name} answered in ${Date.now() - started} ms`);
           if (typeof answer.structured.session_id === "string") setAttributes(span, { "coding_mcp.session_id": answer.structured.session_id });
           return {

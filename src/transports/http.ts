@@ -1,10 +1,11 @@
-import { createHash, randomUUID, timingSafeEqual } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import os from "node:os";
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { SSEServerTransport } from "@modelcontextprotocol/sdk/server/sse.js";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
+import type { AuthInfo } from "@modelcontextprotocol/sdk/server/auth/types.js";
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
 import {
   isInitializeRequest,
@@ -14,6 +15,8 @@ import {
   type JSONRPCMessage,
   type RequestId,
 } from "@modelcontextprotocol/sdk/types.js";
+import { authInfoFor, type Caller } from "../callers/caller.js";
+import type { Authenticator } from "../callers/authenticate.js";
 import type { Logger } from "../log.js";
 import { sleep } from "../process.js";
 import { bearerToken, createHostGuard, formatHost, type HostGuard } from "./http-guard.js";
@@ -29,8 +32,8 @@ import { bearerToken, createHostGuard, formatHost, type HostGuard } from "./http
 export interface HttpOptions {
   host: string;
   port: number;
-  /** Bearer token every MCP route requires; undefined only on loopback (the caller enforces that). */
-  token?: string;
+  /** Who a request's bearer token belongs to; `required: false` only on loopback (the caller enforces that). */
+  authenticator: Authenticator;
   /** Extra Host values: "name" (any port), "name:port", or "*". */
   allowedHosts: string[];
   /** Extra Origins (exact), or "*". */
@@ -70,17 +73,13 @@ interface McpSession {
   transport: StreamableHTTPServerTransport | SSEServerTransport;
   /** Client requests not answered yet: JSON-RPC id -> method. */
   running: Map<RequestId, string>;
+  /** The caller that opened it: only that caller may use it (its stream carries that caller's notifications). */
+  callerId: string;
   /** Open server-to-client streams: a client holding one is alive even when it sends nothing. */
   openStreams: number;
   lastSeen: number;
 }
 
-
-/** Compare digests: timingSafeEqual needs equal lengths, and this leaks neither length nor prefix. */
-function sameSecret(a: string, b: string): boolean {
-  const digest = (s: string) => createHash("sha256").update(s).digest();
-  return timingSafeEqual(digest(a), digest(b));
-}
 
 /** Errors go out as JSON-RPC error objects, the shape the SDK's transports use for theirs. */
 function reject(res: ServerResponse, status: number, message: string, headers: Record<string, string> = {}, code = -32000): void {
@@ -165,20 +164,12 @@ export async function serveHttp(newServer: () => McpServer, log: Logger, options
   // eslint-disable-next-line prefer-const -- the Host and Origin allow lists, set once the port is known
   let guard: HostGuard | undefined;
 
-  /** undefined when authorised, else why not. */
-  function authProblem(header: string | undefined): string | undefined {
-    if (options.token === undefined) return undefined;
-    const presented = bearerToken(header);
-    if (presented === undefined) return "missing bearer token: send the header Authorization: Bearer <token> (the server's CODING_MCP_TOKEN)";
-    return sameSecret(presented, options.token) ? undefined : "wrong bearer token";
-  }
-
   // ---- MCP sessions ----
   const quiet = (s: McpSession) => s.running.size === 0 && s.openStreams === 0;
 
   /** Wire a new session: track its calls and drop it from the map when its transport closes. */
-  function track(kind: McpSession["kind"], transport: McpSession["transport"], id: string): McpSession {
-    const session: McpSession = { id, kind, transport, server: newServer(), running: new Map(), openStreams: 0, lastSeen: Date.now() };
+  function track(kind: McpSession["kind"], transport: McpSession["transport"], id: string, caller: Caller): McpSession {
+    const session: McpSession = { id, kind, transport, callerId: caller.id, server: newServer(), running: new Map(), openStreams: 0, lastSeen: Date.now() };
     // Set before connect: the SDK's Protocol keeps and calls a handler already there. A request is
     // running from the moment it arrives until our response to it goes out.
     const t: Transport = transport;
@@ -244,7 +235,7 @@ export async function serveHttp(newServer: () => McpServer, log: Logger, options
   }
 
   /** Streamable HTTP: POST initialize opens a session; every later request names it in mcp-session-id. */
-  async function handleStreamable(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async function handleStreamable(req: IncomingMessage, res: ServerResponse, caller: Caller): Promise<void> {
     let body: unknown;
     if (req.method === "POST") {
       const read = await readBodyOr(req, res);
@@ -254,7 +245,8 @@ export async function serveHttp(newServer: () => McpServer, log: Logger, options
     const id = req.headers["mcp-session-id"];
     if (typeof id === "string") {
       const session = sessions.get(id);
-      if (!session || session.kind !== "streamable") {
+      // Another caller's MCP session is answered like one that does not exist.
+      if (!session || session.kind !== "streamable" || session.callerId !== caller.id) {
         return sessionNotFound(res, "start a new MCP session (initialize)");
       }
       session.lastSeen = Date.now();
@@ -276,16 +268,16 @@ export async function serveHttp(newServer: () => McpServer, log: Logger, options
       sessionIdGenerator: randomUUID,
       onsessioninitialized: (sid) => register(session!, sid),
     });
-    session = track("streamable", transport, "");
+    session = track("streamable", transport, "", caller);
     await session.server.connect(transport);
     await transport.handleRequest(req, res, body);
   }
 
   /** Legacy SSE: GET /sse opens a session and its stream; the client POSTs to /messages?sessionId=. */
-  async function openSse(res: ServerResponse): Promise<void> {
+  async function openSse(res: ServerResponse, caller: Caller): Promise<void> {
     if (!makeRoom()) return tooManySessions(res);
     const transport = new SSEServerTransport(MESSAGES_PATH, res);
-    const session = track("sse", transport, transport.sessionId);
+    const session = track("sse", transport, transport.sessionId, caller);
     session.openStreams = 1;
     const keepAlive = setInterval(() => {
       if (!res.writableEnded) res.write(": keep-alive\n\n");
@@ -298,11 +290,11 @@ export async function serveHttp(newServer: () => McpServer, log: Logger, options
     register(session, transport.sessionId);
   }
 
-  async function postSseMessage(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+  async function postSseMessage(req: IncomingMessage, res: ServerResponse, url: URL, caller: Caller): Promise<void> {
     const id = url.searchParams.get("sessionId");
     if (!id) return reject(res, 400, "Bad Request: missing sessionId query parameter; open a session with GET /sse first");
     const session = sessions.get(id);
-    if (!session || session.kind !== "sse") {
+    if (!session || session.kind !== "sse" || session.callerId !== caller.id) {
       return sessionNotFound(res, "open a new one with GET /sse");
     }
     const read = await readBodyOr(req, res);
@@ -312,6 +304,13 @@ export async function serveHttp(newServer: () => McpServer, log: Logger, options
   }
 
   // ---- routing ----
+  /** RFC 9728 protected resource metadata: public, so a client can find where to get a token. */
+  function serveResourceMetadata(req: IncomingMessage, res: ServerResponse): void {
+    if (req.method !== "GET" && req.method !== "HEAD") return reject(res, 405, "use GET", { allow: "GET, HEAD" });
+    res.writeHead(200, { "content-type": "application/json", "cache-control": "max-age=3600", "access-control-allow-origin": "*" });
+    res.end(req.method === "HEAD" ? undefined : JSON.stringify(options.authenticator.resourceMetadata));
+  }
+
   function setCors(res: ServerResponse, origin: string): void {
     // Only for allowed origins: lets a browser-based client read the answers and the session id.
     res.setHeader("access-control-allow-origin", origin);
@@ -333,6 +332,7 @@ export async function serveHttp(newServer: () => McpServer, log: Logger, options
       log.warn(`refused a request with Host ${JSON.stringify(req.headers.host ?? "")} (not in the allow list; see http.allowed_hosts)`);
       return reject(res, 403, "Forbidden: this Host is not allowed (http.allowed_hosts)");
     }
+    if (options.authenticator.resourceMetadataPaths.includes(path)) return serveResourceMetadata(req, res);
     const methods = ROUTES[path];
     if (!methods) {
       return reject(res, 404, `Not found: MCP is served at ${MCP_PATH} (Streamable HTTP) and ${SSE_PATH} (legacy SSE); ${HEALTH_PATH} for probes`);
@@ -359,16 +359,19 @@ export async function serveHttp(newServer: () => McpServer, log: Logger, options
     if (!methods.includes(req.method ?? "")) {
       return reject(res, 405, `Method Not Allowed: ${path} takes ${methods.join(", ")}`, { allow: methods.join(", ") });
     }
-    const problem = authProblem(req.headers.authorization);
-    if (problem) {
-      log.warn(`refused ${req.method} ${path} from ${req.socket.remoteAddress}: ${problem.split(":")[0]}`);
-      const challenge = problem.startsWith("wrong") ? 'Bearer realm="coding-mcp", error="invalid_token"' : 'Bearer realm="coding-mcp"';
-      return reject(res, 401, `Unauthorized: ${problem}`, { "www-authenticate": challenge });
+    const auth = await options.authenticator.authenticate(bearerToken(req.headers.authorization));
+    if (!auth.ok) {
+      log.warn(`refused ${req.method} ${path} from ${req.socket.remoteAddress}: ${auth.message}`);
+      const title = auth.status === 401 ? "Unauthorized" : auth.status === 403 ? "Forbidden" : "Service Unavailable";
+      return reject(res, auth.status, `${title}: ${auth.message}`, { "www-authenticate": auth.challenge, ...(auth.status === 503 ? { "retry-after": "10" } : {}) });
     }
+    const caller = auth.caller;
+    // The SDK's transports hand req.auth to every handler as extra.authInfo: that is how tools know the caller.
+    (req as IncomingMessage & { auth?: AuthInfo }).auth = authInfoFor(caller);
     if (draining) return reject(res, 503, "coding-mcp is shutting down", { connection: "close", "retry-after": "5" });
-    if (path === MCP_PATH) return handleStreamable(req, res);
-    if (path === SSE_PATH) return openSse(res);
-    return postSseMessage(req, res, url);
+    if (path === MCP_PATH) return handleStreamable(req, res, caller);
+    if (path === SSE_PATH) return openSse(res, caller);
+    return postSseMessage(req, res, url, caller);
   }
 
   const server = http.createServer((req, res) => {
@@ -403,7 +406,7 @@ export async function serveHttp(newServer: () => McpServer, log: Logger, options
   const url = `http://${formatHost(bindHost)}:${port}`;
   log.info(
     `listening on ${url} (Streamable HTTP at ${MCP_PATH}, legacy SSE at ${SSE_PATH}; ` +
-      `${options.token ? "bearer token required" : "no token: loopback only"})`,
+      `${options.authenticator.required ? "bearer token required" : "no token: loopback only"})`,
   );
 
   let closing: Promise<void> | undefined;

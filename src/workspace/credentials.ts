@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import fs from "node:fs/promises";
 import path from "node:path";
 import type { ResolvedConfig } from "../config.js";
@@ -62,6 +63,9 @@ function promptHost(url: string): string {
 
 type AuthConfig = Pick<ResolvedConfig, "git" | "secrets">;
 
+/** Which git token a clone or push uses: the server's (git.token_env), a caller's own, or none. */
+export type GitCredential = { kind: "server" } | { kind: "own"; token: string; tokenEnv: string } | { kind: "none"; why: string };
+
 /**
  * The host of an http(s) remote when the token may go there, else undefined with the reason. The
  * token goes only to the hosts in git.token_hosts, so a caller (or an agent rewriting .git/config)
@@ -80,10 +84,14 @@ export function tokenAllowedFor(url: string, tokenHosts: string[]): { allowed: b
   return { allowed, host };
 }
 
-/** The authentication for one clone or push of `url` (the remote's URL as git will use it). */
-export async function authEnv(config: AuthConfig, stateDir: string, url: string): Promise<GitAuth> {
-  const auth: GitAuth = { env: {}, configArgs: [], tokenEnv: config.git.token_env, hasToken: false };
-  const token = config.secrets.gitToken;
+/**
+ * The authentication for one clone or push of `url` (the remote's URL as git will use it), with the
+ * server's token or, for a caller with its own, that one; under the same rules (askpass, token_hosts).
+ */
+export async function authEnv(config: AuthConfig, stateDir: string, url: string, credential: GitCredential = { kind: "server" }): Promise<GitAuth> {
+  const tokenEnv = credential.kind === "own" ? credential.tokenEnv : credential.kind === "none" ? "the git_token_env of your http.clients entry (or the server's, with git.shared_token: true)" : config.git.token_env;
+  const auth: GitAuth = { env: {}, configArgs: [], tokenEnv, hasToken: false };
+  const token = credential.kind === "own" ? credential.token : credential.kind === "server" ? config.secrets.gitToken : undefined;
   const target = tokenAllowedFor(url, config.git.token_hosts);
   if (token && !target.allowed && target.host) auth.withheldFrom = target.host;
   if (token && target.allowed) {
@@ -115,7 +123,8 @@ async function writeAskpass(stateDir: string): Promise<string> {
     await fs.chmod(file, 0o700);
     return file;
   }
-  const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
+  // Random, not pid and time: two clones starting in the same millisecond (two callers) wrote one name, and the second rename failed.
+  const tmp = `${file}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`;
   await fs.writeFile(tmp, ASKPASS_SCRIPT, { mode: 0o700 });
   await fs.rename(tmp, file);
   return file;

@@ -5,7 +5,7 @@ import { UserError } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { WorkspaceRecord } from "../model.js";
 import { setAttributes, withSpan } from "../telemetry.js";
-import { authEnv } from "./credentials.js";
+import { authEnv, type GitCredential } from "./credentials.js";
 import { cloneRepository, initRepository } from "./clone.js";
 import { commitChanges } from "./commit.js";
 import { type Git } from "./git.js";
@@ -47,7 +47,7 @@ export class WorkspaceManager {
     return dir;
   }
 
-  async clone(id: string, options: { url: string; branch?: string; shallow?: boolean; sparsePaths?: string[] }): Promise<string> {
+  async clone(id: string, options: { url: string; branch?: string; shallow?: boolean; sparsePaths?: string[]; git?: GitCredential }): Promise<string> {
     const { url } = validateRepoUrl(options.url, {
       allowInsecureHttp: this.config.git.allow_insecure_http,
       allowFileRemotes: this.config.git.allow_file_remotes,
@@ -61,7 +61,7 @@ export class WorkspaceManager {
         url,
         dir,
         timeoutMs: this.config.limits.clone_timeout_min * 60_000,
-        auth: await authEnv(this.config, this.config.stateDir, url),
+        auth: await authEnv(this.config, this.config.stateDir, url, options.git),
         ...(options.branch ? { branch: options.branch } : {}),
         ...(options.shallow ? { shallow: true } : {}),
         ...(options.sparsePaths ? { sparsePaths: options.sparsePaths } : {}),
@@ -122,14 +122,14 @@ export class WorkspaceManager {
     });
   }
 
-  push(dir: string, options: { remote: string; branch: string; setUpstream: boolean }) {
+  push(dir: string, options: { remote: string; branch: string; setUpstream: boolean; git?: GitCredential }) {
     return withSpan("git.push", { "coding_mcp.workspace": dir, "git.remote": options.remote, "git.branch": options.branch }, async (span) => {
       // The URL is read from the workspace (insteadOf applied) right before the push, since the agent may
       // have edited .git/config; the token goes along only when its host is in git.token_hosts.
       const pushed = await pushBranch(this.git, dir, {
         ...options,
         timeoutMs: this.config.limits.push_timeout_min * 60_000,
-        authFor: (url) => authEnv(this.config, this.config.stateDir, url),
+        authFor: (url) => authEnv(this.config, this.config.stateDir, url, options.git),
       });
       setAttributes(span, { "coding_mcp.repo_url": pushed.url, "git.commits": pushed.commits.length });
       return { commits: pushed.commits };

@@ -13,13 +13,13 @@ export interface GitHttpServer {
   baseUrl: string;
   /** Every request: method, path and the credentials it carried (decoded), for assertions. */
   requests: { method: string; path: string; user?: string; password?: string; status: number }[];
-  /** Change the token the server accepts. */
-  setToken(token: string): void;
+  /** Change the token (or tokens: one per user) the server accepts. */
+  setToken(token: string | string[]): void;
   close(): Promise<void>;
 }
 
-export async function startGitHttpServer(options: { projectRoot: string; token: string }): Promise<GitHttpServer> {
-  let token = options.token;
+export async function startGitHttpServer(options: { projectRoot: string; token: string | string[] }): Promise<GitHttpServer> {
+  let tokens = [options.token].flat();
   const requests: GitHttpServer["requests"] = [];
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://127.0.0.1");
@@ -28,7 +28,7 @@ export async function startGitHttpServer(options: { projectRoot: string; token: 
     const password = auth ? rest.join(":") : undefined;
     const record = { method: req.method ?? "", path: url.pathname, ...(user !== undefined ? { user } : {}), ...(password !== undefined ? { password } : {}), status: 0 };
     requests.push(record);
-    if (password !== token) {
+    if (password === undefined || !tokens.includes(password)) {
       record.status = 401;
       res.writeHead(401, { "www-authenticate": 'Basic realm="test git"', "content-type": "text/plain" });
       res.end("authentication required\n");
@@ -86,7 +86,7 @@ export async function startGitHttpServer(options: { projectRoot: string; token: 
     baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     requests,
     setToken(next) {
-      token = next;
+      tokens = [next].flat();
     },
     close: () =>
       new Promise<void>((resolve) => {

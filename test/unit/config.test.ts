@@ -22,7 +22,7 @@ describe("loadConfig", () => {
   it("gives the documented defaults with no file", () => {
     const c = loadConfig({ env: emptyEnv });
     expect(c.workspace.cleanup_policy).toBe("on_session_end");
-    expect(c.limits).toEqual({ task_timeout_min: 10, max_attempts: 3, clone_timeout_min: 5, push_timeout_min: 5, approval_timeout_sec: 300 });
+    expect(c.limits).toEqual({ task_timeout_min: 10, max_attempts: 3, clone_timeout_min: 5, push_timeout_min: 5, approval_timeout_sec: 300, per_client_sessions: 100, per_client_tasks: 10 });
     // Nothing outside the workspace without a person's yes.
     expect(c.permissions).toEqual({ "*": "allow", external_directory: "ask", doom_loop: "ask" });
     expect(c.notes).toEqual([]);
