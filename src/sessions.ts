@@ -214,7 +214,7 @@ export class SessionManager {
         ...(input.model ? { model: input.model } : {}),
       };
       await this.records.sessions.save(record);
-      this.log.info(`opened session ${record.id} on ${workspace.path}`, { workspace: workspace.id, backend: backend.name, reused, isolation: workspace.isolation ?? "none" });
+      this.log.info(`opened session ${record.id} on ${workspace.path}`, { workspace: workspace.id, backend: backend.name, reused, isolation: workspace.isolation ?? "none", owner: caller.id });
       const branch = workspace.isolation === "worktree" ? workspace.branch : await currentBranch(this.git, workspace.path);
       return {
         session_id: record.id,
