@@ -363,6 +363,22 @@ describe("OpencodeBackend's trace", () => {
     expect(progress).toEqual(["started write running", "ended write completed", "started bash running", "started read running", "ended read error", "ended bash unreported", "finished"]);
   });
 
+  it("says a turn picked up after a restart ran out of time as every timeout does", async () => {
+    const opencode = await scriptedOpencode({ stream: "whole" });
+    const backend = new OpencodeBackend({ url: opencode.url, username: "opencode", pathMap: {}, log: logged().log });
+    try {
+      // No turn after the checkpoint shows up finished: the task runs until its time is up.
+      const result = await backend.resumeTask({ sessionId: SES, directory: "/w", checkpoint: "msg_13", timeoutMs: 300, ...allowEverything });
+      expect(result).toMatchObject({
+        success: false,
+        failure: "timeout",
+        error: "the task did not finish within 300 ms and was aborted; the trace shows what the agent did until then. Give a larger timeout_sec (or raise limits.task_timeout_min) for longer tasks",
+      });
+    } finally {
+      await backend.stop();
+    }
+  });
+
   it("reads the messages back when the stream dropped during the turn", async () => {
     const { result, expected, counts, lines } = await runOnce({ stream: "drop" });
     expect(counts.fullReadsAfterAnswer).toBe(1);
