@@ -119,6 +119,10 @@ export function configuredBackends(deps: BackendDeps): CodingBackend[] {
       cwd: config.workspace.base_path,
       secrets: secretValues(config),
       registerSecret: (value: string) => redactor.addSecret(value),
+      sandbox: {
+        required: deps.confinement.mode === "on",
+        opencodeEnv: (env) => confinedOpencodeEnv(env, deps.confinement.launcherPath, PROFILE_VARIABLE),
+      },
     }),
   );
   return [opencode, ...others];

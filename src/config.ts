@@ -85,6 +85,8 @@ const AcpBackendSection = z.strictObject({
   mode: z.string().min(1).optional(),
   /** How long the agent may take to start and to answer initialize and session/new. */
   startup_timeout_sec: positiveInt("seconds").default(60),
+  /** off: this agent's commands run unconfined (only where the machine or its container is the boundary). */
+  sandbox: z.enum(["on", "off"], { error: "expected on or off (off only where the machine or its container is the boundary)" }).default("on"),
 });
 
 const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { error: "expected an environment variable name" });

@@ -30,7 +30,8 @@ beforeAll(async () => {
   const home = fs.mkdtempSync(path.join(fs.realpathSync(process.env.TMPDIR ?? "/tmp"), "claude-home-"));
   h = await startHarness({
     config: {
-      backends: { claude: { type: "acp", command: agentCommand("claude"), env: claudeEnvFor(fake.baseURL, home), mode: "default" } },
+      // This agent's commands cannot be confined by coding-mcp (README, "Confinement"): its protocol is tested unconfined.
+      backends: { claude: { type: "acp", command: agentCommand("claude"), env: claudeEnvFor(fake.baseURL, home), mode: "default", sandbox: "off" } },
       default_backend: "claude",
       permissions: { "*": "allow", external_directory: "deny" },
     },

@@ -28,7 +28,8 @@ beforeAll(async () => {
   home = fs.mkdtempSync(path.join(fs.realpathSync(process.env.TMPDIR ?? "/tmp"), "codex-home-"));
   h = await startHarness({
     config: {
-      backends: { codex: { type: "acp", command: agentCommand("codex"), env: codexEnvFor(fake.baseURL, path.join(home, ".codex"), { approvalPolicy: "untrusted" }) } },
+      // This agent's commands cannot be confined by coding-mcp (README, "Confinement"): its protocol is tested unconfined.
+      backends: { codex: { type: "acp", command: agentCommand("codex"), env: codexEnvFor(fake.baseURL, path.join(home, ".codex"), { approvalPolicy: "untrusted" }), sandbox: "off" } },
       default_backend: "codex",
       permissions: { "*": "allow", external_directory: "deny" },
     },

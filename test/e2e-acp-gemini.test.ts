@@ -29,7 +29,8 @@ beforeAll(async () => {
   home = fs.mkdtempSync(path.join(fs.realpathSync(process.env.TMPDIR ?? "/tmp"), "gemini-home-"));
   h = await startHarness({
     config: {
-      backends: { gemini: { type: "acp", command: agentCommand("gemini"), env: geminiEnvFor(fake.baseURL, home), mode: "default" } },
+      // This agent's commands cannot be confined by coding-mcp (README, "Confinement"): its protocol is tested unconfined.
+      backends: { gemini: { type: "acp", command: agentCommand("gemini"), env: geminiEnvFor(fake.baseURL, home), mode: "default", sandbox: "off" } },
       default_backend: "gemini",
       permissions: { "*": "allow" },
     },

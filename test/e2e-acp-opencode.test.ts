@@ -168,9 +168,11 @@ describe("an ACP backend (opencode acp)", () => {
     expect(env).not.toContain(TOKEN);
     expect(env).not.toMatch(/^GITHUB_TOKEN=/m);
     // The entry's env reached the agent (with ${VAR} read from coding-mcp's environment)...
-    expect(env).toContain(`ACP_TEST_KEY=${AGENT_KEY}`);
-    // ...and is redacted from everything coding-mcp sends.
-    expect(result.trace.tool_calls[0].output_preview).toContain("[REDACTED]");
+    expect(fs.readFileSync(`/proc/${agentPid()}/environ`, "utf8").split("\0")).toContain(`ACP_TEST_KEY=${AGENT_KEY}`);
+    // ...but not its commands: they run confined, in the sandbox's clean environment (sandbox.mode on by default)...
+    expect(env).toContain("CODING_MCP_SANDBOX=1");
+    expect(env).not.toContain(AGENT_KEY);
+    // ...and it is redacted from everything coding-mcp sends.
     expect(JSON.stringify(result)).not.toContain(AGENT_KEY);
     expect(h.stderr.join("\n")).not.toContain(AGENT_KEY);
   });

@@ -4,6 +4,7 @@ import { UserError, errorMessage } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { PermissionReply, TaskResult } from "../model.js";
 import { AgentGoneError, AgentProcess, AgentStartError } from "./agent-process.js";
+import { confinementRoute, unconfinableError, type AcpConfinementRoute } from "./confinement.js";
 import { AcpTurn, permissionAskOf } from "./mapping.js";
 
 /**
@@ -28,6 +29,8 @@ export interface AcpBackendOptions {
   startupTimeoutMs: number;
   /** How long a cancelled turn may take to end before the agent is taken as hung (default 10 s). */
   cancelGraceMs?: number;
+  /** Whether the agent's commands must be confined, and whether `env` already points its shell at coding-mcp's confined shell (./confinement.ts). */
+  sandbox?: { required: boolean; shellConfigured: boolean };
 }
 
 /** How long a cancelled turn may take to answer before the agent is considered hung and restarted. */
@@ -60,8 +63,11 @@ export class AcpBackend implements CodingBackend {
   readonly name: string;
   /** Spans `acp.task` and `acp.tool.<name>`, with gen_ai.agent.name the configured name. */
   readonly telemetry: { agent: string; prefix: string };
-  /** Not yet: the agent runs its commands itself (README, "Confinement"). */
-  readonly confinesCommands = false;
+  /**
+   * Under sandbox.mode on (and no `sandbox: off` on the entry) the core prepares each session's
+   * sandbox; sessions run only on an agent whose commands go through it (./confinement.ts), others are refused.
+   */
+  readonly confinesCommands: boolean;
   private agent?: AgentProcess;
   private starting?: Promise<AgentProcess>;
   private readonly sessions = new Map<string, SessionState>();
@@ -76,6 +82,19 @@ export class AcpBackend implements CodingBackend {
   constructor(private readonly options: AcpBackendOptions) {
     this.name = options.name;
     this.telemetry = { agent: options.name, prefix: "acp" };
+    this.confinesCommands = options.sandbox?.required ?? false;
+  }
+
+  /** How the running agent's commands are confined (decided by what it says it is, once started). */
+  private routeOf(agent: AgentProcess): AcpConfinementRoute {
+    return confinementRoute(agent.agentInfo?.name, this.options.sandbox?.shellConfigured ?? false);
+  }
+
+  /** Refuse a session on an agent whose commands cannot be confined when they must be. */
+  private assertConfinable(agent: AgentProcess): void {
+    if (this.confinesCommands && this.routeOf(agent) === "none") {
+      throw unconfinableError(this.name, `${agent.agentInfo?.name ?? this.options.command[0]} ${agent.agentInfo?.version ?? ""}`.trim());
+    }
   }
 
   /** Start the agent (once; again after it died). A command that cannot start is a clear error. */
@@ -134,6 +153,7 @@ export class AcpBackend implements CodingBackend {
 
   async openSession(directory: string, _options: { title: string }): Promise<{ id: string }> {
     const agent = await this.process();
+    this.assertConfinable(agent);
     const created = await agent.within(agent.request("session/new", { cwd: directory, mcpServers: [] }), this.requestTimeout, "session/new");
     const state: SessionState = { directory, agentSessionId: created.sessionId, process: agent };
     if (created.modes) state.modes = created.modes;
@@ -200,6 +220,7 @@ export class AcpBackend implements CodingBackend {
    */
   private async ready(sessionId: string, directory: string): Promise<SessionState> {
     const agent = await this.process();
+    this.assertConfinable(agent);
     let state = this.sessions.get(sessionId);
     if (state && state.process === agent) return state;
     state ??= { directory, agentSessionId: sessionId };

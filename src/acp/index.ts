@@ -1,5 +1,6 @@
 import type { Logger } from "../log.js";
 import { AcpBackend } from "./backend.js";
+import { startsOpencodeAcp, type AcpSandboxOptions } from "./confinement.js";
 
 export { AcpBackend } from "./backend.js";
 export { POLICY_KIND_OF, permissionAskOf } from "./mapping.js";
@@ -12,6 +13,8 @@ export interface AcpBackendEntry {
   mode?: string;
   /** Seconds the agent may take to start and answer initialize and session/new (the config's default: 60). */
   startup_timeout_sec: number;
+  /** off: the agent's commands run unconfined, where the machine or its container is the boundary (default on). */
+  sandbox?: "on" | "off";
 }
 
 /** `${VAR}` in an env value is read from coding-mcp's environment; an unset variable is an error. */
@@ -32,7 +35,16 @@ export function expandVariables(value: string, env: NodeJS.ProcessEnv, where: st
 export function createAcpBackend(
   name: string,
   entry: AcpBackendEntry,
-  context: { log: Logger; env: NodeJS.ProcessEnv; ownEnv?: NodeJS.ProcessEnv; cwd: string; secrets?: string[]; registerSecret?: (value: string) => void },
+  context: {
+    log: Logger;
+    env: NodeJS.ProcessEnv;
+    ownEnv?: NodeJS.ProcessEnv;
+    cwd: string;
+    secrets?: string[];
+    registerSecret?: (value: string) => void;
+    /** Absent: nothing is confined (tests of the protocol alone). */
+    sandbox?: AcpSandboxOptions;
+  },
 ): AcpBackend {
   if (!entry.command.length || !entry.command[0]) throw new Error(`backends.${name}.command is empty: give the agent's argv, e.g. [opencode, acp]`);
   const added: Record<string, string> = {};
@@ -45,10 +57,18 @@ export function createAcpBackend(
     context.registerSecret?.(value);
     added[key] = value;
   }
+  const required = Boolean(context.sandbox?.required) && entry.sandbox !== "off";
+  // OpenCode's shell is pointed at the confined shell before it starts; other agents are checked once they say what they are.
+  const shellConfigured = required && startsOpencodeAcp(entry.command);
+  const env = { ...context.env, ...added };
+  if (entry.sandbox === "off" && context.sandbox?.required) {
+    context.log.warn(`SANDBOX OFF for backend "${name}" (backends.${name}.sandbox: off): its agent's commands run unconfined, as this user, with this user's files and network.`);
+  }
   return new AcpBackend({
     name,
     command: entry.command,
-    env: { ...context.env, ...added },
+    env: shellConfigured && context.sandbox ? context.sandbox.opencodeEnv(env) : env,
+    sandbox: { required, shellConfigured },
     cwd: context.cwd,
     log: context.log,
     ...(entry.mode ? { mode: entry.mode } : {}),

@@ -35,7 +35,8 @@ beforeAll(async () => {
     configFile,
     stringify({
       workspace: { base_path: path.join(dir, "workspaces") },
-      backends: { scripted: { type: "acp", command: [process.execPath, SCRIPT, "work"] } },
+      // The protocol alone: the scripted agent runs no command.
+      backends: { scripted: { type: "acp", command: [process.execPath, SCRIPT, "work"], sandbox: "off" } },
       default_backend: "scripted",
     }),
   );
