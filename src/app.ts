@@ -1,6 +1,6 @@
 import fs from "node:fs/promises";
 import os from "node:os";
-import { createAcpBackend } from "./acp/index.js";
+import { acpEntrySecrets, createAcpBackend } from "./acp/index.js";
 import { Confinement, PROFILE_VARIABLE } from "./confinement/index.js";
 import type { CodingBackend } from "./backend.js";
 import { Backends } from "./backends.js";
@@ -144,7 +144,8 @@ export function confinementFor(config: ResolvedConfig, agentEnv: NodeJS.ProcessE
       networkAllow: config.sandbox.network.allow,
     },
     agentEnv,
-    secrets: Object.values(config.secrets).filter((v): v is string => Boolean(v)),
+    // ACP entries' env values (an agent's API key) too: their ${VAR} sources are in agentEnv (a coding-mcp secret there is refused).
+    secrets: [...Object.values(config.secrets).filter((v): v is string => Boolean(v)), ...acpEntrySecrets(config.backends, agentEnv)],
     log,
   });
 }

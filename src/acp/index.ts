@@ -27,6 +27,26 @@ export function expandVariables(value: string, env: NodeJS.ProcessEnv, where: st
 }
 
 /**
+ * The values ACP entries hand their agents (`env`, with `${VAR}` read): the agents' own secrets, kept
+ * out of every confined command's environment whatever variable holds them in coding-mcp's. Values
+ * too short to be a secret (a "1" flag) and unset variables (refused when the backend is made) are left out.
+ */
+export function acpEntrySecrets(entries: Record<string, AcpBackendEntry>, env: NodeJS.ProcessEnv): string[] {
+  const values: string[] = [];
+  for (const [name, entry] of Object.entries(entries)) {
+    for (const [key, raw] of Object.entries(entry.env ?? {})) {
+      try {
+        const value = expandVariables(raw, env, `backends.${name}.env.${key}`);
+        if (value.length >= 6) values.push(value);
+      } catch {
+        // reported by createAcpBackend
+      }
+    }
+  }
+  return values;
+}
+
+/**
  * The backend of one `backends` entry of type acp. `env` is coding-mcp's environment already
  * without the secrets; the entry's own env is added on top, and its values (the agent's API key,
  * say) are registered with the redactor. An entry that would hand the agent one of coding-mcp's own
