@@ -3,13 +3,15 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
-import { agentEnvironment, confinementFor } from "./app.js";
+import { agentEnvironment, configuredBackends, confinementFor } from "./app.js";
+import type { CodingBackend } from "./backend.js";
 import { ConfigError, loadConfig, type ResolvedConfig } from "./config.js";
 import { homeDirsOnPath, PROFILE_VARIABLE, type Confinement } from "./confinement/index.js";
 import { shellQuote } from "./confinement/launcher.js";
 import { OpencodeClient, OpencodeHttpError } from "./opencode/client.js";
 import { resolveOpencodeBinary } from "./opencode/managed.js";
 import { checkPrerequisites, checkSocat, type Prerequisite } from "./prerequisites.js";
+import { Redactor } from "./redact.js";
 import { VERSION } from "./version.js";
 
 /**
@@ -170,9 +172,8 @@ export async function checkSandbox(config: ResolvedConfig, env: NodeJS.ProcessEn
     const state = await confinement.state();
     if (!state.confined) return { status: "fail", name, detail: `the agent's commands cannot be confined: ${state.problem}`, fix: state.fix ?? "see the README, Prerequisites" };
     const held = await lookAround(confinement, scratch, marker, agentEnv);
-    const urlNote = config.opencode.url
-      ? `\nbut the OpenCode at ${config.opencode.url} runs outside coding-mcp, which cannot confine its commands: sessions on opencode are not confined (leave opencode.url unset to have coding-mcp start a confined OpenCode)`
-      : "";
+    const unconfined = unconfinedBackends(config, env, agentEnv, confinement);
+    const urlNote = unconfined.map((why) => `\nbut ${why}`).join("");
     if (held.problems.length) {
       return { status: "fail", name, detail: `a confined command ${held.problems.join("; ")}`, fix: "report this: the sandbox does not hold what it should on this machine, or set sandbox.mode: off where the machine or its container is the boundary" };
     }
@@ -184,6 +185,23 @@ export async function checkSandbox(config: ResolvedConfig, env: NodeJS.ProcessEn
     fs.rmSync(scratch, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
     fs.rmSync(marker, { recursive: true, force: true });
   }
+}
+
+/** The configured backends whose agents' commands coding-mcp does not confine, each with why and what its sessions answer. */
+function unconfinedBackends(config: ResolvedConfig, env: NodeJS.ProcessEnv, agentEnv: NodeJS.ProcessEnv, confinement: Confinement): string[] {
+  let backends: CodingBackend[];
+  try {
+    backends = configuredBackends({ config, log: quietLog, redactor: new Redactor([]), agentEnv, env, confinement });
+  } catch {
+    return []; // a broken backend entry: the config line says so
+  }
+  return backends
+    .filter((backend) => !backend.confinesCommands)
+    .map((backend) =>
+      backend.name === "opencode" && config.opencode.url
+        ? `the OpenCode at ${config.opencode.url} runs outside coding-mcp, which cannot confine its commands: sessions on opencode are not confined (leave opencode.url unset to have coding-mcp start a confined OpenCode)`
+        : `the agent of backend ${backend.name} runs its commands itself, outside coding-mcp's sandbox: sessions on ${backend.name} are not confined (README, Confinement)`,
+    );
 }
 
 /** One confined command that reports what it sees; the facts that hold and the problems found. */

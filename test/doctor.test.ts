@@ -156,6 +156,16 @@ describe("coding-mcp doctor", () => {
     expect(line(result.lines, "sandbox")).toMatch(/^warn +sandbox: OFF \(sandbox\.mode: off\): the agent's commands run unconfined.*Fix: set sandbox\.mode: on/);
   });
 
+  it("names a configured backend whose agent runs its commands outside the sandbox", async () => {
+    const s = setup("acp-backend", { backends: { helper: { type: "acp", command: ["opencode", "acp"] } } });
+    const result = await doctor(["--config", s.configFile], s.env);
+    expect(result.code, result.lines.join("\n")).toBe(0);
+    expect(line(result.lines, "sandbox")).toMatch(/^warn +sandbox: confined: a command ran in a sandbox with no network/);
+    const text = result.lines.join("\n");
+    expect(text).toContain("but the agent of backend helper runs its commands itself, outside coding-mcp's sandbox: sessions on helper are not confined");
+    expect(text).not.toContain("backend opencode"); // the managed OpenCode is confined
+  });
+
   describe("with OPENCODE_URL", () => {
     let server: OpencodeServer;
     beforeAll(async () => {
