@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import { createApp, type App } from "../../src/app.js";
 import { loadConfig } from "../../src/config.js";
+import type { Caller } from "../../src/callers/caller.js";
 import { UserError } from "../../src/errors.js";
 import type { Logger } from "../../src/log.js";
 import type { CodeResult } from "../../src/model.js";
@@ -365,5 +366,38 @@ describe("records on disk", () => {
     const record = (await app.records.sessions.get(opened.session_id))!;
     record.state = "closed";
     expect((await app.records.sessions.get(opened.session_id))!.state).toBe("open");
+  });
+});
+
+describe("callers", () => {
+  const caller = (name: string): Caller => ({ id: `client:${name}`, git: { kind: "none", why: "test" }, scopes: [] });
+  const errorOf = (p: Promise<unknown>, id: string) => p.then(() => "answered", (err: Error) => err.message.split(id).join("<id>"));
+
+  it("keeps each caller's sessions to itself: a foreign id is an unknown one, lists and scopes are per caller, and limits.per_client_sessions bounds each", async () => {
+    const { app } = await setup(() => [{ summary: "done" }], { config: { limits: { per_client_sessions: 1 } } });
+    const alice = app.sessions.as(caller("alice"));
+    const bob = app.sessions.as(caller("bob"));
+    const a = await alice.open({ scope: "workflow", scope_id: "w1" });
+    const unknown = "cs_000000000000000000000000";
+    for (const attempt of [
+      (id: string) => bob.status(id),
+      (id: string) => bob.diff({ session_id: id }),
+      (id: string) => bob.close({ session_id: id }),
+      (id: string) => bob.code({ session_id: id, task: "x" }),
+      (id: string) => bob.cancel(id),
+      (id: string) => bob.commit({ session_id: id, message: "x" }),
+    ]) {
+      expect(await errorOf(attempt(a.session_id), a.session_id)).toBe(await errorOf(attempt(unknown), unknown));
+      expect(await errorOf(attempt(a.session_id), a.session_id)).toContain('unknown session_id "<id>"');
+    }
+    expect(await bob.status()).toEqual([]);
+    expect((await alice.status()).map((s) => s.session_id)).toEqual([a.session_id]);
+    const b = await bob.open({ scope: "workflow", scope_id: "w1" });
+    expect(b.reused_workspace).toBe(false);
+    expect(b.workspace_path).not.toBe(a.workspace_path);
+    await expect(alice.open({})).rejects.toThrow(/limits.per_client_sessions = 1/);
+    // A third caller cannot open a session inside alice's managed workspace: it does not exist to them.
+    await expect(app.sessions.as(caller("carol")).open({ workspace_path: a.workspace_path })).rejects.toThrow(`workspace_path ${a.workspace_path} does not exist`);
+    expect((await app.records.sessions.get(a.session_id))?.owner).toBe("client:alice");
   });
 });
