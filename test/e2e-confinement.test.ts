@@ -51,6 +51,7 @@ describe("the agent's commands under the default configuration", () => {
   it("fail at every escape, while the same task's ordinary work succeeds", async () => {
     const a = structured(await h.call("coding_open", { title: "injected" }));
     const b = structured(await h.call("coding_open", { title: "bystander" }));
+    expect(a.confined).toBe(true);
     fs.writeFileSync(path.join(b.workspace_path, "theirs.txt"), "the other session's work\n");
     const probes = [
       // The token through another process's environment, and what processes it can see at all.
@@ -107,6 +108,8 @@ describe("the agent's commands under the default configuration", () => {
     expect(fs.readFileSync(path.join(a.workspace_path, "answer.py"), "utf8")).toBe("print(6*7)\n");
     expect(fs.readdirSync(b.workspace_path).sort()).toEqual([".git", "theirs.txt"]);
 
+    const status = structured(await h.call("coding_status", { session_id: a.session_id }));
+    expect(status.sessions[0].confined).toBe(true);
     for (const id of [a.session_id, b.session_id]) await h.call("coding_close", { session_id: id });
   });
 
