@@ -18,7 +18,7 @@ const layers = [
     message: "tools import only their definitions, the model and the session layer",
   },
   {
-    target: ["./src/sessions.ts", "./src/tasks.ts", "./src/backends.ts", "./src/permissions.ts", "./src/records.ts"],
+    target: ["./src/sessions.ts", "./src/session-change.ts", "./src/tasks.ts", "./src/backends.ts", "./src/permissions.ts", "./src/records.ts"],
     from: ["./src/opencode", "./src/acp", "./src/transports", "./src/tools", "./src/app.ts", "./src/cli.ts", "./src/server.ts"],
     message: "sessions and tasks import no backend implementation, transport or tool",
   },
@@ -29,7 +29,7 @@ const layers = [
   },
   {
     target: "./src/workspace",
-    from: ["./src/store.ts", "./src/records.ts", "./src/sessions.ts", "./src/tasks.ts", "./src/backends.ts", "./src/opencode", "./src/acp", "./src/tools", "./src/transports", "./src/app.ts", "./src/server.ts"],
+    from: ["./src/store.ts", "./src/records.ts", "./src/sessions.ts", "./src/session-change.ts", "./src/tasks.ts", "./src/backends.ts", "./src/opencode", "./src/acp", "./src/tools", "./src/transports", "./src/app.ts", "./src/server.ts"],
     message: "the workspace layer knows git and paths, not records, sessions or backends",
   },
   {

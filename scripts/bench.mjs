@@ -95,7 +95,7 @@ const MCP_NODE_ARGS = [
 ];
 const CONCURRENCY = 16;
 const OPEN_SESSIONS = 100;
-const ALL_FIGURES = ["roundtrip", "profile", "cold", "concurrent", "git", "memory", "growth", "progress", "acp", "sandbox"];
+const ALL_FIGURES = ["roundtrip", "profile", "cold", "concurrent", "git", "memory", "growth", "progress", "acp", "sandbox", "sweep"];
 const ONLY = (process.env.BENCH_ONLY ?? ALL_FIGURES.join(",")).split(",").map((s) => s.trim()).filter(Boolean);
 for (const f of ONLY) if (!ALL_FIGURES.includes(f)) throw new Error(`BENCH_ONLY: unknown figure ${f}; use ${ALL_FIGURES.join(",")}`);
 
@@ -1155,6 +1155,202 @@ async function cpuPerCommand(c, cwd) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The repository-size sweep (BENCH_ONLY=sweep): coding-mcp's per-operation cost against plain git and
+// a direct OpenCode prompt, in repositories of BENCH_SWEEP_SIZES files (default 1,000, 20,000, 100,000)
+// ---------------------------------------------------------------------------------------------
+
+const SWEEP_SIZES = (process.env.BENCH_SWEEP_SIZES ?? "1000,20000,100000").split(",").map((s) => Number(s.trim())).filter((n) => n > 0);
+const RUNS_SWEEP = int("BENCH_RUNS_SWEEP", 5);
+/** Generated repositories are kept here between runs (outside the checkout): generating 100,000 files takes a while. */
+const SWEEP_CACHE = process.env.BENCH_SWEEP_CACHE ?? path.join(os.homedir(), ".cache", "coding-mcp-bench");
+const sweepGit = (cwd, ...args) => execFileSync("git", args, { cwd, env: { ...baseEnv(), ...HERMETIC_GIT }, encoding: "utf8", maxBuffer: 256 * 1024 * 1024 }).trim();
+
+/** A repository of `files` files (100 a directory, two levels deep) with one commit, generated once into the cache. */
+function sweepTemplate(files) {
+  const dir = path.join(SWEEP_CACHE, `repo-${files}`);
+  if (fs.existsSync(path.join(dir, ".git", "coding-mcp-bench-complete"))) return dir;
+  const t0 = performance.now();
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.mkdirSync(dir, { recursive: true });
+  sweepGit(dir, "init", "--quiet", "-b", "main");
+  for (let i = 0; i < files; i++) {
+    const sub = path.join(dir, "src", `d${String(Math.floor(i / 10_000)).padStart(2, "0")}`, `m${String(Math.floor(i / 100) % 100).padStart(2, "0")}`);
+    if (i % 100 === 0) fs.mkdirSync(sub, { recursive: true });
+    fs.writeFileSync(path.join(sub, `f${String(i).padStart(6, "0")}.txt`), `file ${i}\n${"line of text\n".repeat(3 + (i % 5))}`);
+  }
+  sweepGit(dir, "add", "-A");
+  sweepGit(dir, "-c", `user.name=${AUTHOR.name}`, "-c", `user.email=${AUTHOR.email}`, "commit", "--quiet", "-m", "Base");
+  sweepGit(dir, "repack", "-adq");
+  fs.writeFileSync(path.join(dir, ".git", "coding-mcp-bench-complete"), "");
+  note(`sweep: generated ${files} files in ${SWEEP_CACHE} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  return dir;
+}
+
+/** A checkout of the template (objects shared, files written), as a user's clone would be. */
+function sweepCheckout(template, dir) {
+  sweepGit(path.dirname(dir), "clone", "--quiet", "--shared", template, dir);
+  for (const [k, v] of [["gc.auto", "0"], ["maintenance.auto", "false"], ["user.name", AUTHOR.name], ["user.email", AUTHOR.email]]) sweepGit(dir, "config", k, v);
+  sweepGit(dir, "status", "--porcelain"); // a stat-fresh index, as a checkout someone works in has
+  return dir;
+}
+
+/** Time one git command (a child process, as a user's shell runs it). */
+async function timeGit(cwd, args, input) {
+  const t0 = performance.now();
+  await new Promise((resolve, reject) => {
+    const child = execFile("git", args, { cwd, env: { ...baseEnv(), ...HERMETIC_GIT }, maxBuffer: 256 * 1024 * 1024 }, (err) => (err ? reject(err) : resolve()));
+    child.stdin.end(input ?? "");
+  });
+  return performance.now() - t0;
+}
+
+const GIT_COMMANDS = new Set(["status", "add", "write-tree", "diff-tree", "diff", "rev-parse", "symbolic-ref", "commit", "show", "worktree", "cat-file", "config", "log", "check-ref-format", "show-ref", "update-ref", "hash-object", "init", "clone", "push", "remote", "update-index", "read-tree"]);
+
+/** coding-mcp's own git runs during a call, from its debug log: total ms by git subcommand. */
+function gitProfile(lines) {
+  const by = {};
+  for (const line of lines) {
+    const m = / git (.*) -> \S+ in (\d+) ms/.exec(line);
+    if (!m) continue;
+    const cmd = m[1].split(" ").find((w) => GIT_COMMANDS.has(w)) ?? "other";
+    by[cmd] = (by[cmd] ?? 0) + Number(m[2]);
+  }
+  return by;
+}
+
+async function figureSweep() {
+  const oc = await startOpencode("sweep");
+  const root = tempDir("sweep");
+  const configFile = path.join(root, "config.yaml");
+  fs.writeFileSync(
+    configFile,
+    stringify({
+      workspace: { base_path: path.join(root, "workspaces"), allowed_roots: [root] },
+      git: { user_name: AUTHOR.name, user_email: AUTHOR.email },
+      limits: { task_timeout_min: 5, max_attempts: 1 },
+    }),
+  );
+  const env = { ...baseEnv(), ...HERMETIC_GIT, OPENCODE_URL: oc.url, OPENCODE_SERVER_PASSWORD: oc.password, CODING_MCP_LOG_LEVEL: "debug" };
+  const mcp = await connectStdio([CLI, "--config", configFile], env, "coding-mcp-bench-sweep");
+  onCleanup(mcp.close);
+  const log = [];
+  mcp.transport.stderr?.on("data", (chunk) => log.push(...chunk.toString("utf8").split("\n").filter(Boolean)));
+  const call = async (name, args) => {
+    const result = await mcp.client.callTool({ name, arguments: args }, undefined, { timeout: CALL_TIMEOUT_MS });
+    if (result.isError) throw new Error(`${name} answered an error: ${result.content?.find((c) => c.type === "text")?.text ?? ""}\n${log.slice(-10).join("\n")}`);
+    return result.structuredContent;
+  };
+  /** A call, timed, with coding-mcp's git runs during it. */
+  const timedCall = async (name, args, into) => {
+    const mark = log.length;
+    const t0 = performance.now();
+    const result = await call(name, args);
+    const ms = performance.now() - t0;
+    await sleep(20); // the last log lines of the call
+    into.push(gitProfile(log.slice(mark)));
+    return { ms, result };
+  };
+  for (const files of SWEEP_SIZES) {
+    const template = sweepTemplate(files);
+    const mine = sweepCheckout(template, path.join(root, `mine-${files}`));
+    const plain = sweepCheckout(template, path.join(root, `plain-${files}`));
+    const label = `${files} files`;
+    const load = () => os.loadavg()[0];
+    const loads = [load()];
+    const profiles = { open: [], openWorktree: [], code: [], diff: [], commit: [], close: [] };
+    const rows = {};
+
+    // open without isolation  vs  git status
+    rows.open = await abRuns(`sweep ${label}: open`, RUNS_SWEEP, 1, async () => {
+      const { ms, result } = await timedCall("coding_open", { workspace_path: mine }, profiles.open);
+      await call("coding_close", { session_id: result.session_id });
+      return ms;
+    }, () => timeGit(plain, ["status", "--porcelain"]));
+    loads.push(load());
+
+    // code in a worktree session  vs  the same prompt sent straight to OpenCode in a checkout of the same size
+    const session = await call("coding_open", { workspace_path: mine, isolation: "worktree" });
+    const directId = (await oc.direct.createSession(plain)).id;
+    const status = [];
+    rows.code = await abRuns(`sweep ${label}: code`, RUNS_SWEEP, 1, async () => {
+      const task = nextTask();
+      const { ms, result } = await timedCall("code", { session_id: session.session_id, task }, profiles.code);
+      if (!result.success || result.files_changed?.[0]?.path !== "bench.txt") throw new Error(`sweep: code did not finish as scripted: ${JSON.stringify(result).slice(0, 300)}`);
+      return ms;
+    }, async () => {
+      const t0 = performance.now();
+      const answer = await oc.direct.prompt(directId, plain, buildTaskPrompt({ task: nextTask() }));
+      if (answer?.info?.finish !== "stop") throw new Error(`sweep: direct prompt did not finish: ${JSON.stringify(answer?.info ?? answer).slice(0, 300)}`);
+      const ms = performance.now() - t0;
+      status.push(await timeGit(plain, ["status", "--porcelain"]));
+      return ms;
+    });
+    await call("coding_close", { session_id: session.session_id });
+    await oc.direct.deleteSession(directId, plain);
+    fs.rmSync(path.join(plain, "bench.txt"), { force: true });
+    loads.push(load());
+
+    // A worktree session's life (open, a task, diff, commit, close)  vs  git worktree add, an edit, git diff, git add + commit, git worktree remove
+    const life = { openWorktree: [[], []], diff: [[], []], commit: [[], []], close: [[], []] };
+    for (let i = -1; i < RUNS_SWEEP; i++) {
+      const sides = i % 2 === 0 ? ["a", "b"] : ["b", "a"];
+      for (const side of sides) {
+        if (side === "a") {
+          const opened = await timedCall("coding_open", { workspace_path: mine, isolation: "worktree", branch: `sweep-a-${files}-${i + 1}` }, profiles.openWorktree);
+          await call("code", { session_id: opened.result.session_id, task: nextTask() });
+          const diff = await timedCall("coding_diff", { session_id: opened.result.session_id }, profiles.diff);
+          if (diff.result.files_changed?.length !== 1) throw new Error(`sweep: coding_diff saw ${JSON.stringify(diff.result.files_changed)}`);
+          const commit = await timedCall("coding_commit", { session_id: opened.result.session_id, message: "Bench" }, profiles.commit);
+          if (!commit.result.committed) throw new Error("sweep: coding_commit committed nothing");
+          const close = await timedCall("coding_close", { session_id: opened.result.session_id }, profiles.close);
+          if (i >= 0) for (const [k, ms] of [["openWorktree", opened.ms], ["diff", diff.ms], ["commit", commit.ms], ["close", close.ms]]) life[k][0].push(ms);
+        } else {
+          const wt = path.join(root, "workspaces", `plain-wt-${files}-${i + 1}`);
+          const add = await timeGit(plain, ["worktree", "add", "--quiet", "-b", `sweep-b-${files}-${i + 1}`, wt]);
+          fs.appendFileSync(path.join(wt, "src", "d00", "m00", "f000000.txt"), "an added line\n");
+          const diff = await timeGit(wt, ["diff", "HEAD"]);
+          const commit = await timeGit(wt, ["commit", "--quiet", "-a", "-m", "Bench"]);
+          const remove = await timeGit(plain, ["worktree", "remove", wt]);
+          if (i >= 0) for (const [k, ms] of [["openWorktree", add], ["diff", diff], ["commit", commit], ["close", remove]]) life[k][1].push(ms);
+        }
+      }
+      note(`sweep ${label}: worktree life ${i < 0 ? "warm-up" : `${i + 1}/${RUNS_SWEEP}`}`);
+    }
+    loads.push(load());
+    for (const [k, [a, b]] of Object.entries(life)) {
+      const A = summary(a);
+      const B = summary(b);
+      rows[k] = { codingMcp: A, baseline: B, ratio: A.median / B.median, pairRatios: summary(a.map((x, j) => x / b[j])) };
+    }
+    const statusMs = summary(status).median;
+    const added = rows.code.codingMcp.median - rows.code.baseline.median;
+    const profileOf = (list) => {
+      const keys = [...new Set(list.slice(1).flatMap((p) => Object.keys(p)))];
+      return Object.fromEntries(keys.map((k) => [k, round(summary(list.slice(1).map((p) => p[k] ?? 0)).median, 1)]));
+    };
+    const loadText = `load ${loads.map((x) => x.toFixed(1)).join("→")}`;
+    const push = (id, figure, baselineName, row, target, met) => results.push({ id: `sweep-${files}-${id}`, figure: `${figure} (${label}; ${loadText})`, baselineName, unit: "ms", ...row, target, met, detail: { git_ms_by_command: profileOf(profiles[id] ?? []) } });
+    push("open", "sweep: `coding_open` (no isolation)", "git status", rows.open, "ratio ≤ 1.10 at 100k", rows.open.ratio <= 1.1);
+    results.push({
+      id: `sweep-${files}-code`,
+      figure: `sweep: \`code\` in a worktree session (${label}; ${loadText})`,
+      baselineName: "the same prompt sent straight to OpenCode",
+      unit: "ms",
+      ...rows.code,
+      target: `adds ≤ one git status (${statusMs.toFixed(0)} ms): adds ${added.toFixed(0)} ms`,
+      met: added <= statusMs,
+      detail: { added_ms: round(added, 1), git_status_ms: round(statusMs, 1), git_ms_by_command: profileOf(profiles.code) },
+    });
+    push("openWorktree", "sweep: `coding_open` isolation worktree", "git worktree add", rows.openWorktree, "ratio ≤ 1.05 at 100k", rows.openWorktree.ratio <= 1.05);
+    push("diff", "sweep: `coding_diff`", "git diff HEAD", rows.diff, "ratio ≤ 1.10 at 100k", rows.diff.ratio <= 1.1);
+    push("commit", "sweep: `coding_commit`", "git commit -a", rows.commit, "ratio ≤ 1.10 at 100k", rows.commit.ratio <= 1.1);
+    push("close", "sweep: `coding_close` of a worktree session", "git worktree remove", rows.close, "ratio ≤ 1.10 at 100k", rows.close.ratio <= 1.1);
+    fs.rmSync(mine, { recursive: true, force: true });
+    fs.rmSync(plain, { recursive: true, force: true });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Report
 // ---------------------------------------------------------------------------------------------
 
@@ -1220,6 +1416,10 @@ function breakdown() {
         );
       }
     }
+    if (r.id.startsWith("sweep-") && r.detail?.git_ms_by_command) {
+      const by = Object.entries(r.detail.git_ms_by_command).sort((x, y) => y[1] - x[1]);
+      notes.push(`${r.figure}: coding-mcp's own git per call (median ms by command): ${by.map(([k, v]) => `${k} ${v}`).join(", ") || "none"}.`);
+    }
     if (r.id === "memory-idle") notes.push(`memory: a minimal MCP server on the same SDK holds ${fmt(r.reference, "MB")} idle.`);
     if (r.id === "memory-open") notes.push(`memory: the ${OPEN_SESSIONS} coding_open calls took ${(r.detail.open_all_ms / 1000).toFixed(1)} s (10 at a time).`);
   }
@@ -1243,7 +1443,7 @@ async function main() {
         }
       : { text: "Wrote bench.txt.", usage: { prompt_tokens: 1100, completion_tokens: 5 } },
   );
-  const figures = { roundtrip: figureRoundTrip, profile: figureProfile, cold: figureColdStart, concurrent: figureConcurrent, git: figureGit, memory: figureMemory, growth: figureGrowth, progress: figureProgress, acp: figureAcpRoundTrip, sandbox: figureSandbox };
+  const figures = { roundtrip: figureRoundTrip, profile: figureProfile, cold: figureColdStart, concurrent: figureConcurrent, git: figureGit, memory: figureMemory, growth: figureGrowth, progress: figureProgress, acp: figureAcpRoundTrip, sandbox: figureSandbox , sweep: figureSweep };
   for (const id of ALL_FIGURES) {
     if (!ONLY.includes(id)) continue;
     const mark = cleanups.length;

@@ -25,13 +25,14 @@ import type { Records } from "./records.js";
 import { newId } from "./store.js";
 import { buildTaskPrompt } from "./task-prompt.js";
 import { TaskRunner, type TaskRunnerOptions } from "./tasks.js";
-import { EMPTY_TREE, changedFiles, snapshotWorkingTree } from "./workspace/changes.js";
-import { type CommitResult } from "./workspace/commit.js";
-import { dirtyPaths, repositoryPrefix, repositoryTop, stagedPaths, workingTreeDiff } from "./workspace/diff.js";
+import { EMPTY_TREE } from "./workspace/changes.js";
 import { type Git } from "./workspace/git.js";
 import { currentBranch, headCommit } from "./workspace/refs.js";
 import type { WorkspaceManager } from "./workspace/manager.js";
 import { isInside, repoRelativePath } from "./workspace/paths.js";
+import { SessionChanges, type CommitAnswer } from "./session-change.js";
+
+export { DEFAULT_DIFF_BYTES, type CommitAnswer } from "./session-change.js";
 
 /**
  * Coding sessions: a workspace plus a backend session, with their records. This is where the
@@ -87,14 +88,6 @@ export interface DiffInput {
   max_bytes?: number;
 }
 
-/** How much of a diff coding_diff and the diff resource answer unless asked for another bound. */
-export const DEFAULT_DIFF_BYTES = 200_000;
-
-export interface CommitAnswer extends CommitResult {
-  /** Files with uncommitted changes from before the session opened, not committed (name them in paths to commit them). */
-  left_out?: string[];
-}
-
 export interface PushResult {
   pushed: boolean;
   remote: string;
@@ -114,6 +107,7 @@ export interface CloseResult {
 
 export class SessionManager {
   private readonly tasks: TaskRunner;
+  private readonly changes: SessionChanges;
 
   constructor(
     private readonly config: ResolvedConfig,
@@ -126,6 +120,7 @@ export class SessionManager {
     taskOptions: TaskRunnerOptions = {},
   ) {
     this.tasks = new TaskRunner(config, records, backends, approvals, git, log, taskOptions);
+    this.changes = new SessionChanges(git, workspaces, log);
   }
 
   /**
@@ -198,7 +193,7 @@ export class SessionManager {
       const title = input.title?.trim() || `coding-mcp: ${path.basename(workspace.source_repo ?? workspace.path)}`;
       const backendSession = await backend.openSession(workspace.path, { title });
       // HEAD and the working tree at open, read side by side once the backend's session is open.
-      const [head, atOpen, confined] = await Promise.all([headCommit(this.git, workspace.path), this.stateAtOpen(workspace, !reused), this.tasks.confined(backend.name)]);
+      const [head, atOpen, confined] = await Promise.all([headCommit(this.git, workspace.path), this.changes.atOpen(workspace, !reused), this.tasks.confined(backend.name)]);
       const record: SessionRecord = {
         id: sessionId,
         workspace_id: workspace.id,
@@ -263,23 +258,6 @@ export class SessionManager {
     if (!(await isDirectory(workspace.path))) {
       throw new UserError(`the workspace of scope_id "${scopeId}" at ${workspace.path} no longer exists (deleted outside coding-mcp)`, "Close the scope's open sessions with coding_close, then open it again.", "workspace_gone");
     }
-  }
-
-  /**
-   * What the session's change is measured against: the working tree as it is now (as a tree object) and,
-   * in a caller's own checkout, the files that already had uncommitted changes (coding_commit leaves them out).
-   * A managed workspace created by this very call is a clean checkout of HEAD: base_commit says it all.
-   */
-  private async stateAtOpen(workspace: WorkspaceRecord, created: boolean): Promise<Pick<SessionRecord, "tree_at_open" | "dirty_at_open">> {
-    if (workspace.managed && created) return {};
-    const [tree, dirty] = await Promise.all([
-      snapshotWorkingTree(this.git, workspace.path).tree.catch((err) => {
-        this.log.warn(`could not snapshot ${workspace.path} at open; coding_diff will measure from HEAD: ${errorMessage(err)}`);
-        return undefined;
-      }),
-      workspace.managed ? undefined : dirtyPaths(this.git, workspace.path),
-    ]);
-    return { ...(tree ? { tree_at_open: tree } : {}), ...(dirty ? { dirty_at_open: dirty } : {}) };
   }
 
   /**
@@ -354,9 +332,12 @@ export class SessionManager {
         .then((problems) => problems.forEach((p) => this.log.warn(`removing ${workspace.path} ${why}: ${p}`)))
         .catch((e) => this.log.warn(`could not remove ${workspace.path} ${why}: ${errorMessage(e)}`));
     }
-    await this.records.workspaces
-      .update(workspace.id, (w) => (w.removed_at = new Date().toISOString()))
-      .catch((e) => this.log.warn(`could not record workspace ${workspace.id} as removed ${why}: ${errorMessage(e)}`));
+    await this.markRemoved(workspace).catch((e) => this.log.warn(`could not record workspace ${workspace.id} as removed ${why}: ${errorMessage(e)}`));
+  }
+
+  /** Record that a workspace's directory is gone (removed by coding-mcp, or deleted outside it). */
+  private async markRemoved(workspace: WorkspaceRecord): Promise<void> {
+    await this.records.workspaces.update(workspace.id, (w) => (w.removed_at = new Date().toISOString()));
   }
 
   /** The caller's live workspace of a scope (read fresh: another coding-mcp process may have created it). */
@@ -530,31 +511,7 @@ export class SessionManager {
   async commit(input: { session_id: string; message: string; add_all?: boolean; paths?: string[] }, caller: Caller = LOCAL_CALLER): Promise<CommitAnswer> {
     const { session, workspace } = await this.requireOpen(input.session_id, caller);
     await this.tasks.refuseWhileRunning(input.session_id, "commit");
-    if (workspace.managed || !session.dirty_at_open?.length) {
-      return this.workspaces.commit(workspace.path, {
-        message: input.message,
-        addAll: input.add_all ?? true,
-        ...(input.paths ? { paths: input.paths } : {}),
-      });
-    }
-    const dir = workspace.path;
-    const dirtyAtOpen = new Set(session.dirty_at_open);
-    const [top, named] = await Promise.all([repositoryTop(this.git, dir), this.pathsFromTop(dir, input.paths)]);
-    const changedNow = await dirtyPaths(this.git, dir);
-    const leftOut = changedNow.filter((p) => dirtyAtOpen.has(p) && !covers(named, p));
-    const ownPaths = named ?? ((input.add_all ?? true) ? changedNow : await stagedPaths(this.git, dir)).filter((p) => !dirtyAtOpen.has(p));
-    const result: CommitResult = ownPaths.length
-      ? await this.workspaces.commit(top, { message: input.message, addAll: true, paths: ownPaths.map((p) => path.join(top, p)) })
-      : { committed: false, files_changed: 0, insertions: 0, deletions: 0 };
-    if (leftOut.length) this.log.info(`commit in ${session.id} left out ${leftOut.length} files changed before the session opened`);
-    return { ...result, ...(leftOut.length ? { left_out: leftOut } : {}) };
-  }
-
-  /** Caller-given paths (relative to the workspace, or absolute inside it) as paths from the repository's top. */
-  private async pathsFromTop(dir: string, paths: string[] | undefined): Promise<string[] | undefined> {
-    if (!paths?.length) return undefined;
-    const [prefix, relative] = await Promise.all([repositoryPrefix(this.git, dir), Promise.all(paths.map((p) => repoRelativePath(dir, p, "paths")))]);
-    return relative.map((r) => (r === "." ? prefix.replace(/\/$/, "") || "." : prefix + r));
+    return this.changes.commit(session, workspace, input);
   }
 
   async push(input: { session_id: string; remote?: string; branch?: string; set_upstream?: boolean }, caller: Caller = LOCAL_CALLER): Promise<PushResult> {
@@ -576,36 +533,7 @@ export class SessionManager {
   /** The session's change as a unified diff: since it opened (committed or not), or what is not committed yet. */
   async diff(input: DiffInput, caller: Caller = LOCAL_CALLER): Promise<SessionDiff> {
     const { session, workspace } = await this.requireOpen(input.session_id, caller);
-    const dir = workspace.path;
-    const since = input.since ?? "open";
-    const named = await this.pathsFromTop(dir, input.paths);
-    const base = since === "open" ? (await this.baseOf(session, dir)).base : ((await headCommit(this.git, dir)) ?? EMPTY_TREE);
-    // What is not committed yet, in a caller's checkout, is measured like coding_commit commits: the owner's earlier work stays out.
-    const dirtyAtOpen = since === "commit" && !workspace.managed && session.dirty_at_open?.length ? new Set(session.dirty_at_open) : undefined;
-    const result = await workingTreeDiff(this.git, dir, {
-      base,
-      ...(named ? { paths: named } : {}),
-      ...(dirtyAtOpen ? { leaveOut: (f: ChangedFile) => dirtyAtOpen.has(f.path) && !covers(named, f.path) } : {}),
-      maxBytes: input.max_bytes ?? DEFAULT_DIFF_BYTES,
-    });
-    return {
-      diff: result.diff,
-      files_changed: result.files,
-      truncated: result.truncated,
-      since,
-      base,
-      ...(result.leftOut.length ? { left_out: result.leftOut } : {}),
-    };
-  }
-
-  /**
-   * The working tree at open when git still has it (an unreferenced tree may be pruned by gc after weeks), else the commit at open.
-   * `checked`: git has just confirmed it is a tree, so it need not be checked again.
-   */
-  private async baseOf(session: SessionRecord, dir: string): Promise<{ base: string; checked: boolean }> {
-    const tree = session.tree_at_open;
-    if (tree && !tree.startsWith("-") && (await this.git.exec(["cat-file", "-e", `${tree}^{tree}`], { cwd: dir })).exitCode === 0) return { base: tree, checked: true };
-    return { base: session.base_commit, checked: false };
+    return this.changes.diff(session, workspace, input);
   }
 
   async close(input: { session_id: string; success?: boolean }, caller: Caller = LOCAL_CALLER): Promise<CloseResult> {
@@ -614,27 +542,22 @@ export class SessionManager {
     const warnings: string[] = [];
     const missing = !(await isDirectory(workspace.path));
     if (missing) warnings.push(`${missingWorkspace(session.id, workspace)}, so files_changed is empty`);
-    const base = missing ? undefined : await this.baseOf(session, workspace.path);
-    const filesChanged = !base
-      ? []
-      : await changedFiles(this.git, workspace.path, base.base, { trusted: base.checked }).catch((err) => {
-          warnings.push(`files_changed is incomplete: git could not list the session's changes (${errorMessage(err)})`);
-          this.log.warn(`closing ${session.id}: ${warnings.at(-1)}`);
-          return [];
-        });
+    const others = (await this.openSessionsOf(workspace.id)).filter((s) => s.id !== session.id);
+    const policy = this.config.workspace.cleanup_policy;
+    const policyAllows = policy === "on_session_end" || (policy === "on_success" && input.success !== false);
+    // A directory deleted outside coding-mcp is tidied up whatever the policy (for a worktree: git forgets it; the branch stays).
+    const removing = workspace.managed && (policyAllows || missing) && others.length === 0;
+    const changes = missing ? { files: [] } : await this.changes.atClose(session, workspace, { removing });
+    if (changes.warning) warnings.push(changes.warning);
     const closed = await this.records.sessions.update(session.id, (s) => {
       s.state = "closed";
       s.closed_at = new Date().toISOString();
     });
 
-    const others = (await this.openSessionsOf(workspace.id)).filter((s) => s.id !== session.id);
-    const policy = this.config.workspace.cleanup_policy;
-    const policyAllows = policy === "on_session_end" || (policy === "on_success" && input.success !== false);
     let cleanedUp = false;
-    // A directory deleted outside coding-mcp is tidied up whatever the policy (for a worktree: git forgets it; the branch stays).
-    if (workspace.managed && (policyAllows || missing) && others.length === 0) {
+    if (removing) {
       warnings.push(...(await this.workspaces.remove(workspace)));
-      await this.records.workspaces.update(workspace.id, (w) => (w.removed_at = new Date().toISOString()));
+      await this.markRemoved(workspace);
       cleanedUp = !missing;
       // The agent's session only makes sense with its workspace; a kept workspace keeps it for inspection.
       await this.backends
@@ -645,17 +568,12 @@ export class SessionManager {
     this.approvals.forgetSession(session.id);
     await this.tasks.releaseSandbox(session).catch((err) => this.log.warn(`could not remove the sandbox of ${session.id}: ${errorMessage(err)}`));
     this.log.info(`closed session ${session.id}`, { cleaned_up: cleanedUp, policy, other_open_sessions: others.length });
-    return { files_changed: filesChanged, cleaned_up: cleanedUp, workspace_path: workspace.path, totals: closed.totals, ...(warnings.length ? { warnings } : {}) };
+    return { files_changed: changes.files, cleaned_up: cleanedUp, workspace_path: workspace.path, totals: closed.totals, ...(warnings.length ? { warnings } : {}) };
   }
 }
 
 async function isDirectory(p: string): Promise<boolean> {
   return fs.stat(p).then((st) => st.isDirectory(), () => false);
-}
-
-/** Whether a path from the repository's top is one of `named` or lies below one of them. */
-function covers(named: string[] | undefined, p: string): boolean {
-  return Boolean(named?.some((n) => n === "." || n === p || p.startsWith(`${n}/`)));
 }
 
 function missingWorkspace(sessionId: string, workspace: WorkspaceRecord): string {

@@ -10,8 +10,10 @@ import { addToTotals, type CodeResult, type RunningTaskRecord, type SessionRecor
 import { sandboxKey, scopeFor, type Confinement } from "./confinement/index.js";
 import { sleep } from "./process.js";
 import type { Records } from "./records.js";
+import { owned } from "./session-change.js";
 import { TaskSpan } from "./telemetry.js";
 import { EMPTY_TREE, changedFiles, commitsSince, snapshotWorkingTree } from "./workspace/changes.js";
+import { lastTreeRead } from "./workspace/working-tree.js";
 import { type Git } from "./workspace/git.js";
 import { headCommit } from "./workspace/refs.js";
 
@@ -254,7 +256,7 @@ export class TaskRunner {
     // The snapshot's tree object is written once the prompt is on its way (or the backend is done).
     let promptSent!: () => void;
     const sent = new Promise<void>((resolve) => (promptSent = resolve));
-    const snapshot = snapshotWorkingTree(this.git, workspace.path, { writeTreeAfter: sent });
+    const snapshot = await this.snapshotBefore(workspace, sent);
     const running: RunningTaskRecord = {
       task_id: view.task_id,
       task: view.task,
@@ -320,6 +322,17 @@ export class TaskRunner {
     return this.finish(session, workspace, view, running, true, approvals, () => execute().finally(promptSent), treeBefore, () => beforeMs);
   }
 
+  /**
+   * The working tree before the task. In a workspace coding-mcp owns, the tree read after the last task
+   * is the one before this task (only tasks write there), so the prompt waits for no walk of the tree;
+   * elsewhere, or when no tree was read yet, git reads it now (the prompt waits until it has).
+   */
+  private async snapshotBefore(workspace: WorkspaceRecord, promptSent: Promise<void>): Promise<{ staged: Promise<void>; tree: Promise<string> }> {
+    const known = owned(workspace) ? await lastTreeRead(workspace.path) : undefined;
+    if (known !== undefined) return { staged: Promise.resolve(), tree: Promise.resolve(known) };
+    return snapshotWorkingTree(this.git, workspace.path, { writeTreeAfter: promptSent, owned: owned(workspace) });
+  }
+
   /** Run (or follow) the task, then add what git says changed, and record the result with the session. */
   private async finish(
     session: SessionRecord,
@@ -351,7 +364,7 @@ export class TaskRunner {
     const agentEndedAt = performance.now();
     const [filesChanged, commits] = await Promise.all([
       baseOfChanges(running, treeBefore, warnings)
-        .then((base) => changedFiles(this.git, workspace.path, base, { trusted }))
+        .then((base) => changedFiles(this.git, workspace.path, base, { trusted, owned: owned(workspace) }))
         .catch((err) => {
         // Said in the answer: an empty list would read as "the agent changed nothing".
         warnings.push(`files_changed is incomplete: git could not list the changes (${errorMessage(err)})`);

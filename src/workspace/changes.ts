@@ -1,11 +1,9 @@
-import { randomBytes } from "node:crypto";
-import fs from "node:fs/promises";
 import { UserError } from "../errors.js";
 import type { ChangedFile, FileStatus } from "../model.js";
 import { type Git, summarize } from "./git.js";
-import { isMissing, repoPaths, repoPathsKnown } from "./git-dir.js";
-import { workspaceProgramOverrides } from "./program-overrides.js";
+import { repoPaths } from "./git-dir.js";
 import { type CommitInfo, headCommit, headFromRefFiles, logArgs, parseLog, resolveCommit, resolveObject } from "./refs.js";
+import { readWorkingTree, type ReadOptions } from "./working-tree.js";
 
 // Snapshots and changes: what differs from a snapshot or commit, read through a throw-away index,
 // and the commits a task made.
@@ -19,7 +17,7 @@ interface Numstat {
   deletions?: number;
 }
 
-export interface SinceOptions {
+export interface SinceOptions extends ReadOptions {
   /**
    * `sinceRef` is a hash coding-mcp itself produced (a snapshot tree, HEAD as it read it) or already
    * verified, so it is not checked again. Refs from callers or records are checked.
@@ -29,17 +27,23 @@ export interface SinceOptions {
 
 /**
  * Everything that differs between `sinceRef` (a commit or tree; default: the empty tree) and the working tree: committed,
- * staged, unstaged and untracked-but-not-ignored. Git itself detects renames and counts lines (binary
- * files have no counts) in a few git runs whatever the number of files, and the real index is left alone.
+ * staged, unstaged and untracked-but-not-ignored. The working tree is read once (readWorkingTree) and
+ * written as a tree; git compares the two trees, detecting renames and counting lines (binary files
+ * have no counts), skipping every directory that did not change. The real index is left alone.
  */
 export async function changedFiles(git: Git, dir: string, sinceRef?: string, o: SinceOptions = {}): Promise<ChangedFile[]> {
-  // The base is checked while the working tree is staged: neither waits for the other.
+  // The base is checked while the working tree is read: neither waits for the other.
   const base =
     sinceRef === undefined ? emptyTree(git, dir) : o.trusted ? Promise.resolve(sinceRef) : resolveObject(git, dir, sinceRef, "tree");
-  base.catch(() => undefined); // Handled below; staging may fail first.
-  return withWorkingTreeIndex(git, dir, async (env) =>
-    parseRawAndNumstat(await git.run(["diff", "--cached", "--no-ext-diff", "--no-textconv", "--raw", "--numstat", "-z", "-M", await base, "--"], { cwd: dir, env })),
-  );
+  base.catch(() => undefined); // Handled below; reading may fail first.
+  const { tree } = await readWorkingTree(git, dir, o);
+  return treeChanges(git, dir, await base, tree);
+}
+
+/** What differs between two trees (or commits), renames detected, with line counts. */
+export async function treeChanges(git: Git, dir: string, from: string, to: string, pathspecs: string[] = []): Promise<ChangedFile[]> {
+  if (from === to) return [];
+  return parseRawAndNumstat(await git.run(["diff-tree", "-r", "--no-ext-diff", "--no-textconv", "--raw", "--numstat", "-z", "-M", from, to, "--", ...pathspecs], { cwd: dir }));
 }
 
 /**
@@ -49,16 +53,10 @@ export async function changedFiles(git: Git, dir: string, sinceRef?: string, o: 
  * the agent may start then; `tree` resolves when the tree object is written (once `writeTreeAfter`
  * has settled), which needs only the scratch index and so goes on beside the agent.
  */
-export function snapshotWorkingTree(git: Git, dir: string, o: { writeTreeAfter?: Promise<unknown> } = {}): { staged: Promise<void>; tree: Promise<string> } {
+export function snapshotWorkingTree(git: Git, dir: string, o: ReadOptions & { writeTreeAfter?: Promise<unknown> } = {}): { staged: Promise<void>; tree: Promise<string> } {
   let markStaged!: () => void;
   const staged = new Promise<void>((resolve) => (markStaged = resolve));
-  const tree = withWorkingTreeIndex(git, dir, async (env) => {
-    markStaged();
-    // Starting a process holds up everything else for a moment: `writeTreeAfter` lets what waits
-    // for `staged` (the prompt) go first.
-    await o.writeTreeAfter;
-    return git.run(["write-tree"], { cwd: dir, env });
-  });
+  const tree = readWorkingTree(git, dir, { ...o, ...(o.writeTreeAfter ? { writeTreeAfter: o.writeTreeAfter } : {}), onStaged: markStaged }).then((read) => read.tree);
   const stagedOrFailed = Promise.race([staged, tree.then(() => undefined)]);
   stagedOrFailed.catch(() => undefined); // The failure is `tree`'s too, for callers that only want the tree.
   return { staged: stagedOrFailed, tree };
@@ -76,64 +74,6 @@ export async function commitsSince(git: Git, dir: string, since: string | undefi
   if (result.exitCode === 0) return parseLog(result.stdout);
   if ((await headCommit(git, dir)) === undefined) return []; // No commit yet: git log has nothing to start from.
   throw new UserError(`git log failed: ${git.redact(summarize(result.stderr))}`, undefined, "git_failed");
-}
-
-/**
- * `scratch` as a copy of the index, with its times; false when there is no index (nothing staged ever).
- * A hard link is the copy when the file system allows: git never writes an index in place (it writes
- * `<file>.lock` and renames it over the file), so the real index's file stays as it was, and the
- * link costs nothing whatever the index's size.
- */
-async function copyIndex(index: string, scratch: string): Promise<boolean> {
-  try {
-    try {
-      await fs.link(index, scratch);
-      return true;
-    } catch (err) {
-      if (isMissing(err)) throw err;
-    }
-    await fs.copyFile(index, scratch);
-    // Keep the index's mtime: git re-reads files changed in the same second as the index was written
-    // ("racily clean" entries) only when it can compare against the index's real time.
-    const { atime, mtime } = await fs.stat(index);
-    await fs.utimes(scratch, atime, mtime);
-    return true;
-  } catch (err) {
-    if (!isMissing(err)) throw err;
-    return false;
-  }
-}
-
-/** Remove a file unless it (or the directory it was in) is gone already. */
-async function removeIfThere(file: string): Promise<void> {
-  try {
-    await fs.rm(file, { force: true });
-  } catch (err) {
-    if (!isMissing(err)) throw err;
-  }
-}
-
-/** Stage the whole working tree into a throw-away copy of the index and run `fn` with that index. */
-export async function withWorkingTreeIndex<T>(git: Git, dir: string, fn: (env: Record<string, string>) => Promise<T>): Promise<T> {
-  const wasKnown = repoPathsKnown.has(dir);
-  let paths = await repoPaths(git, dir);
-  let scratch = `${paths.index}.coding-mcp-${randomBytes(6).toString("hex")}`;
-  try {
-    if (!(await copyIndex(paths.index, scratch)) && wasKnown) {
-      // No index where it was: the directory may hold another repository now, so ask git again.
-      const asked = await repoPaths(git, dir, true);
-      if (asked.index !== paths.index) {
-        [paths, scratch] = [asked, `${asked.index}.coding-mcp-${randomBytes(6).toString("hex")}`];
-        await copyIndex(paths.index, scratch);
-      }
-    }
-    // Without an index (nothing was ever staged) the scratch index starts empty.
-    const env = { GIT_INDEX_FILE: scratch };
-    await git.run([...(await workspaceProgramOverrides(git, dir, paths)), "add", "--all", "--ignore-errors"], { cwd: dir, env });
-    return await fn(env);
-  } finally {
-    await Promise.all([scratch, `${scratch}.lock`].map((f) => removeIfThere(f)));
-  }
 }
 
 async function emptyTree(git: Git, dir: string): Promise<string> {

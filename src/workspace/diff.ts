@@ -1,8 +1,9 @@
 import { UserError } from "../errors.js";
 import type { ChangedFile } from "../model.js";
-import { parseRawAndNumstat, withWorkingTreeIndex } from "./changes.js";
+import { treeChanges } from "./changes.js";
 import { type Git, summarize } from "./git.js";
 import { resolveObject } from "./refs.js";
+import { readWorkingTree, type ReadOptions } from "./working-tree.js";
 
 // Reviewing changes: the session's change as a unified diff, and the paths an owner already changed.
 
@@ -27,23 +28,13 @@ export function repositoryPrefix(git: Git, dir: string): Promise<string> {
   return git.run(["rev-parse", "--show-prefix"], { cwd: dir });
 }
 
-/**
- * Paths (from the repository's top) whose staged or working-tree state differs from HEAD, untracked
- * files included (ignored ones not); both sides of a staged rename. Read-only: the index is not refreshed.
- */
-export async function dirtyPaths(git: Git, dir: string): Promise<string[]> {
-  const out = await git.run([...READ_ONLY, "status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames"], { cwd: dir });
-  // Porcelain v1 entries are "XY path", paths always from the top of the repository.
-  return [...new Set(out.split("\0").filter(Boolean).map((entry) => entry.slice(3)))];
-}
-
 /** Paths (from the repository's top) with staged changes. */
 export async function stagedPaths(git: Git, dir: string): Promise<string[]> {
   const out = await git.run([...READ_ONLY, "diff", "--cached", "--name-only", "-z", "--no-renames", "--no-relative"], { cwd: dir });
   return out.split("\0").filter(Boolean);
 }
 
-export interface WorkingTreeDiffOptions {
+export interface WorkingTreeDiffOptions extends ReadOptions {
   /** The commit or tree to diff from. */
   base: string;
   /** Only these paths (from the repository's top; directories match what is below them); none: everything. */
@@ -64,28 +55,27 @@ export interface WorkingTreeDiff {
 /**
  * What differs between `base` and the working tree (committed, staged, unstaged and untracked-but-not-
  * ignored), as git's unified diff: renames shown as renames, binary files named ("Binary files ... differ")
- * rather than dumped. Like changedFiles, it reads a throw-away copy of the index; the real one is left alone.
+ * rather than dumped. Like changedFiles, it reads the working tree once into a throw-away copy of the
+ * index and compares trees; the real index is left alone.
  */
 export async function workingTreeDiff(git: Git, dir: string, o: WorkingTreeDiffOptions): Promise<WorkingTreeDiff> {
   const resolving = resolveObject(git, dir, o.base, "tree");
-  resolving.catch(() => undefined); // Handled below; staging may fail first.
+  resolving.catch(() => undefined); // Handled below; reading may fail first.
   const include = (o.paths ?? []).map((p) => topPathspec(p));
-  return withWorkingTreeIndex(git, dir, async (env) => {
-    const base = await resolving;
-    const raw = await git.run([...READ_ONLY, "diff", "--cached", "--no-ext-diff", "--no-textconv", "--raw", "--numstat", "-z", "-M", "--no-relative", base, "--", ...include], { cwd: dir, env });
-    const all = parseRawAndNumstat(raw);
-    const leftOut = o.leaveOut ? all.filter(o.leaveOut) : [];
-    const files = all.filter((f) => !leftOut.includes(f));
-    if (files.length === 0) return { diff: "", files, leftOut: leftOut.map((f) => f.path), truncated: false };
-    const exclude = leftOut.map((f) => topPathspec(f.path, true));
-    const args = [...READ_ONLY, "diff", "--cached", "-M", ...PLAIN_DIFF, base, "--", ...include, ...exclude];
-    // One byte more than fits: enough to know the diff was longer, without holding a huge one in memory.
-    const result = await git.exec(args, { cwd: dir, env, maxOutputBytes: o.maxBytes + 1 });
-    if (!result.truncated && result.exitCode !== 0) throw new UserError(`git diff failed: ${git.redact(summarize(result.stderr))}`, undefined, "git_failed");
-    // git's output ends with a newline, which exec strips.
-    const bounded = boundAtLine(result.truncated ? result.stdout : result.stdout + "\n", o.maxBytes);
-    return { diff: bounded.text, files, leftOut: leftOut.map((f) => f.path), truncated: bounded.cut || Boolean(result.truncated) };
-  });
+  const { tree } = await readWorkingTree(git, dir, o.owned ? { owned: true } : {});
+  const base = await resolving;
+  const all = await treeChanges(git, dir, base, tree, include);
+  const leftOut = o.leaveOut ? all.filter(o.leaveOut) : [];
+  const files = all.filter((f) => !leftOut.includes(f));
+  if (files.length === 0) return { diff: "", files, leftOut: leftOut.map((f) => f.path), truncated: false };
+  const exclude = leftOut.map((f) => topPathspec(f.path, true));
+  const args = ["diff-tree", "-r", "-p", "-M", ...PLAIN_DIFF, base, tree, "--", ...include, ...exclude];
+  // One byte more than fits: enough to know the diff was longer, without holding a huge one in memory.
+  const result = await git.exec(args, { cwd: dir, maxOutputBytes: o.maxBytes + 1 });
+  if (!result.truncated && result.exitCode !== 0) throw new UserError(`git diff failed: ${git.redact(summarize(result.stderr))}`, undefined, "git_failed");
+  // git's output ends with a newline, which exec strips.
+  const bounded = boundAtLine(result.truncated ? result.stdout : result.stdout + "\n", o.maxBytes);
+  return { diff: bounded.text, files, leftOut: leftOut.map((f) => f.path), truncated: bounded.cut || Boolean(result.truncated) };
 }
 
 /** `text` cut to at most `maxBytes` UTF-8 bytes, at the end of a line. */

@@ -5,7 +5,8 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { sh, write } from "../support/git.js";
 import { UserError } from "../../src/errors.js";
 import { Redactor } from "../../src/redact.js";
-import { dirtyPaths, stagedPaths, workingTreeDiff } from "../../src/workspace/diff.js";
+import { stagedPaths, workingTreeDiff } from "../../src/workspace/diff.js";
+import { dirtyPaths } from "../../src/workspace/working-tree.js";
 import { Git } from "../../src/workspace/git.js";
 import { addWorktree, checkNewBranch, inspectSourceRepository, removeWorktree } from "../../src/workspace/worktree.js";
 

@@ -1,0 +1,155 @@
+import path from "node:path";
+import { errorMessage } from "./errors.js";
+import type { Logger } from "./log.js";
+import type { ChangedFile, DiffSince, SessionDiff, SessionRecord, WorkspaceRecord } from "./model.js";
+import { changedFiles, EMPTY_TREE, treeChanges } from "./workspace/changes.js";
+import type { CommitResult } from "./workspace/commit.js";
+import { repositoryPrefix, repositoryTop, stagedPaths, workingTreeDiff } from "./workspace/diff.js";
+import type { Git } from "./workspace/git.js";
+import type { WorkspaceManager } from "./workspace/manager.js";
+import { repoRelativePath } from "./workspace/paths.js";
+import { headCommit } from "./workspace/refs.js";
+import { dirtyPaths, forgetTreeRead, lastTreeRead, readWorkingTree } from "./workspace/working-tree.js";
+
+/**
+ * A session's change: what it is measured against (the working tree and HEAD at open), what it
+ * commits and shows (in a caller's own checkout, never the owner's work in progress from before the
+ * session opened: the leave-out rule), and what it changed at close.
+ */
+
+/** How much of a diff coding_diff and the diff resource answer unless asked for another bound. */
+export const DEFAULT_DIFF_BYTES = 200_000;
+
+export interface CommitAnswer extends CommitResult {
+  /** Files with uncommitted changes from before the session opened, not committed (name them in paths to commit them). */
+  left_out?: string[];
+}
+
+/** A workspace coding-mcp owns (managed, or a worktree it made): only its tasks write there, and its index may be written. */
+export function owned(workspace: WorkspaceRecord): boolean {
+  return workspace.managed;
+}
+
+export class SessionChanges {
+  constructor(
+    private readonly git: Git,
+    private readonly workspaces: WorkspaceManager,
+    private readonly log: Logger,
+  ) {}
+
+  /**
+   * What the session's change is measured against: the working tree as it is now (as a tree object) and,
+   * in a caller's own checkout, the files that already had uncommitted changes (coding_commit leaves them out),
+   * both from one read of the working tree. A managed workspace created by this very call is a clean
+   * checkout of HEAD: base_commit says it all.
+   */
+  async atOpen(workspace: WorkspaceRecord, created: boolean): Promise<Pick<SessionRecord, "tree_at_open" | "dirty_at_open">> {
+    if (workspace.managed && created) return {};
+    try {
+      const { tree, dirty } = await readWorkingTree(this.git, workspace.path, { owned: owned(workspace) });
+      return { tree_at_open: tree, ...(workspace.managed ? {} : { dirty_at_open: dirty }) };
+    } catch (err) {
+      this.log.warn(`could not snapshot ${workspace.path} at open; coding_diff will measure from HEAD: ${errorMessage(err)}`);
+      // The owner's work in progress must still stay out of the session's commits.
+      return workspace.managed ? {} : { dirty_at_open: await dirtyPaths(this.git, workspace.path) };
+    }
+  }
+
+  /**
+   * The working tree at open when git still has it (an unreferenced tree may be pruned by gc after weeks), else the commit at open.
+   * `checked`: git has just confirmed it is a tree, so it need not be checked again.
+   */
+  private async baseOf(session: SessionRecord, dir: string): Promise<{ base: string; checked: boolean }> {
+    const tree = session.tree_at_open;
+    if (tree && !tree.startsWith("-") && (await this.git.exec(["cat-file", "-e", `${tree}^{tree}`], { cwd: dir })).exitCode === 0) return { base: tree, checked: true };
+    return { base: session.base_commit, checked: false };
+  }
+
+  /** In a caller's own checkout, the files that had uncommitted changes when the session opened; undefined when there are none. */
+  private dirtyAtOpen(session: SessionRecord, workspace: WorkspaceRecord): Set<string> | undefined {
+    return workspace.managed || !session.dirty_at_open?.length ? undefined : new Set(session.dirty_at_open);
+  }
+
+  /** Commit in the session's workspace, under the leave-out rule (see leftOutBy). */
+  async commit(session: SessionRecord, workspace: WorkspaceRecord, input: { message: string; add_all?: boolean; paths?: string[] }): Promise<CommitAnswer> {
+    const dir = workspace.path;
+    const dirtyAtOpen = this.dirtyAtOpen(session, workspace);
+    if (!dirtyAtOpen) {
+      return this.workspaces.commit(dir, { message: input.message, addAll: input.add_all ?? true, ...(input.paths ? { paths: input.paths } : {}) });
+    }
+    const [top, named, changedNow] = await Promise.all([repositoryTop(this.git, dir), this.pathsFromTop(dir, input.paths), dirtyPaths(this.git, dir)]);
+    const leftOut = changedNow.filter(leftOutBy(dirtyAtOpen, named));
+    const ownPaths = named ?? ((input.add_all ?? true) ? changedNow : await stagedPaths(this.git, dir)).filter((p) => !dirtyAtOpen.has(p));
+    const result: CommitResult = ownPaths.length
+      ? await this.workspaces.commit(top, { message: input.message, addAll: true, paths: ownPaths.map((p) => path.join(top, p)) })
+      : { committed: false, files_changed: 0, insertions: 0, deletions: 0 };
+    if (leftOut.length) this.log.info(`commit in ${session.id} left out ${leftOut.length} files changed before the session opened`);
+    return { ...result, ...(leftOut.length ? { left_out: leftOut } : {}) };
+  }
+
+  /** The session's change as a unified diff: since it opened (committed or not), or what is not committed yet. */
+  async diff(session: SessionRecord, workspace: WorkspaceRecord, input: { since?: DiffSince; paths?: string[]; max_bytes?: number }): Promise<SessionDiff> {
+    const dir = workspace.path;
+    const since = input.since ?? "open";
+    const named = await this.pathsFromTop(dir, input.paths);
+    const base = since === "open" ? (await this.baseOf(session, dir)).base : ((await headCommit(this.git, dir)) ?? EMPTY_TREE);
+    // What is not committed yet, in a caller's checkout, is measured like coding_commit commits: the owner's earlier work stays out.
+    const dirtyAtOpen = since === "commit" ? this.dirtyAtOpen(session, workspace) : undefined;
+    const leftOutRule = dirtyAtOpen && leftOutBy(dirtyAtOpen, named);
+    const result = await workingTreeDiff(this.git, dir, {
+      base,
+      owned: owned(workspace),
+      ...(named ? { paths: named } : {}),
+      ...(leftOutRule ? { leaveOut: (f: ChangedFile) => leftOutRule(f.path) } : {}),
+      maxBytes: input.max_bytes ?? DEFAULT_DIFF_BYTES,
+    });
+    return {
+      diff: result.diff,
+      files_changed: result.files,
+      truncated: result.truncated,
+      since,
+      base,
+      ...(result.leftOut.length ? { left_out: result.leftOut } : {}),
+    };
+  }
+
+  /**
+   * Everything the session changed, at close. An owned workspace about to be removed is not read again
+   * when its tree after the last task is known: nothing else wrote there since.
+   */
+  async atClose(session: SessionRecord, workspace: WorkspaceRecord, o: { removing: boolean }): Promise<{ files: ChangedFile[]; warning?: string }> {
+    const dir = workspace.path;
+    try {
+      const { base, checked } = await this.baseOf(session, dir);
+      const known = o.removing && owned(workspace) ? await lastTreeRead(dir) : undefined;
+      if (o.removing) forgetTreeRead(dir);
+      if (known !== undefined) return { files: await treeChanges(this.git, dir, base, known) };
+      return { files: await changedFiles(this.git, dir, base, { trusted: checked, owned: owned(workspace) }) };
+    } catch (err) {
+      const warning = `files_changed is incomplete: git could not list the session's changes (${errorMessage(err)})`;
+      this.log.warn(`closing ${session.id}: ${warning}`);
+      return { files: [], warning };
+    }
+  }
+
+  /** Caller-given paths (relative to the workspace, or absolute inside it) as paths from the repository's top. */
+  private async pathsFromTop(dir: string, paths: string[] | undefined): Promise<string[] | undefined> {
+    if (!paths?.length) return undefined;
+    const [prefix, relative] = await Promise.all([repositoryPrefix(this.git, dir), Promise.all(paths.map((p) => repoRelativePath(dir, p, "paths")))]);
+    return relative.map((r) => (r === "." ? prefix.replace(/\/$/, "") || "." : prefix + r));
+  }
+}
+
+/**
+ * The leave-out rule: a file (path from the repository's top) that already had uncommitted changes when
+ * the session opened is the owner's work, not the session's to commit or show as uncommitted, unless
+ * the caller named it (or a directory above it) in `named`.
+ */
+function leftOutBy(dirtyAtOpen: Set<string>, named: string[] | undefined): (p: string) => boolean {
+  return (p) => dirtyAtOpen.has(p) && !covers(named, p);
+}
+
+/** Whether a path from the repository's top is one of `named` or lies below one of them. */
+function covers(named: string[] | undefined, p: string): boolean {
+  return Boolean(named?.some((n) => n === "." || n === p || p.startsWith(`${n}/`)));
+}
