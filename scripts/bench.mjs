@@ -1443,7 +1443,7 @@ async function main() {
         }
       : { text: "Wrote bench.txt.", usage: { prompt_tokens: 1100, completion_tokens: 5 } },
   );
-  const figures = { roundtrip: figureRoundTrip, profile: figureProfile, cold: figureColdStart, concurrent: figureConcurrent, git: figureGit, memory: figureMemory, growth: figureGrowth, progress: figureProgress, acp: figureAcpRoundTrip, sandbox: figureSandbox , sweep: figureSweep };
+  const figures = { roundtrip: figureRoundTrip, profile: figureProfile, cold: figureColdStart, concurrent: figureConcurrent, git: figureGit, memory: figureMemory, growth: figureGrowth, progress: figureProgress, acp: figureAcpRoundTrip, sandbox: figureSandbox, sweep: figureSweep };
   for (const id of ALL_FIGURES) {
     if (!ONLY.includes(id)) continue;
     const mark = cleanups.length;
