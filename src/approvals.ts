@@ -1,9 +1,22 @@
 import { randomBytes } from "node:crypto";
-import path from "node:path";
+import {
+  describeDecision,
+  describePermission,
+  describePermissionReply,
+  permissionPlan,
+  questionPlan,
+  questionSummary,
+  relativeTo,
+  type AskingSession,
+  type ElicitForm,
+  type ElicitReply,
+  type RespondInput,
+  type WaitPlan,
+} from "./approval-forms.js";
 import type { PermissionAnswer, PermissionAsk, QuestionAnswer, QuestionAsk, TaskEvent, TaskRequests } from "./backend.js";
 import { UserError } from "./errors.js";
 import type { Logger } from "./log.js";
-import type { DecidedBy, PendingRequest, PermissionDecision, PermissionReply, QuestionDecision, QuestionInfo } from "./model.js";
+import type { DecidedBy, PendingRequest, PermissionDecision, QuestionDecision } from "./model.js";
 import { QUESTION_KIND, type PermissionPolicy } from "./permissions.js";
 import type { Redactor } from "./redact.js";
 
@@ -17,33 +30,13 @@ import type { Redactor } from "./redact.js";
  * it took goes into the task's trace, its span and its progress.
  */
 
-/** A form for the person, as MCP's `elicitation/create` (form mode) carries it. */
-export interface ElicitForm {
-  message: string;
-  requestedSchema: { type: "object"; properties: Record<string, Record<string, unknown>>; required?: string[] };
-}
-
-export interface ElicitReply {
-  action: "accept" | "decline" | "cancel";
-  content?: Record<string, unknown>;
-}
+export type { ElicitForm, ElicitReply, RespondInput };
+export { describePermissionReply };
 
 /** Ask the person through the client; `signal` withdraws the form when the request is answered elsewhere. */
 export type Elicit = (form: ElicitForm, signal: AbortSignal) => Promise<ElicitReply>;
 
-/** What coding_respond carries. */
-export interface RespondInput {
-  request_id: string;
-  decision?: "allow" | "allow_session" | "reject";
-  /** Per question, in order: one choice or own words, or several choices. */
-  answers?: (string | string[])[];
-  message?: string;
-}
-
-export interface TaskScope {
-  sessionId: string;
-  sessionTitle: string;
-  workspacePath: string;
+export interface TaskScope extends AskingSession {
   taskId: string;
   /** Aborted when the task is cancelled: its open requests are rejected. */
   signal: AbortSignal;
@@ -74,27 +67,6 @@ interface Settled<T> {
   decidedBy: DecidedBy;
   durationMs: number;
 }
-
-interface WaitPlan<T> {
-  view: PendingRequest;
-  form: ElicitForm;
-  /** The person's form content; a UserError when it does not fit (the request then keeps waiting). */
-  fromForm(content: Record<string, unknown>): T;
-  fromRespond(input: RespondInput): T;
-  declined: T;
-  timedOut: T;
-  cancelled: T;
-}
-
-type PermissionOutcome = { reply: PermissionReply; message?: string };
-
-const ANSWERED_HOW: Record<DecidedBy, string> = {
-  person: "by a person",
-  policy: "by the policy",
-  session: "allowed for the session",
-  timeout: "rejected: nobody answered in time",
-  cancelled: "rejected when the task ended",
-};
 
 /** How many answered request ids are remembered, to tell "already answered" from "unknown". */
 const ANSWERED_KEPT = 500;
@@ -131,7 +103,9 @@ export class Approvals {
       } else if (this.allowedForSession(scope.sessionId, ask)) {
         decision = { permission: ask.permission, patterns, reply: "once", decided_by: "session", duration_ms: 0 };
       } else {
-        const settled = await this.waitForPerson(task, this.permissionPlan(scope, ask, patterns));
+        const what = describePermission(ask, patterns, scope.workspacePath);
+        const view = this.newView("permission", what, { permission: ask.permission, patterns });
+        const settled = await this.waitForPerson(task, permissionPlan(view, scope, ask, what, this.timeoutMs));
         const { reply, message } = settled.value;
         if (reply === "always") this.allowForSession(scope.sessionId, ask);
         decision = {
@@ -146,7 +120,7 @@ export class Approvals {
       }
       permissions.push(decision);
       scope.emit({ type: "permission", decision });
-      this.log.info(`permission ${ask.permission} ${describeReply(decision)}${decision.patterns.length ? `: ${decision.patterns.join(", ").slice(0, 200)}` : ""}`, {
+      this.log.info(`permission ${ask.permission} ${describePermissionReply(decision)}${decision.patterns.length ? `: ${decision.patterns.join(", ").slice(0, 200)}` : ""}`, {
         session: scope.sessionId,
         task: scope.taskId,
       });
@@ -166,7 +140,8 @@ export class Approvals {
           duration_ms: Date.now() - started,
         };
       } else {
-        const settled = await this.waitForPerson(task, this.questionPlan(scope, asked.questions));
+        const view = this.newView("question", questionSummary(asked.questions), { questions: asked.questions });
+        const settled = await this.waitForPerson(task, questionPlan(view, scope, asked.questions, this.timeoutMs));
         const answers = settled.value;
         decision = {
           request_id: settled.view.request_id,
@@ -203,7 +178,7 @@ export class Approvals {
       const done = this.answered.get(input.request_id);
       if (done && done.sessionId === sessionId) {
         throw new UserError(
-          `request ${input.request_id} was already answered (${ANSWERED_HOW[done.decidedBy]}, ${Math.round((Date.now() - done.at) / 1000)} s ago)`,
+          `request ${input.request_id} was already answered (${describeDecision(done.decidedBy)}, ${Math.round((Date.now() - done.at) / 1000)} s ago)`,
           "Each request is answered once; the task's trace shows the answer. coding_status lists what still waits.",
           "request_answered",
         );
@@ -288,115 +263,7 @@ export class Approvals {
     });
   }
 
-  private permissionPlan(scope: TaskScope, ask: PermissionAsk, patterns: string[]): WaitPlan<PermissionOutcome> {
-    const what = describePermission(ask, patterns, scope.workspacePath);
-    const view = this.newView(scope, "permission", what, { permission: ask.permission, patterns });
-    const seconds = Math.round(this.timeoutMs / 1000);
-    const outcome = (decision: string | undefined, message: string | undefined): PermissionOutcome => {
-      const note = message?.trim() || undefined;
-      switch (decision) {
-        case "allow":
-          return { reply: "once", ...(note ? { message: note } : {}) };
-        case "allow_session":
-          return { reply: "always", ...(note ? { message: note } : {}) };
-        case "reject":
-          return { reply: "reject", message: note ?? "The person rejected this request." };
-        default:
-          throw new UserError(
-            `request ${view.request_id} is a permission request: decision must be allow, allow_session or reject`,
-            "Pass decision (and optionally message, passed to the agent).",
-            "invalid_answer",
-          );
-      }
-    };
-    return {
-      view,
-      form: {
-        message:
-          `The coding agent of session ${scope.sessionId} ("${scope.sessionTitle}") asks for permission to ${what}\n` +
-          `Workspace: ${scope.workspacePath}\nKind: ${ask.permission}. Without an answer it is rejected in ${seconds} s.`,
-        requestedSchema: {
-          type: "object",
-          properties: {
-            decision: {
-              type: "string",
-              title: "Your decision",
-              oneOf: [
-                { const: "allow", title: "Allow once" },
-                { const: "allow_session", title: "Allow for the rest of this session" },
-                { const: "reject", title: "Reject" },
-              ],
-            },
-            message: { type: "string", title: "Message to the agent (optional)", description: "E.g. why you rejected it, or what to do instead" },
-          },
-          required: ["decision"],
-        },
-      },
-      fromForm: (content) => outcome(typeof content.decision === "string" ? content.decision : undefined, typeof content.message === "string" ? content.message : undefined),
-      fromRespond: (input) => {
-        if (input.answers) {
-          throw new UserError(`request ${view.request_id} is a permission request, not a question`, "Pass decision (allow, allow_session or reject) instead of answers.", "invalid_answer");
-        }
-        return outcome(input.decision, input.message);
-      },
-      declined: { reply: "reject", message: "The person declined this request." },
-      timedOut: { reply: "reject", message: `Nobody answered this request within ${seconds} s, so it was rejected.` },
-      cancelled: { reply: "reject", message: "The task ended before anyone answered." },
-    };
-  }
-
-  private questionPlan(scope: TaskScope, questions: QuestionInfo[]): WaitPlan<string[][] | undefined> {
-    const summary = questions.map((q) => q.question).join(" / ");
-    const view = this.newView(scope, "question", `answer: ${summary}`, { questions });
-    const seconds = Math.round(this.timeoutMs / 1000);
-    const properties: Record<string, Record<string, unknown>> = {};
-    const required: string[] = [];
-    questions.forEach((q, i) => {
-      const key = `answer_${i + 1}`;
-      const title = q.header || (questions.length > 1 ? `Question ${i + 1}` : "Your answer");
-      const choices = q.options.map((o) => ({ const: o.label, title: o.description ? `${o.label}: ${o.description}` : o.label }));
-      if (choices.length) {
-        properties[key] = q.multiple
-          ? { type: "array", title, description: q.question, items: { anyOf: choices } }
-          : { type: "string", title, description: q.question, oneOf: choices };
-        if (q.custom === false) required.push(key);
-      }
-      if (q.custom !== false) {
-        properties[`${key}_own`] = { type: "string", title: choices.length ? `${title}: or in your own words` : title, description: q.question };
-        if (!choices.length) required.push(`${key}_own`);
-      }
-    });
-    return {
-      view,
-      form: {
-        message:
-          `The coding agent of session ${scope.sessionId} ("${scope.sessionTitle}") asks you:\n` +
-          questions.map((q, i) => `${questions.length > 1 ? `${i + 1}. ` : ""}${q.question}`).join("\n") +
-          `\nWithout an answer the question is dismissed in ${seconds} s.`,
-        requestedSchema: { type: "object", properties, ...(required.length ? { required } : {}) },
-      },
-      fromForm: (content) =>
-        questions.map((q, i) => {
-          const chosen = content[`answer_${i + 1}`];
-          const own = content[`answer_${i + 1}_own`];
-          const list = [...(Array.isArray(chosen) ? chosen : chosen === undefined || chosen === "" ? [] : [chosen]).map(String)];
-          if (typeof own === "string" && own.trim()) list.push(own.trim());
-          return list;
-        }),
-      fromRespond: (input) => {
-        if (input.decision === "reject") return undefined;
-        if (input.decision) {
-          throw new UserError(`request ${view.request_id} is a question: pass answers, or decision "reject" to dismiss it`, "answers holds one entry per question, in order.", "invalid_answer");
-        }
-        return checkAnswers(view.request_id, questions, input.answers);
-      },
-      declined: undefined,
-      timedOut: undefined,
-      cancelled: undefined,
-    };
-  }
-
-  private newView(scope: TaskScope, kind: PendingRequest["kind"], summary: string, extra: Partial<PendingRequest>): PendingRequest {
+  private newView(kind: PendingRequest["kind"], summary: string, extra: Partial<PendingRequest>): PendingRequest {
     const now = Date.now();
     return {
       request_id: newRequestId(),
@@ -432,88 +299,9 @@ export class Approvals {
   }
 }
 
-/** The person's answers, one per question, checked against the options where the agent accepts nothing else. */
-function checkAnswers(requestId: string, questions: QuestionInfo[], answers: RespondInput["answers"]): string[][] {
-  const hint = `answers holds one entry per question, in order: a string (an option's label, or your own words where allowed) or a list of labels where several may be chosen.`;
-  if (!answers) throw new UserError(`request ${requestId} is a question: pass answers (or decision "reject" to dismiss it)`, hint, "invalid_answer");
-  if (answers.length !== questions.length) {
-    throw new UserError(`request ${requestId} has ${questions.length} question(s), but ${answers.length} answer(s) were given`, hint, "invalid_answer");
-  }
-  return questions.map((q, i) => {
-    const entry = answers[i]!;
-    const given = (Array.isArray(entry) ? entry : [entry]).map((a) => a.trim()).filter(Boolean);
-    if (given.length > 1 && !q.multiple) throw new UserError(`question ${i + 1} of ${requestId} takes one answer, got ${given.length}`, hint, "invalid_answer");
-    return given.map((a) => {
-      const option = q.options.find((o) => o.label.toLowerCase() === a.toLowerCase());
-      if (option) return option.label;
-      if (q.custom === false) {
-        throw new UserError(
-          `"${a}" is not an option of question ${i + 1} of ${requestId}`,
-          `Choose one of: ${q.options.map((o) => o.label).join(", ")}.`,
-          "invalid_answer",
-        );
-      }
-      return a;
-    });
-  });
-}
-
 function newRequestId(): string {
   return `req_${randomBytes(6).toString("hex")}`;
 }
-
-/** A path inside the workspace, relative to it; anything else as it is. */
-function relativeTo(workspace: string, pattern: string): string {
-  const root = workspace.endsWith(path.sep) ? workspace : workspace + path.sep;
-  if (pattern === workspace) return ".";
-  return pattern.startsWith(root) ? pattern.slice(root.length) : pattern;
-}
-
-/** What the agent wants, in words a person reads at a glance. */
-function describePermission(ask: PermissionAsk, patterns: string[], workspace: string): string {
-  const list = patterns.join(", ") || "(nothing named)";
-  const meta = ask.metadata ?? {};
-  switch (ask.permission) {
-    case "bash":
-      return `run a command: ${typeof meta.command === "string" ? meta.command : list}`;
-    case "edit":
-    case "write":
-      return `change files: ${list}`;
-    case "read":
-      return `read: ${list}`;
-    case "external_directory": {
-      const file = typeof meta.filepath === "string" ? relativeTo(workspace, meta.filepath) : undefined;
-      return `reach outside its workspace: ${list}${file && !patterns.includes(file) ? ` (${file})` : ""}`;
-    }
-    case "webfetch":
-    case "websearch":
-      return `${ask.permission === "webfetch" ? "fetch" : "search the web for"}: ${list}`;
-    case "doom_loop":
-      return `repeat the same tool call once more (it looks stuck in a loop): ${list}`;
-    default:
-      return `use ${ask.permission}: ${list}`;
-  }
-}
-
-function describeReply(decision: PermissionDecision): string {
-  const verb = decision.reply === "reject" ? "denied" : decision.reply === "always" ? "allowed for the session" : "allowed";
-  switch (decision.decided_by) {
-    case "policy":
-      return `${verb} by policy`;
-    case "person":
-      return `${verb} by the person`;
-    case "session":
-      return "allowed (allowed earlier for the session)";
-    case "timeout":
-      return "denied: nobody answered in time";
-    case "cancelled":
-      return "denied: the task ended";
-    default:
-      return verb;
-  }
-}
-
-export { describeReply as describePermissionReply };
 
 /** `npm *` as a regular expression: * is anything, ? one character. */
 function wildcard(pattern: string): RegExp {
