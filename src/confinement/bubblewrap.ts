@@ -39,11 +39,11 @@ export function bubblewrapArgs(policy: SandboxPolicy): string[] {
     "--bind",
     policy.tmpDir,
     "/var/tmp",
-    // The whole home goes; what the PATH needs from it comes back read-only.
+    // The whole home goes; what the PATH needs from it (and from the host's /tmp) comes back read-only.
     "--tmpfs",
     policy.home,
   ];
-  for (const dir of policy.showUnderHome) args.push("--ro-bind-try", dir, dir);
+  for (const dir of policy.showAgain) args.push("--ro-bind-try", dir, dir);
   for (const hidden of policy.hide) args.push(...hideArgs(hidden));
   for (const dir of policy.writable) args.push("--bind-try", dir, dir);
   for (const file of policy.readOnly) args.push("--ro-bind-try", file, file);

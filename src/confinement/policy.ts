@@ -55,8 +55,8 @@ export interface SandboxSettings {
 export interface SandboxPolicy {
   /** Read-only view of the whole system, then these hidden (directories become empty, files empty). */
   hide: string[];
-  /** Directories under $HOME shown again read-only (where the PATH's programs live), before the hiding above. */
-  showUnderHome: string[];
+  /** PATH directories hidden by the above shown again read-only: top dirs under $HOME (~/.pyenv), and dirs under the host's /tmp. */
+  showAgain: string[];
   /** Writable, in this order (a later one may sit inside an earlier hidden one). */
   writable: string[];
   /** Read-only again inside a writable place. */
@@ -129,10 +129,11 @@ export function homeDirsOnPath(home: string, pathEntries: string[]): string[] {
 /** The policy of one session: everything hidden that must be, its workspace and temp dir writable. */
 export function policyFor(scope: SandboxScope, settings: SandboxSettings, tmpDir: string, pathEntries: string[]): SandboxPolicy {
   const home = settings.home;
-  const showUnderHome = homeDirsOnPath(home, pathEntries);
+  // PATH directories under the host's temp dirs (tools installed there) would be hidden by the private /tmp.
+  const underTemp = pathEntries.filter((p) => /^\/(var\/)?tmp\/./.test(p));
   return {
     hide: [...CREDENTIAL_STORES.map((p) => path.join(home, p)), ...settings.denyRead, ...settings.ownPaths],
-    showUnderHome,
+    showAgain: [...homeDirsOnPath(home, pathEntries), ...new Set(underTemp)],
     writable: [scope.workspace, ...scope.gitWritable, ...settings.allowWrite],
     readOnly: scope.gitReadOnly,
     tmpDir,

@@ -85,6 +85,26 @@ describe("a confined command", () => {
     expect(fs.readFileSync(path.join(workspace, "out.txt"), "utf8")).toBe("42\n");
   });
 
+  it("finds programs on a PATH directory under the host's /tmp", async () => {
+    const bin = path.join(root, "bin");
+    fs.mkdirSync(bin);
+    fs.writeFileSync(path.join(bin, "hello-tool"), "#!/bin/sh\necho hello from a tool in /tmp\n", { mode: 0o755 });
+    const c = new Confinement({
+      mode: "on",
+      stateDir: path.join(base, ".coding-mcp-bin"),
+      settings: { denyRead: [], allowWrite: [], ownPaths: [base], home },
+      agentEnv: { PATH: `${bin}:${process.env.PATH}`, HOME: home },
+      secrets: [],
+      log: quiet,
+    });
+    await c.install();
+    await c.prepare("ses_bin", scopeFor({ path: workspace }));
+    const { file, args, env } = c.shellCommand("ses_bin", "hello-tool");
+    const r = await runBound(file, args, { cwd: workspace, env, timeoutMs: 20_000 });
+    expect(r.stdout).toBe("hello from a tool in /tmp");
+    await c.release("ses_bin");
+  });
+
   it("keeps its temporary files between commands of its session, apart from other sessions", async () => {
     expect((await confined("echo kept > /tmp/scratch && cat $TMPDIR/scratch")).stdout).toBe("kept");
     expect((await confined("cat /tmp/scratch")).stdout).toBe("kept");
@@ -212,8 +232,8 @@ function readCmdline(pid: string): string {
 describe("the policy and its arguments", () => {
   it("hides the credential stores and own paths after showing PATH dirs under home, and binds the workspace last", () => {
     const scope = { workspace: "/base/ws", gitWritable: ["/repo/.git/objects"], gitReadOnly: ["/base/ws/.git/config"] };
-    const policy = policyFor(scope, { denyRead: ["/secret"], allowWrite: ["/cache"], ownPaths: ["/base"], home: "/home/u" }, "/state/tmp/k", ["/home/u/.pyenv/shims", "/usr/bin"]);
-    expect(policy.showUnderHome).toEqual(["/home/u/.pyenv"]);
+    const policy = policyFor(scope, { denyRead: ["/secret"], allowWrite: ["/cache"], ownPaths: ["/base"], home: "/home/u" }, "/state/tmp/k", ["/home/u/.pyenv/shims", "/usr/bin", "/tmp/npx-123/bin"]);
+    expect(policy.showAgain).toEqual(["/home/u/.pyenv", "/tmp/npx-123/bin"]);
     expect(policy.writable).toEqual(["/base/ws", "/repo/.git/objects", "/cache"]);
     const args = bubblewrapArgs(policy).join(" ");
     expect(args).toContain("--unshare-net");
