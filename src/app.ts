@@ -122,6 +122,8 @@ export function configuredBackends(deps: BackendDeps): CodingBackend[] {
       sandbox: {
         required: deps.confinement.mode === "on",
         opencodeEnv: (env) => confinedOpencodeEnv(env, deps.confinement.launcherPath, PROFILE_VARIABLE),
+        confinement: deps.confinement,
+        profileVariable: PROFILE_VARIABLE,
       },
     }),
   );

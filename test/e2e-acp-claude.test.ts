@@ -30,7 +30,7 @@ beforeAll(async () => {
   const home = fs.mkdtempSync(path.join(fs.realpathSync(process.env.TMPDIR ?? "/tmp"), "claude-home-"));
   h = await startHarness({
     config: {
-      // This agent's commands cannot be confined by coding-mcp (README, "Confinement"): its protocol is tested unconfined.
+      // The protocol on its own, unconfined; its confinement is tested in e2e-acp-confinement.
       backends: { claude: { type: "acp", command: agentCommand("claude"), env: claudeEnvFor(fake.baseURL, home), mode: "default", sandbox: "off" } },
       default_backend: "claude",
       permissions: { "*": "allow", external_directory: "deny" },

@@ -1,10 +1,12 @@
+import { randomUUID } from "node:crypto";
 import type * as acp from "@agentclientprotocol/sdk/unstable";
 import { taskTimeoutMessage, type CodingBackend, type ModelCatalog, type PermissionAsk, type ResumeTaskRequest, type RunTaskRequest, type TaskEvent } from "../backend.js";
 import { UserError, errorMessage } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { PermissionReply, TaskResult } from "../model.js";
 import { AgentGoneError, AgentProcess, AgentStartError } from "./agent-process.js";
-import { confinementRoute, unconfinableError, type AcpConfinementRoute } from "./confinement.js";
+import { sandboxKey } from "../confinement/index.js";
+import { claudeSessionMeta, confinementRoute, unconfinableError, writeClaudeShell, type AcpConfinementRoute, type AcpSandboxOptions } from "./confinement.js";
 import { AcpTurn, permissionAskOf } from "./mapping.js";
 
 /**
@@ -30,7 +32,7 @@ export interface AcpBackendOptions {
   /** How long a cancelled turn may take to end before the agent is taken as hung (default 10 s). */
   cancelGraceMs?: number;
   /** Whether the agent's commands must be confined, and whether `env` already points its shell at coding-mcp's confined shell (./confinement.ts). */
-  sandbox?: { required: boolean; shellConfigured: boolean };
+  sandbox?: { required: boolean; shellConfigured: boolean; keys?: Pick<AcpSandboxOptions, "confinement" | "profileVariable"> };
 }
 
 /** How long a cancelled turn may take to answer before the agent is considered hung and restarted. */
@@ -48,6 +50,8 @@ interface SessionState {
   configOptions?: acp.SessionConfigOption[];
   /** The session's cumulative cost as the agent last reported it. */
   cost?: number;
+  /** The sandbox key the agent was given for this session (an alias of the session's own; Claude Code). */
+  profileAlias?: string;
 }
 
 interface LiveTurn {
@@ -78,6 +82,8 @@ export class AcpBackend implements CodingBackend {
   private stopped = false;
   /** Config options of a fresh session: where the model catalog comes from. */
   private catalogOptions?: acp.SessionConfigOption[];
+  /** Claude Code's confined shell, written on first use. */
+  private claudeShell?: string;
 
   constructor(private readonly options: AcpBackendOptions) {
     this.name = options.name;
@@ -88,6 +94,18 @@ export class AcpBackend implements CodingBackend {
   /** How the running agent's commands are confined (decided by what it says it is, once started). */
   private routeOf(agent: AgentProcess): AcpConfinementRoute {
     return confinementRoute(agent.agentInfo?.name, this.options.sandbox?.shellConfigured ?? false);
+  }
+
+  /**
+   * For an agent confined per session (Claude Code): a fresh sandbox key for it, and the `_meta`
+   * that hands it over with the confined shell. The key becomes an alias of the session's sandbox.
+   */
+  private sessionConfinement(agent: AgentProcess): { alias: string; meta: Record<string, unknown> } | undefined {
+    const keys = this.options.sandbox?.keys;
+    if (!this.confinesCommands || !keys || this.routeOf(agent) !== "claude-shell") return undefined;
+    this.claudeShell ??= writeClaudeShell(keys.confinement.launcherPath);
+    const alias = `acp-${randomUUID()}`;
+    return { alias, meta: claudeSessionMeta(this.claudeShell, keys.profileVariable, alias) };
   }
 
   /** Refuse a session on an agent whose commands cannot be confined when they must be. */
@@ -154,8 +172,14 @@ export class AcpBackend implements CodingBackend {
   async openSession(directory: string, _options: { title: string }): Promise<{ id: string }> {
     const agent = await this.process();
     this.assertConfinable(agent);
-    const created = await agent.within(agent.request("session/new", { cwd: directory, mcpServers: [] }), this.requestTimeout, "session/new");
-    const state: SessionState = { directory, agentSessionId: created.sessionId, process: agent };
+    const confined = this.sessionConfinement(agent);
+    const created = await agent.within(
+      agent.request("session/new", { cwd: directory, mcpServers: [], ...(confined ? { _meta: confined.meta } : {}) }),
+      this.requestTimeout,
+      "session/new",
+    );
+    if (confined) await this.options.sandbox!.keys!.confinement.alias(confined.alias, sandboxKey(created.sessionId));
+    const state: SessionState = { directory, agentSessionId: created.sessionId, process: agent, ...(confined ? { profileAlias: confined.alias } : {}) };
     if (created.modes) state.modes = created.modes;
     if (created.configOptions) state.configOptions = created.configOptions;
     this.sessions.set(created.sessionId, state);
@@ -225,11 +249,19 @@ export class AcpBackend implements CodingBackend {
     if (state && state.process === agent) return state;
     state ??= { directory, agentSessionId: sessionId };
     state.directory = directory;
+    // The agent process is new: a per-session confined agent gets a fresh key, an alias of this session's sandbox.
+    const confined = this.sessionConfinement(agent);
+    if (confined) {
+      if (state.profileAlias) await this.options.sandbox!.keys!.confinement.unalias(state.profileAlias);
+      await this.options.sandbox!.keys!.confinement.alias(confined.alias, sandboxKey(sessionId));
+      state.profileAlias = confined.alias;
+    }
+    const meta = confined ? { _meta: confined.meta } : {};
     if (agent.capabilities.loadSession) {
       this.loading.add(state.agentSessionId);
       try {
         const loaded = await agent.within(
-          agent.request("session/load", { sessionId: state.agentSessionId, cwd: directory, mcpServers: [] }),
+          agent.request("session/load", { sessionId: state.agentSessionId, cwd: directory, mcpServers: [], ...meta }),
           this.requestTimeout,
           "session/load",
         );
@@ -246,8 +278,8 @@ export class AcpBackend implements CodingBackend {
         this.loading.delete(state.agentSessionId);
       }
     }
-    const created = await agent.within(agent.request("session/new", { cwd: directory, mcpServers: [] }), this.requestTimeout, "session/new");
-    const fresh: SessionState = { directory, agentSessionId: created.sessionId, process: agent };
+    const created = await agent.within(agent.request("session/new", { cwd: directory, mcpServers: [], ...meta }), this.requestTimeout, "session/new");
+    const fresh: SessionState = { directory, agentSessionId: created.sessionId, process: agent, ...(state.profileAlias ? { profileAlias: state.profileAlias } : {}) };
     if (created.modes) fresh.modes = created.modes;
     if (created.configOptions) fresh.configOptions = created.configOptions;
     if (this.options.mode) await this.setMode(fresh, this.options.mode).catch((e) => this.options.log.warn(`mode ${this.options.mode}: ${errorMessage(e)}`));
@@ -387,6 +419,7 @@ export class AcpBackend implements CodingBackend {
   async closeSession(sessionId: string): Promise<void> {
     const state = this.sessions.get(sessionId);
     this.sessions.delete(sessionId);
+    if (state?.profileAlias) await this.options.sandbox?.keys?.confinement.unalias(state.profileAlias);
     if (state?.process?.alive && state.process.capabilities.sessionCapabilities?.close) {
       await state.process.within(state.process.request("session/close", { sessionId: state.agentSessionId }), this.requestTimeout, "session/close");
     }

@@ -88,7 +88,11 @@ export function createAcpBackend(
     name,
     command: entry.command,
     env: shellConfigured && context.sandbox ? context.sandbox.opencodeEnv(env) : env,
-    sandbox: { required, shellConfigured },
+    sandbox: {
+      required,
+      shellConfigured,
+      ...(context.sandbox ? { keys: { confinement: context.sandbox.confinement, profileVariable: context.sandbox.profileVariable } } : {}),
+    },
     cwd: context.cwd,
     log: context.log,
     ...(entry.mode ? { mode: entry.mode } : {}),

@@ -118,6 +118,27 @@ export class Confinement {
   }
 
   /**
+   * Another key for a session's sandbox (its profile, prepared now or later under `key`), for agents
+   * that must be given the key before they name the session (Claude Code takes its env at session/new).
+   * Once the session is released the alias leads nowhere, and its commands are not run.
+   */
+  async alias(aliasKey: string, key: string): Promise<void> {
+    if (this.options.mode === "off") return;
+    checkKey(aliasKey);
+    checkKey(key);
+    const link = path.join(this.root, "profiles", `${aliasKey}.sh`);
+    await fs.mkdir(path.dirname(link), { recursive: true, mode: 0o700 });
+    await fs.rm(link, { force: true });
+    await fs.symlink(`${key}.sh`, link);
+  }
+
+  async unalias(aliasKey: string): Promise<void> {
+    if (this.options.mode === "off") return;
+    checkKey(aliasKey);
+    await fs.rm(path.join(this.root, "profiles", `${aliasKey}.sh`), { force: true });
+  }
+
+  /**
    * A command run confined in a prepared session, for callers that start commands themselves:
    * argv for spawn, with the environment that selects the session's profile.
    */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { confinementRoute, startsOpencodeAcp, unconfinableError } from "../../src/acp/confinement.js";
+import { claudeSessionMeta, confinementRoute, startsOpencodeAcp, unconfinableError } from "../../src/acp/confinement.js";
 
 describe("ACP confinement routes", () => {
   it("recognises the argv of OpenCode's ACP server, and nothing else", () => {
@@ -12,12 +12,19 @@ describe("ACP confinement routes", () => {
     expect(startsOpencodeAcp(["/opt/not-opencode", "acp"])).toBe(false);
   });
 
-  it("confines only an agent that says it is OpenCode and was started with the confined shell", () => {
+  it("confines OpenCode started with the confined shell, and Claude Code per session; no other agent", () => {
     expect(confinementRoute("OpenCode", true)).toBe("opencode-shell");
     expect(confinementRoute("OpenCode", false)).toBe("none");
-    // An argv that looked like OpenCode but started another agent: its commands would not use our shell.
-    expect(confinementRoute("@agentclientprotocol/claude-agent-acp", true)).toBe("none");
+    expect(confinementRoute("@agentclientprotocol/claude-agent-acp", false)).toBe("claude-shell");
+    expect(confinementRoute("codex-acp", true)).toBe("none");
+    expect(confinementRoute("gemini-cli", false)).toBe("none");
     expect(confinementRoute(undefined, true)).toBe("none");
+  });
+
+  it("hands Claude Code the confined shell and the session's key, and reads no project settings", () => {
+    expect(claudeSessionMeta("/s/claude/bash", "CODING_MCP_SANDBOX_PROFILE", "acp-1")).toEqual({
+      claudeCode: { options: { env: { CLAUDE_CODE_SHELL: "/s/claude/bash", CODING_MCP_SANDBOX_PROFILE: "acp-1" }, settingSources: ["user"] } },
+    });
   });
 
   it("refuses with the way out", () => {
