@@ -93,7 +93,8 @@ describe("traces", () => {
     expect(server!.kind).toBe(SpanKind.SERVER);
     expect(server!.spanContext().traceId).toBe(traceId);
     expect(parentOf(server!)).toBe(clientSpanId);
-    expect(server!.attributes).toMatchObject({ "mcp.method.name": "tools/call", "gen_ai.tool.name": "code" });
+    // The caller (over an in-memory transport, like stdio: the local user) names both spans.
+    expect(server!.attributes).toMatchObject({ "mcp.method.name": "tools/call", "gen_ai.tool.name": "code", "enduser.id": "local" });
 
     const [task, ...others] = childrenOf(server!);
     expect(others).toEqual([]);
@@ -101,6 +102,7 @@ describe("traces", () => {
     expect(task!.spanContext().traceId).toBe(traceId);
     const t = result.trace;
     expect(task!.attributes).toMatchObject({
+      "enduser.id": "local",
       "opencode.session_id": opened.backend_session_id,
       "opencode.workspace": opened.workspace_path,
       "opencode.model": "fake-coder",
