@@ -184,6 +184,18 @@ describe("the proxy", () => {
     expect(https.status).toBe(400);
   });
 
+  it("stops listening when closed, cutting open tunnels", async () => {
+    const tunnel = net.connect(socketPath);
+    await new Promise<void>((resolve) => tunnel.on("connect", resolve));
+    tunnel.write(`CONNECT 127.0.0.1:${listedPort} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    await new Promise<void>((resolve) => tunnel.once("data", () => resolve()));
+    const cut = new Promise<void>((resolve) => tunnel.on("close", () => resolve()));
+    await proxy.close();
+    await cut;
+    const refused = await new Promise<string>((resolve) => net.connect(socketPath).on("error", (err: NodeJS.ErrnoException) => resolve(err.code ?? "")).on("connect", () => resolve("connected")));
+    expect(refused).toMatch(/ENOENT|ECONNREFUSED/);
+  });
+
   function plainRequest(target: string, headers: Record<string, string> = {}, method = "GET", body?: string): Promise<{ status: number; body: string }> {
     return new Promise((resolve, reject) => {
       const req = http.request({ socketPath, method, path: target, headers, agent: false }, (res) => {
