@@ -214,6 +214,8 @@ describe("a confined command", () => {
     for (let i = 0; i < 300 && !fs.existsSync(pidFile); i++) await new Promise((r) => setTimeout(r, 50));
     expect(fs.existsSync(pidFile)).toBe(true);
     const sleepers = () => fs.readdirSync("/proc").filter((p) => /^\d+$/.test(p) && readCmdline(p) === "sleep\u000031.4159\u0000");
+    // The pid file is written right after the fork, maybe before the child has become sleep.
+    for (let i = 0; i < 300 && sleepers().length === 0; i++) await new Promise((r) => setTimeout(r, 50));
     expect(sleepers().length).toBeGreaterThan(0);
     process.kill(-child.pid!, "SIGKILL");
     for (let i = 0; i < 300 && sleepers().length > 0; i++) await new Promise((r) => setTimeout(r, 50));
