@@ -20,6 +20,9 @@
 //   sandbox              a command through the confined shell (bubblewrap, a prepared session)  vs  bash -c,
 //                        and a `code` task that runs one command with sandbox.mode on  vs  off (coding-mcp
 //                        with its own managed OpenCode on each side): the cost the sandbox adds
+//   sweep                per repository size (1k, 20k, 100k files, cached in ~/.cache/coding-mcp-bench):
+//                        open vs git status, code vs a direct prompt, a worktree session's open, diff,
+//                        commit and close vs git worktree add, git diff, git commit -a, git worktree remove
 //
 // The scripted task ([[fake:bench]]) is one `write` of bench.txt and a one-line answer, so a round trip
 // is mostly OpenCode's own agent loop; every task writes a new line, so every `code` has a change to report.
@@ -176,7 +179,7 @@ function baseEnv() {
 let fake;
 
 /** A fresh `opencode serve` on a free loopback port, hermetic, behind a random password: coding-mcp's own launcher. */
-async function startOpencode(label) {
+async function startOpencode(label, extraConfig = {}) {
   const home = tempDir(`opencode-${label}`);
   const server = new ManagedOpencode({
     log: { debug() {}, info() {}, warn: note, error: note },
@@ -184,7 +187,7 @@ async function startOpencode(label) {
     env: {
       ...baseEnv(),
       ...hermeticOpencodeEnv(home),
-      OPENCODE_CONFIG_CONTENT: JSON.stringify(opencodeConfigFor(fake.baseURL)),
+      OPENCODE_CONFIG_CONTENT: JSON.stringify({ ...opencodeConfigFor(fake.baseURL), ...extraConfig }),
     },
     startupTimeoutMs: 60_000,
   });
@@ -1199,6 +1202,7 @@ async function timeGit(cwd, args, input) {
   const t0 = performance.now();
   await new Promise((resolve, reject) => {
     const child = execFile("git", args, { cwd, env: { ...baseEnv(), ...HERMETIC_GIT }, maxBuffer: 256 * 1024 * 1024 }, (err) => (err ? reject(err) : resolve()));
+    child.stdin.on("error", () => undefined); // git may exit before reading it
     child.stdin.end(input ?? "");
   });
   return performance.now() - t0;
@@ -1219,7 +1223,9 @@ function gitProfile(lines) {
 }
 
 async function figureSweep() {
-  const oc = await startOpencode("sweep");
+  // OpenCode's own snapshots off, for both sides: at 100,000 files its first snapshot of each new
+  // directory (every worktree) takes minutes, the same on both sides, and would drown what is measured.
+  const oc = await startOpencode("sweep", { snapshot: false });
   const root = tempDir("sweep");
   const configFile = path.join(root, "config.yaml");
   fs.writeFileSync(
@@ -1227,7 +1233,7 @@ async function figureSweep() {
     stringify({
       workspace: { base_path: path.join(root, "workspaces"), allowed_roots: [root] },
       git: { user_name: AUTHOR.name, user_email: AUTHOR.email },
-      limits: { task_timeout_min: 5, max_attempts: 1 },
+      limits: { task_timeout_min: 10, max_attempts: 1 },
     }),
   );
   const env = { ...baseEnv(), ...HERMETIC_GIT, OPENCODE_URL: oc.url, OPENCODE_SERVER_PASSWORD: oc.password, CODING_MCP_LOG_LEVEL: "debug" };
@@ -1236,7 +1242,7 @@ async function figureSweep() {
   const log = [];
   mcp.transport.stderr?.on("data", (chunk) => log.push(...chunk.toString("utf8").split("\n").filter(Boolean)));
   const call = async (name, args) => {
-    const result = await mcp.client.callTool({ name, arguments: args }, undefined, { timeout: CALL_TIMEOUT_MS });
+    const result = await mcp.client.callTool({ name, arguments: args }, undefined, { timeout: 4 * CALL_TIMEOUT_MS });
     if (result.isError) throw new Error(`${name} answered an error: ${result.content?.find((c) => c.type === "text")?.text ?? ""}\n${log.slice(-10).join("\n")}`);
     return result.structuredContent;
   };

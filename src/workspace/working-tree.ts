@@ -61,8 +61,11 @@ export async function readWorkingTree(git: Git, dir: string, o: ReadOptions & Re
     // Starting a process holds up everything else for a moment: `writeTreeAfter` lets what waits
     // for `onStaged` (the prompt) go first.
     await o.writeTreeAfter;
+    // Nothing differs from HEAD: the working tree is HEAD's tree, which git need not compute from the
+    // index (a fresh checkout's index has no cached trees: at 100,000 files that costs more than the read).
+    const head = dirty.length === 0 ? await git.exec(["rev-parse", "--verify", "--quiet", "HEAD^{tree}"], { cwd: dir }) : undefined;
     // With the overrides too: writing the index back, git re-reads "racily clean" files through their filters.
-    const tree = await git.run([...overrides, "write-tree"], { cwd: dir, env });
+    const tree = head?.exitCode === 0 && head.stdout ? head.stdout : await git.run([...overrides, "write-tree"], { cwd: dir, env });
     if (o.owned) remember(lastTrees, dir, tree);
     return { tree, dirty };
   });
@@ -79,6 +82,11 @@ export async function withStagedIndex<T>(git: Git, dir: string, o: ReadOptions, 
   const overrides = await workspaceProgramOverrides(git, dir, paths);
   const entries = await statusEntries(git, dir, overrides, o);
   const dirty = [...new Set(entries.map((entry) => entry.slice(3)))];
+  // An owned workspace's index keeps git's cached trees, so the scratch copy's write-tree computes only
+  // the directories of the paths staged below (a fresh checkout's index has none: at 100,000 files
+  // computing them all costs more than the read). Nothing to do when they are there; a conflicted
+  // index has none to keep, which changes nothing.
+  if (o.owned && dirty.length) await git.exec([...overrides, "write-tree"], { cwd: dir });
   // "D " is gone from the index and from disk already: the copy of the index has nothing to stage for it.
   const toStage = [...new Set(entries.filter((entry) => !entry.startsWith("D ")).map((entry) => entry.slice(3)))];
   const scratch = `${paths.index}.coding-mcp-${randomBytes(6).toString("hex")}`;
