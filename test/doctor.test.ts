@@ -157,7 +157,8 @@ describe("coding-mcp doctor", () => {
   });
 
   it("names a configured backend whose agent runs its commands outside the sandbox", async () => {
-    const s = setup("acp-backend", { backends: { helper: { type: "acp", command: ["opencode", "acp"] } } });
+    // An ACP backend opted out of the sandbox (as Codex and Gemini CLI must be: README, Confinement).
+    const s = setup("acp-backend", { backends: { helper: { type: "acp", command: ["opencode", "acp"], sandbox: "off" } } });
     const result = await doctor(["--config", s.configFile], s.env);
     expect(result.code, result.lines.join("\n")).toBe(0);
     expect(line(result.lines, "sandbox")).toMatch(/^warn +sandbox: confined: a command ran in a sandbox with no network/);
