@@ -147,7 +147,7 @@ export function confinementFor(config: ResolvedConfig, agentEnv: NodeJS.ProcessE
     },
     agentEnv,
     // ACP entries' env values (an agent's API key) too: their ${VAR} sources are in agentEnv (a coding-mcp secret there is refused).
-    secrets: [...Object.values(config.secrets).filter((v): v is string => Boolean(v)), ...acpEntrySecrets(config.backends, agentEnv)],
+    secrets: [...secretValues(config), ...acpEntrySecrets(config.backends, agentEnv)],
     log,
   });
 }
