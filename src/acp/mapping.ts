@@ -187,7 +187,8 @@ export class AcpTurn {
    * call as running: the call is taken as started then, so that its start is reported before the answer.
    */
   permissionAsked(toolCall: ToolCallUpdate, now: number): TaskEvent[] {
-    return this.toolCall({ ...toolCall, sessionUpdate: "tool_call_update" }, now, true);
+    // Its content is what the person is asked (Codex: "Proposed Amendment: ... Available Decisions"), not the call's output.
+    return this.toolCall({ ...toolCall, content: undefined, rawOutput: undefined, sessionUpdate: "tool_call_update" }, now, true);
   }
 
   private toolCall(update: Extract<SessionUpdate, { sessionUpdate: "tool_call" | "tool_call_update" }>, now: number, asked = false): TaskEvent[] {

@@ -187,6 +187,15 @@ describe("turn bookkeeping", () => {
     expect(turn.update({ sessionUpdate: "tool_call_update", toolCallId: "g", status: "completed", content: [] }, 1400).map((e) => e.type === "tool" && `${e.phase} ${e.call.duration_ms}`)).toEqual(["ended 400"]);
   });
 
+  it("does not take what a permission request shows the person for the call's output (Codex's amendment text)", () => {
+    const turn = new AcpTurn();
+    turn.update({ sessionUpdate: "tool_call", toolCallId: "c", title: "cat a.txt", kind: "execute", status: "in_progress", rawInput: { command: "cat a.txt" } }, 1000);
+    const asked = { toolCallId: "c", status: "pending" as const, content: [{ type: "content" as const, content: { type: "text" as const, text: "Proposed Amendment: /bin/bash -lc cat a.txt" } }] };
+    turn.permissionAsked(asked, 1100);
+    const [ended] = turn.update({ sessionUpdate: "tool_call_update", toolCallId: "c", status: "completed", rawOutput: { stdout: "alpha\n" } }, 1400);
+    expect(ended?.type === "tool" && ended.call.output_preview).toBe("alpha\n");
+  });
+
   it("reports a call first seen as ended once as started and once as ended, and lists unfinished commands", () => {
     const turn = new AcpTurn({ costBefore: 0.5 });
     const ev1 = turn.update({ sessionUpdate: "tool_call", toolCallId: "a", title: "bash", kind: "execute", status: "in_progress", rawInput: { command: "sleep 9" } }, 1000);
