@@ -46,9 +46,6 @@ export interface ConfinementOptions {
   socatPath?: string | null;
 }
 
-/** The ripgrep of the @vscode/ripgrep dependency: on the PATH of every agent, inside and outside the sandbox. */
-export { bundledRipgrepDir };
-
 const PROBE_TIMEOUT_MS = 10_000;
 
 export class Confinement {
@@ -175,7 +172,6 @@ export class Confinement {
 
   private async probe(): Promise<ConfinementState> {
     if (this.options.mode === "off") return { mode: "off", confined: false };
-    const install = "install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; Fedora: dnf install bubblewrap; Arch: pacman -S bubblewrap)";
     const offHint = "or set sandbox.mode: off (CODING_MCP_SANDBOX_MODE=off) where the machine or its container is the boundary";
     if (process.platform !== "linux") {
       return {
@@ -185,7 +181,7 @@ export class Confinement {
         fix: `Run coding-mcp on Linux, ${offHint}`,
       };
     }
-    if (!this.bwrap) return { mode: "on", confined: false, problem: "bubblewrap (bwrap) is not installed", fix: `${capitalize(install)}, ${offHint}` };
+    if (!this.bwrap) return { mode: "on", confined: false, problem: "bubblewrap (bwrap) is not installed", fix: `Install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; Fedora: dnf install bubblewrap; Arch: pacman -S bubblewrap), ${offHint}` };
     if (this.networkAllow.length && !this.socat) {
       return {
         mode: "on",
@@ -233,10 +229,6 @@ export class Confinement {
 /** Keys name files: letters, digits, - and _ only. */
 function checkKey(key: string): void {
   if (!/^[A-Za-z0-9_-]+$/.test(key)) throw new Error(`invalid sandbox key ${JSON.stringify(key)}`);
-}
-
-function capitalize(s: string): string {
-  return s.charAt(0).toUpperCase() + s.slice(1);
 }
 
 async function writeAtomically(file: string, content: string, mode: number): Promise<void> {
