@@ -251,6 +251,8 @@ export interface BoundRunOptions {
   maxOutputBytes?: number;
   /** A local command that ends on its own within moments (see holdGroup). */
   brief?: boolean;
+  /** How stdout is decoded: latin1 keeps one character per byte, for binary output (git's raw tree objects). */
+  encoding?: "utf8" | "latin1";
 }
 
 export interface BoundRunResult {
@@ -295,7 +297,7 @@ export function runBound(command: string, args: string[], o: BoundRunOptions): P
       let out = Buffer.concat(stdout);
       if (truncated && o.maxOutputBytes !== undefined) out = out.subarray(0, o.maxOutputBytes);
       resolve({
-        stdout: withoutFinalNewline(out.toString("utf8")),
+        stdout: withoutFinalNewline(out.toString(o.encoding ?? "utf8")),
         stderr: withoutFinalNewline(Buffer.concat(stderr).toString("utf8")),
         ...(exitCode !== null && startError === undefined ? { exitCode } : {}),
         ...(startError !== undefined ? { startError } : {}),

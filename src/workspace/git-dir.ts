@@ -29,6 +29,13 @@ export async function repoPaths(git: Git, dir: string, fresh = false): Promise<R
   return remember(repoPathsKnown, dir, { index: path.resolve(dir, index), commonDir: path.resolve(dir, commonDir) });
 }
 
+const topsKnown = new Map<string, string>();
+
+/** The top directory of the repository (of this worktree) that `dir` is in. */
+export async function repositoryTopOf(git: Git, dir: string): Promise<string> {
+  return topsKnown.get(dir) ?? remember(topsKnown, dir, await git.run(["rev-parse", "--show-toplevel"], { cwd: dir }));
+}
+
 export async function readIfThere(file: string): Promise<string | undefined> {
   try {
     return await fs.readFile(file, "utf8");

@@ -38,6 +38,8 @@ export interface GitRunOptions {
   maxOutputBytes?: number;
   /** Run the repository's hooks: only `coding_commit` with git.run_hooks. Otherwise no hook runs. */
   runHooks?: boolean;
+  /** How stdout is decoded (latin1: one character per byte, for raw objects). */
+  encoding?: "utf8" | "latin1";
 }
 
 export interface GitResult {
@@ -85,6 +87,11 @@ export class Git {
     this.hiddenEnv = Object.fromEntries([...REPO_LOCATING_ENV, ...(opts.hideEnv ?? [])].map((k) => [k, undefined]));
   }
 
+  /** A line for the debug log (what git did and why). */
+  debug(msg: string): void {
+    this.log(msg);
+  }
+
   redact(s: string): string {
     return this.redactor.text(s);
   }
@@ -111,6 +118,7 @@ export class Git {
       ...(opts.input !== undefined ? { input: opts.input } : {}),
       ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
       ...(opts.maxOutputBytes !== undefined ? { maxOutputBytes: opts.maxOutputBytes } : {}),
+      ...(opts.encoding ? { encoding: opts.encoding } : {}),
       // Without a timeout it is a local command on the workspace (network ones, clone and push, have one).
       brief: opts.timeoutMs === undefined,
     });

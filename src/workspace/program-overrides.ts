@@ -7,7 +7,17 @@ import { remember, type RepoPaths } from "./git-dir.js";
 
 // Programs named in the workspace's own config (filters, signing) that coding-mcp's git must not run.
 
-const programOverridesKnown = new Map<string, { files: string[]; signature: string; args: string[] }>();
+const settingsKnown = new Map<string, { files: string[]; signature: string; settings: WorkspaceGitSettings }>();
+
+export interface WorkspaceGitSettings {
+  /** `-c` options for every git run that may read files (see workspaceProgramOverrides). */
+  overrides: string[];
+  /**
+   * git stores the working tree's files as they are: it trusts their executable bit (core.fileMode) and
+   * the checkout is not sparse (where a file missing on disk is not a deletion).
+   */
+  plainWorkingTree: boolean;
+}
 
 // Config keys that name a program git runs while staging (clean/smudge filters) or committing
 // (signing), and the value each gets back when a file in the workspace set it: the one set outside the
@@ -26,17 +36,23 @@ const NEUTRAL_VALUE: Record<string, string> = { "gpg.program": "gpg", "gpg.openp
  * git process before every add.
  */
 export async function workspaceProgramOverrides(git: Git, dir: string, paths: RepoPaths): Promise<string[]> {
-  const known = programOverridesKnown.get(dir);
+  return (await workspaceGitSettings(git, dir, paths)).overrides;
+}
+
+/** The program overrides (workspaceProgramOverrides) and what else reading the working tree depends on, from one read of the config. */
+export async function workspaceGitSettings(git: Git, dir: string, paths: RepoPaths): Promise<WorkspaceGitSettings> {
+  const known = settingsKnown.get(dir);
   const watched = [...new Set([...standardConfigFiles(paths), ...(known?.files ?? [])])];
   const before = await filesSignature(watched);
-  if (known && known.signature === before) return known.args;
+  if (known && known.signature === before) return known.settings;
 
-  const listing = await git.exec(["config", "--show-origin", "-z", "--get-regexp", "^(filter|gpg)\\.|^include\\.path$|^includeif\\..*\\.path$"], { cwd: dir });
+  const listing = await git.exec(["config", "--show-origin", "-z", "--get-regexp", "^(filter|gpg)\\.|^include\\.path$|^includeif\\..*\\.path$|^core\\.(filemode|sparsecheckout)$"], { cwd: dir });
   if (listing.exitCode !== 0 && listing.exitCode !== 1) throw new UserError(`git config failed: ${git.redact(summarize(listing.stderr))}`, undefined, "git_failed");
   const inside = (file: string) => [dir, paths.commonDir].some((root) => file === root || file.startsWith(root + path.sep));
   const trusted = new Map<string, string>();
   const untrusted = new Set<string>();
   const files = new Set(watched);
+  const core: Record<string, boolean> = {};
   // -z records: "file:<path>\0<key>\n<value>\0" (the value part without "\n" when the key has none). Exit 1: no such key.
   const fields = listing.exitCode === 0 ? listing.stdout.split("\0") : [];
   for (let i = 0; i + 1 < fields.length; i += 2) {
@@ -44,6 +60,10 @@ export async function workspaceProgramOverrides(git: Git, dir: string, paths: Re
     const [key = "", value = ""] = fields[i + 1]!.split(/\n(.*)/s);
     const file = origin.startsWith("file:") ? path.resolve(dir, origin.slice(5)) : "";
     if (file) files.add(file);
+    if (key.startsWith("core.")) {
+      core[key] = configBool(fields[i + 1]!.includes("\n") ? value : "true"); // the last one git read wins
+      continue;
+    }
     if (key.startsWith("include")) {
       // Watched too, so a file included from now on, or written later, is seen.
       if (file) files.add(path.resolve(path.dirname(file), value.replace(/^~(?=\/)/, os.homedir())));
@@ -56,8 +76,14 @@ export async function workspaceProgramOverrides(git: Git, dir: string, paths: Re
   const args = [...untrusted].flatMap((key) => ["-c", `${key}=${trusted.get(key) ?? NEUTRAL_VALUE[key] ?? (key.endsWith(".required") ? "false" : "")}`]);
   // Kept only when every file it came from was watched before git read them (none changed unseen since).
   const complete = [...files].every((f) => watched.includes(f));
-  remember(programOverridesKnown, dir, { files: [...files], signature: complete ? before : "", args });
-  return args;
+  const settings = { overrides: args, plainWorkingTree: core["core.filemode"] !== false && core["core.sparsecheckout"] !== true };
+  remember(settingsKnown, dir, { files: [...files], signature: complete ? before : "", settings });
+  return settings;
+}
+
+/** A config value as git reads a boolean ("yes", "on", "1", ... ); anything else reads as false. */
+function configBool(value: string): boolean {
+  return /^(true|yes|on|1)$/i.test(value.trim());
 }
 
 /** The config files git reads for a repository (whether they exist or not), and its HEAD. */

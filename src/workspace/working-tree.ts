@@ -2,7 +2,10 @@ import { randomBytes } from "node:crypto";
 import fs from "node:fs/promises";
 import { type Git } from "./git.js";
 import { isMissing, remember, repoPaths, repoPathsKnown, type RepoPaths } from "./git-dir.js";
-import { workspaceProgramOverrides } from "./program-overrides.js";
+import { errorMessage } from "../errors.js";
+import { repositoryTopOf } from "./git-dir.js";
+import { workspaceGitSettings, type WorkspaceGitSettings } from "./program-overrides.js";
+import { treeWithPaths } from "./tree-update.js";
 
 // Reading the working tree once: `git status` finds what differs from HEAD, only those paths are
 // staged into a throw-away copy of the index, and that index is written as a tree. A walk of the
@@ -56,37 +59,59 @@ interface ReadHooks {
 export async function readWorkingTree(git: Git, dir: string, o: ReadOptions & ReadHooks = {}): Promise<WorkingTreeRead> {
   // A read that failed leaves no earlier tree standing in for the working tree.
   if (o.owned) forgetTreeRead(dir);
-  return withStagedIndex(git, dir, o, async (env, dirty, overrides) => {
+  const paths = await currentRepoPaths(git, dir);
+  const settings = await workspaceGitSettings(git, dir, paths);
+  const { entries, head } = await statusEntries(git, dir, settings.overrides, o);
+  const dirty = [...new Set(entries.map((entry) => entry.slice(3)))];
+  const tree = await treeOfWorkingTree(git, dir, { head, dirty, entries, settings, ...o });
+  if (o.owned) remember(lastTrees, dir, tree);
+  return { tree, dirty };
+}
+
+/**
+ * The working tree as a tree object, from what `git status` listed: HEAD's tree with the listed paths
+ * as they are on disk (treeWithPaths, whose cost follows the number of changes), or, for what only
+ * the index can carry exactly (submodules, symlinks, a sparse checkout...), a throw-away copy of the
+ * index with the listed paths staged.
+ */
+async function treeOfWorkingTree(
+  git: Git,
+  dir: string,
+  o: ReadOptions & ReadHooks & { head: string | undefined; dirty: string[]; entries: string[]; settings: WorkspaceGitSettings },
+): Promise<string> {
+  // Nothing differs from HEAD: the working tree is HEAD's tree.
+  if (o.dirty.length === 0 && o.head) {
+    o.onStaged?.();
+    return git.run(["rev-parse", `${o.head}^{tree}`], { cwd: dir });
+  }
+  if (o.head && o.settings.plainWorkingTree) {
+    const top = await repositoryTopOf(git, dir);
+    const tree = await treeWithPaths(git, top, o.head, o.dirty, { overrides: o.settings.overrides }).catch((err: unknown) => {
+      git.debug(`reading ${dir} through a copy of its index: ${errorMessage(err)}`);
+      return undefined;
+    });
+    if (tree !== undefined) {
+      o.onStaged?.();
+      return tree;
+    }
+  }
+  return withStagedIndex(git, dir, o.entries, o.settings.overrides, async (env) => {
     o.onStaged?.();
     // Starting a process holds up everything else for a moment: `writeTreeAfter` lets what waits
     // for `onStaged` (the prompt) go first.
     await o.writeTreeAfter;
-    // Nothing differs from HEAD: the working tree is HEAD's tree, which git need not compute from the
-    // index (a fresh checkout's index has no cached trees: at 100,000 files that costs more than the read).
-    const head = dirty.length === 0 ? await git.exec(["rev-parse", "--verify", "--quiet", "HEAD^{tree}"], { cwd: dir }) : undefined;
     // With the overrides too: writing the index back, git re-reads "racily clean" files through their filters.
-    const tree = head?.exitCode === 0 && head.stdout ? head.stdout : await git.run([...overrides, "write-tree"], { cwd: dir, env });
-    if (o.owned) remember(lastTrees, dir, tree);
-    return { tree, dirty };
+    return git.run([...o.settings.overrides, "write-tree"], { cwd: dir, env });
   });
 }
 
 /**
- * Stage the working tree into a throw-away copy of the index and run `fn` with that index and the
- * paths `git status` listed, and the `-c` options that override the filters and programs the workspace's
- * own config names: every git run that may read files needs them (status compares contents through
- * clean filters too).
+ * Stage the paths `git status` listed (`entries`) into a throw-away copy of the index and run `fn`
+ * with that index. `overrides`: the `-c` options that override the filters and programs the workspace's
+ * own config names (status and add compare and hash contents through clean filters).
  */
-export async function withStagedIndex<T>(git: Git, dir: string, o: ReadOptions, fn: (env: Record<string, string>, dirty: string[], overrides: string[]) => Promise<T>): Promise<T> {
+async function withStagedIndex<T>(git: Git, dir: string, entries: string[], overrides: string[], fn: (env: Record<string, string>) => Promise<T>): Promise<T> {
   const paths = await currentRepoPaths(git, dir);
-  const overrides = await workspaceProgramOverrides(git, dir, paths);
-  const entries = await statusEntries(git, dir, overrides, o);
-  const dirty = [...new Set(entries.map((entry) => entry.slice(3)))];
-  // An owned workspace's index keeps git's cached trees, so the scratch copy's write-tree computes only
-  // the directories of the paths staged below (a fresh checkout's index has none: at 100,000 files
-  // computing them all costs more than the read). Nothing to do when they are there; a conflicted
-  // index has none to keep, which changes nothing.
-  if (o.owned && dirty.length) await git.exec([...overrides, "write-tree"], { cwd: dir });
   // "D " is gone from the index and from disk already: the copy of the index has nothing to stage for it.
   const toStage = [...new Set(entries.filter((entry) => !entry.startsWith("D ")).map((entry) => entry.slice(3)))];
   const scratch = `${paths.index}.coding-mcp-${randomBytes(6).toString("hex")}`;
@@ -100,7 +125,7 @@ export async function withStagedIndex<T>(git: Git, dir: string, o: ReadOptions, 
       const add = [...overrides, "add", "--all", "--ignore-errors", "--pathspec-from-file=-", "--pathspec-file-nul"];
       await git.run(add, { cwd: dir, env, input: toStage.map((p) => `:(top,literal)${p}`).join("\0") });
     }
-    return await fn(env, dirty, overrides);
+    return await fn(env);
   } finally {
     await Promise.all([scratch, `${scratch}.lock`].map((f) => removeIfThere(f)));
   }
@@ -112,16 +137,43 @@ export async function withStagedIndex<T>(git: Git, dir: string, o: ReadOptions, 
  * changed, not for what is inside them.
  */
 export async function dirtyPaths(git: Git, dir: string, o: ReadOptions = {}): Promise<string[]> {
-  const overrides = await workspaceProgramOverrides(git, dir, await currentRepoPaths(git, dir));
-  return [...new Set((await statusEntries(git, dir, overrides, o)).map((entry) => entry.slice(3)))];
+  const { overrides } = await workspaceGitSettings(git, dir, await currentRepoPaths(git, dir));
+  return [...new Set((await statusEntries(git, dir, overrides, o)).entries.map((entry) => entry.slice(3)))];
 }
 
-/** `git status` porcelain v1 entries ("XY path"), paths always from the top of the repository. */
-async function statusEntries(git: Git, dir: string, overrides: string[], o: ReadOptions): Promise<string[]> {
+interface StatusRead {
+  /** "XY path" as porcelain v1 says it (" " where v2 says "."), paths from the top of the repository. */
+  entries: string[];
+  /** The commit status compared with; undefined before the first commit. */
+  head: string | undefined;
+}
+
+/** What `git status` lists, and HEAD as it saw it (so the two always go together, whatever moves meanwhile). */
+async function statusEntries(git: Git, dir: string, overrides: string[], o: ReadOptions): Promise<StatusRead> {
   // The untracked cache only in an owned workspace's index (a caller's config and index stay as they are).
-  const access = o.owned ? ["-c", "core.untrackedCache=true"] : ["--no-optional-locks"];
-  const args = [...overrides, ...access, "status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames", "--ignore-submodules=dirty"];
-  return (await git.run(args, { cwd: dir })).split("\0").filter(Boolean);
+  // git uses it only for the untracked-files mode the config names, hence the second setting.
+  const access = o.owned ? ["-c", "core.untrackedCache=true", "-c", "status.showUntrackedFiles=all"] : ["--no-optional-locks"];
+  const args = [...overrides, ...access, "status", "--porcelain=v2", "--branch", "--no-ahead-behind", "-z", "--untracked-files=all", "--no-renames", "--ignore-submodules=dirty"];
+  return parseStatusV2(await git.run(args, { cwd: dir }));
+}
+
+/** Porcelain v2 records (-z): "# branch.oid <commit>", "1 XY <6 fields> path", "u XY <8 fields> path", "? path". */
+export function parseStatusV2(out: string): StatusRead {
+  const entries: string[] = [];
+  let head: string | undefined;
+  for (const record of out.split("\0")) {
+    if (record.startsWith("# branch.oid ")) {
+      const oid = record.slice("# branch.oid ".length);
+      head = /^[0-9a-f]{40,64}$/.test(oid) ? oid : undefined; // "(initial)": no commit yet
+    } else if (record.startsWith("1 ") || record.startsWith("u ")) {
+      const fields = record.startsWith("1 ") ? 8 : 10;
+      const parts = record.split(" ");
+      entries.push(`${parts[1]!.replace(/\./g, " ")} ${parts.slice(fields).join(" ")}`);
+    } else if (record.startsWith("? ")) {
+      entries.push(`?? ${record.slice(2)}`);
+    }
+  }
+  return { entries, head };
 }
 
 /** Where the index is, asked again when it is not where it was (the directory may hold another repository now). */
