@@ -1166,6 +1166,8 @@ const SWEEP_SIZES = (process.env.BENCH_SWEEP_SIZES ?? "1000,20000,100000").split
 const RUNS_SWEEP = int("BENCH_RUNS_SWEEP", 5);
 /** Generated repositories are kept here between runs (outside the checkout): generating 100,000 files takes a while. */
 const SWEEP_CACHE = process.env.BENCH_SWEEP_CACHE ?? path.join(os.homedir(), ".cache", "coding-mcp-bench");
+/** Which parts of the sweep run (open, code, life); all by default. coding-mcp's debug log goes to .bench/sweep.log. */
+const SWEEP_PARTS = new Set((process.env.BENCH_SWEEP_PARTS ?? "open,code,life").split(",").map((s) => s.trim()));
 const sweepGit = (cwd, ...args) => execFileSync("git", args, { cwd, env: { ...baseEnv(), ...HERMETIC_GIT }, encoding: "utf8", maxBuffer: 256 * 1024 * 1024 }).trim();
 
 /** A repository of `files` files (100 a directory, two levels deep) with one commit, generated once into the cache. */
@@ -1222,6 +1224,14 @@ function gitProfile(lines) {
   return by;
 }
 
+/** Wait (at most a minute) until coding-mcp's trash directory holds nothing. */
+async function trashEmptied(dir) {
+  for (const started = Date.now(); Date.now() - started < 60_000; await sleep(20)) {
+    if (!fs.existsSync(dir) || fs.readdirSync(dir).length === 0) return;
+  }
+  throw new Error(`sweep: ${dir} was not emptied within a minute`);
+}
+
 async function figureSweep() {
   // OpenCode's own snapshots off, for both sides: at 100,000 files its first snapshot of each new
   // directory (every worktree) takes minutes, the same on both sides, and would drown what is measured.
@@ -1241,6 +1251,7 @@ async function figureSweep() {
   onCleanup(mcp.close);
   const log = [];
   mcp.transport.stderr?.on("data", (chunk) => log.push(...chunk.toString("utf8").split("\n").filter(Boolean)));
+  onCleanup(() => fs.writeFileSync(path.join(OUT_DIR, "sweep.log"), log.join("\n") + "\n"));
   const call = async (name, args) => {
     const result = await mcp.client.callTool({ name, arguments: args }, undefined, { timeout: 4 * CALL_TIMEOUT_MS });
     if (result.isError) throw new Error(`${name} answered an error: ${result.content?.find((c) => c.type === "text")?.text ?? ""}\n${log.slice(-10).join("\n")}`);
@@ -1267,7 +1278,7 @@ async function figureSweep() {
     const rows = {};
 
     // open without isolation  vs  git status
-    rows.open = await abRuns(`sweep ${label}: open`, RUNS_SWEEP, 1, async () => {
+    if (SWEEP_PARTS.has("open")) rows.open = await abRuns(`sweep ${label}: open`, RUNS_SWEEP, 1, async () => {
       const { ms, result } = await timedCall("coding_open", { workspace_path: mine }, profiles.open);
       await call("coding_close", { session_id: result.session_id });
       return ms;
@@ -1275,9 +1286,10 @@ async function figureSweep() {
     loads.push(load());
 
     // code in a worktree session  vs  the same prompt sent straight to OpenCode in a checkout of the same size
+    const status = [];
+    if (SWEEP_PARTS.has("code")) {
     const session = await call("coding_open", { workspace_path: mine, isolation: "worktree" });
     const directId = (await oc.direct.createSession(plain)).id;
-    const status = [];
     rows.code = await abRuns(`sweep ${label}: code`, RUNS_SWEEP, 1, async () => {
       const task = nextTask();
       const { ms, result } = await timedCall("code", { session_id: session.session_id, task }, profiles.code);
@@ -1295,10 +1307,11 @@ async function figureSweep() {
     await oc.direct.deleteSession(directId, plain);
     fs.rmSync(path.join(plain, "bench.txt"), { force: true });
     loads.push(load());
+    }
 
     // A worktree session's life (open, a task, diff, commit, close)  vs  git worktree add, an edit, git diff, git add + commit, git worktree remove
     const life = { openWorktree: [[], []], diff: [[], []], commit: [[], []], close: [[], []] };
-    for (let i = -1; i < RUNS_SWEEP; i++) {
+    for (let i = -1; i < (SWEEP_PARTS.has("life") ? RUNS_SWEEP : -1); i++) {
       const sides = i % 2 === 0 ? ["a", "b"] : ["b", "a"];
       for (const side of sides) {
         if (side === "a") {
@@ -1309,6 +1322,9 @@ async function figureSweep() {
           const commit = await timedCall("coding_commit", { session_id: opened.result.session_id, message: "Bench" }, profiles.commit);
           if (!commit.result.committed) throw new Error("sweep: coding_commit committed nothing");
           const close = await timedCall("coding_close", { session_id: opened.result.session_id }, profiles.close);
+          // coding-mcp deletes a removed workspace's files behind its answer: that work is done before
+          // anything else is measured, so it weighs on neither side.
+          await trashEmptied(path.join(root, "workspaces", ".coding-mcp", "trash"));
           if (i >= 0) for (const [k, ms] of [["openWorktree", opened.ms], ["diff", diff.ms], ["commit", commit.ms], ["close", close.ms]]) life[k][0].push(ms);
         } else {
           const wt = path.join(root, "workspaces", `plain-wt-${files}-${i + 1}`);
@@ -1324,20 +1340,21 @@ async function figureSweep() {
     }
     loads.push(load());
     for (const [k, [a, b]] of Object.entries(life)) {
+      if (!a.length) continue;
       const A = summary(a);
       const B = summary(b);
       rows[k] = { codingMcp: A, baseline: B, ratio: A.median / B.median, pairRatios: summary(a.map((x, j) => x / b[j])) };
     }
-    const statusMs = summary(status).median;
-    const added = rows.code.codingMcp.median - rows.code.baseline.median;
+    const statusMs = status.length ? summary(status).median : NaN;
+    const added = rows.code ? rows.code.codingMcp.median - rows.code.baseline.median : NaN;
     const profileOf = (list) => {
       const keys = [...new Set(list.slice(1).flatMap((p) => Object.keys(p)))];
       return Object.fromEntries(keys.map((k) => [k, round(summary(list.slice(1).map((p) => p[k] ?? 0)).median, 1)]));
     };
     const loadText = `load ${loads.map((x) => x.toFixed(1)).join("→")}`;
-    const push = (id, figure, baselineName, row, target, met) => results.push({ id: `sweep-${files}-${id}`, figure: `${figure} (${label}; ${loadText})`, baselineName, unit: "ms", ...row, target, met, detail: { git_ms_by_command: profileOf(profiles[id] ?? []) } });
-    push("open", "sweep: `coding_open` (no isolation)", "git status", rows.open, "ratio ≤ 1.10 at 100k", rows.open.ratio <= 1.1);
-    results.push({
+    const push = (id, figure, baselineName, row, target, met) => row && results.push({ id: `sweep-${files}-${id}`, figure: `${figure} (${label}; ${loadText})`, baselineName, unit: "ms", ...row, target, met, detail: { git_ms_by_command: profileOf(profiles[id] ?? []) } });
+    push("open", "sweep: `coding_open` (no isolation)", "git status", rows.open, "ratio ≤ 1.10 at 100k", rows.open?.ratio <= 1.1);
+    if (rows.code) results.push({
       id: `sweep-${files}-code`,
       figure: `sweep: \`code\` in a worktree session (${label}; ${loadText})`,
       baselineName: "the same prompt sent straight to OpenCode",
@@ -1347,10 +1364,10 @@ async function figureSweep() {
       met: added <= statusMs,
       detail: { added_ms: round(added, 1), git_status_ms: round(statusMs, 1), git_ms_by_command: profileOf(profiles.code) },
     });
-    push("openWorktree", "sweep: `coding_open` isolation worktree", "git worktree add", rows.openWorktree, "ratio ≤ 1.05 at 100k", rows.openWorktree.ratio <= 1.05);
-    push("diff", "sweep: `coding_diff`", "git diff HEAD", rows.diff, "ratio ≤ 1.10 at 100k", rows.diff.ratio <= 1.1);
-    push("commit", "sweep: `coding_commit`", "git commit -a", rows.commit, "ratio ≤ 1.10 at 100k", rows.commit.ratio <= 1.1);
-    push("close", "sweep: `coding_close` of a worktree session", "git worktree remove", rows.close, "ratio ≤ 1.10 at 100k", rows.close.ratio <= 1.1);
+    push("openWorktree", "sweep: `coding_open` isolation worktree", "git worktree add", rows.openWorktree, "ratio ≤ 1.05 at 100k", rows.openWorktree?.ratio <= 1.05);
+    push("diff", "sweep: `coding_diff`", "git diff HEAD", rows.diff, "ratio ≤ 1.10 at 100k", rows.diff?.ratio <= 1.1);
+    push("commit", "sweep: `coding_commit`", "git commit -a", rows.commit, "ratio ≤ 1.10 at 100k", rows.commit?.ratio <= 1.1);
+    push("close", "sweep: `coding_close` of a worktree session", "git worktree remove", rows.close, "ratio ≤ 1.10 at 100k", rows.close?.ratio <= 1.1);
     fs.rmSync(mine, { recursive: true, force: true });
     fs.rmSync(plain, { recursive: true, force: true });
   }

@@ -189,7 +189,7 @@ export async function createApp(config: ResolvedConfig, options: AppOptions = {}
       sessions.shutdown();
       await records.flush();
       // In parallel: each is bounded, and the client may not wait long for our exit.
-      await Promise.all([...backends.all().map((b) => b.stop()), telemetry.shutdown(), confinement.close()]);
+      await Promise.all([...backends.all().map((b) => b.stop()), telemetry.shutdown(), confinement.close(), workspaces.stop()]);
     },
   };
 }

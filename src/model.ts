@@ -158,6 +158,12 @@ export const TaskResult = z.object({
   retryable: z.boolean().optional(),
   /** How many attempts the task took (more than 1 after retries). */
   attempts: z.number().int().optional(),
+  /**
+   * Every file the agent's tools wrote (absolute paths), when its own events account for all it could
+   * have changed (no command, subagent or unknown tool ran); absent otherwise. Not sent to clients:
+   * git then reads only these files instead of the whole working tree.
+   */
+  files_written: z.array(z.string()).optional(),
 });
 export type TaskResult = z.infer<typeof TaskResult>;
 
@@ -176,7 +182,7 @@ export const CommitRef = z.object({ hash: z.string(), subject: z.string() });
 export type CommitRef = z.infer<typeof CommitRef>;
 
 /** A finished task's answer: what `code` returns, and what coding_status shows once a task is done. */
-export const CodeResult = TaskResult.omit({ retryable: true }).extend({
+export const CodeResult = TaskResult.omit({ retryable: true, files_written: true }).extend({
   files_changed: z.array(ChangedFile),
   /** Commits the agent made during the task. */
   commits: z.array(CommitRef).optional(),

@@ -9,7 +9,7 @@ import type { Git } from "./workspace/git.js";
 import type { WorkspaceManager } from "./workspace/manager.js";
 import { repoRelativePath } from "./workspace/paths.js";
 import { headCommit } from "./workspace/refs.js";
-import { dirtyPaths, forgetTreeRead, lastTreeRead, readWorkingTree } from "./workspace/working-tree.js";
+import { dirtyPaths, forgetWorkspace, lastTreeRead, readWorkingTree } from "./workspace/working-tree.js";
 
 /**
  * A session's change: what it is measured against (the working tree and HEAD at open), what it
@@ -75,7 +75,7 @@ export class SessionChanges {
     const dir = workspace.path;
     const dirtyAtOpen = this.dirtyAtOpen(session, workspace);
     if (!dirtyAtOpen) {
-      return this.workspaces.commit(dir, { message: input.message, addAll: input.add_all ?? true, ...(input.paths ? { paths: input.paths } : {}) });
+      return this.workspaces.commit(dir, { message: input.message, addAll: input.add_all ?? true, owned: owned(workspace), ...(input.paths ? { paths: input.paths } : {}) });
     }
     const [top, named, changedNow] = await Promise.all([repositoryTop(this.git, dir), this.pathsFromTop(dir, input.paths), dirtyPaths(this.git, dir)]);
     const leftOut = changedNow.filter(leftOutBy(dirtyAtOpen, named));
@@ -92,12 +92,14 @@ export class SessionChanges {
     const dir = workspace.path;
     const since = input.since ?? "open";
     const named = await this.pathsFromTop(dir, input.paths);
-    const base = since === "open" ? (await this.baseOf(session, dir)).base : ((await headCommit(this.git, dir)) ?? EMPTY_TREE);
+    // The base is looked up while the working tree is read.
+    const baseRead = since === "open" ? this.baseOf(session, dir).then(({ base, checked }) => ({ ref: base, checked })) : headCommit(this.git, dir).then((h) => ({ ref: h ?? EMPTY_TREE, checked: false }));
+    baseRead.catch(() => undefined); // awaited below
     // What is not committed yet, in a caller's checkout, is measured like coding_commit commits: the owner's earlier work stays out.
     const dirtyAtOpen = since === "commit" ? this.dirtyAtOpen(session, workspace) : undefined;
     const leftOutRule = dirtyAtOpen && leftOutBy(dirtyAtOpen, named);
     const result = await workingTreeDiff(this.git, dir, {
-      base,
+      base: baseRead,
       owned: owned(workspace),
       ...(named ? { paths: named } : {}),
       ...(leftOutRule ? { leaveOut: (f: ChangedFile) => leftOutRule(f.path) } : {}),
@@ -108,7 +110,7 @@ export class SessionChanges {
       files_changed: result.files,
       truncated: result.truncated,
       since,
-      base,
+      base: (await baseRead).ref,
       ...(result.leftOut.length ? { left_out: result.leftOut } : {}),
     };
   }
@@ -122,7 +124,7 @@ export class SessionChanges {
     try {
       const { base, checked } = await this.baseOf(session, dir);
       const known = o.removing && owned(workspace) ? await lastTreeRead(dir) : undefined;
-      if (o.removing) forgetTreeRead(dir);
+      if (o.removing) forgetWorkspace(dir);
       if (known !== undefined) return { files: await treeChanges(this.git, dir, base, known) };
       return { files: await changedFiles(this.git, dir, base, { trusted: checked, owned: owned(workspace) }) };
     } catch (err) {

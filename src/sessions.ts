@@ -191,9 +191,16 @@ export class SessionManager {
 
     try {
       const title = input.title?.trim() || `coding-mcp: ${path.basename(workspace.source_repo ?? workspace.path)}`;
-      const backendSession = await backend.openSession(workspace.path, { title });
-      // HEAD and the working tree at open, read side by side once the backend's session is open.
-      const [head, atOpen, confined] = await Promise.all([headCommit(this.git, workspace.path), this.changes.atOpen(workspace, !reused), this.tasks.confined(backend.name)]);
+      // The backend's session, HEAD, the working tree at open and the branch, side by side: nothing here
+      // waits for another (a read that outlives a failed open is only wasted).
+      const ws = workspace;
+      const [backendSession, head, atOpen, confined, branch] = await allSettledOrThrow([
+        backend.openSession(ws.path, { title }),
+        headCommit(this.git, ws.path),
+        this.changes.atOpen(ws, !reused),
+        this.tasks.confined(backend.name),
+        ws.isolation === "worktree" ? Promise.resolve(ws.branch) : currentBranch(this.git, ws.path),
+      ] as const);
       const record: SessionRecord = {
         id: sessionId,
         workspace_id: workspace.id,
@@ -210,7 +217,6 @@ export class SessionManager {
       };
       await this.records.sessions.save(record);
       this.log.info(`opened session ${record.id} on ${workspace.path}`, { workspace: workspace.id, backend: backend.name, reused, isolation: workspace.isolation ?? "none", owner: caller.id });
-      const branch = workspace.isolation === "worktree" ? workspace.branch : await currentBranch(this.git, workspace.path);
       return {
         session_id: record.id,
         workspace_id: workspace.id,
@@ -570,6 +576,14 @@ export class SessionManager {
     this.log.info(`closed session ${session.id}`, { cleaned_up: cleanedUp, policy, other_open_sessions: others.length });
     return { files_changed: changes.files, cleaned_up: cleanedUp, workspace_path: workspace.path, totals: closed.totals, ...(warnings.length ? { warnings } : {}) };
   }
+}
+
+/** Like Promise.all, but a failure is thrown only once every one has settled: nothing still runs on a workspace the caller then removes. */
+async function allSettledOrThrow<T extends readonly unknown[]>(promises: T): Promise<{ -readonly [K in keyof T]: Awaited<T[K]> }> {
+  const settled = await Promise.allSettled(promises);
+  const failed = settled.find((s): s is PromiseRejectedResult => s.status === "rejected");
+  if (failed) throw failed.reason;
+  return settled.map((s) => (s as PromiseFulfilledResult<unknown>).value) as { -readonly [K in keyof T]: Awaited<T[K]> };
 }
 
 async function isDirectory(p: string): Promise<boolean> {

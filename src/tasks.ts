@@ -6,14 +6,14 @@ import type { Backends } from "./backends.js";
 import type { ResolvedConfig } from "./config.js";
 import { UserError, errorMessage } from "./errors.js";
 import type { Logger } from "./log.js";
-import { addToTotals, type CodeResult, type RunningTaskRecord, type SessionRecord, type TaskResult, type TaskView, type ToolCallTrace, type WorkspaceRecord } from "./model.js";
+import { addToTotals, type ChangedFile, type CodeResult, type RunningTaskRecord, type SessionRecord, type TaskResult, type TaskView, type ToolCallTrace, type WorkspaceRecord } from "./model.js";
 import { sandboxKey, scopeFor, type Confinement } from "./confinement/index.js";
 import { sleep } from "./process.js";
 import type { Records } from "./records.js";
 import { owned } from "./session-change.js";
 import { TaskSpan } from "./telemetry.js";
-import { EMPTY_TREE, changedFiles, commitsSince, snapshotWorkingTree } from "./workspace/changes.js";
-import { lastTreeRead } from "./workspace/working-tree.js";
+import { EMPTY_TREE, changedFiles, commitsSince, snapshotWorkingTree, treeChanges } from "./workspace/changes.js";
+import { lastTreeRead, treeAfterWrites } from "./workspace/working-tree.js";
 import { type Git } from "./workspace/git.js";
 import { headCommit } from "./workspace/refs.js";
 
@@ -333,6 +333,19 @@ export class TaskRunner {
     return snapshotWorkingTree(this.git, workspace.path, { writeTreeAfter: promptSent, owned: owned(workspace) });
   }
 
+  /** What the task changed since `base`: from the files it wrote when that is all it did, else from a read of the working tree. */
+  private async changesOfTask(workspace: WorkspaceRecord, base: string, trusted: boolean, written: string[] | undefined): Promise<ChangedFile[]> {
+    const o = { owned: owned(workspace) };
+    if (written) {
+      const after = await treeAfterWrites(this.git, workspace.path, base, written, o).catch((err: unknown) => {
+        this.log.debug(`reading ${workspace.path} instead of the ${written.length} files the agent wrote: ${errorMessage(err)}`);
+        return undefined;
+      });
+      if (after !== undefined) return treeChanges(this.git, workspace.path, base, after);
+    }
+    return changedFiles(this.git, workspace.path, base, { trusted, ...o });
+  }
+
   /** Run (or follow) the task, then add what git says changed, and record the result with the session. */
   private async finish(
     session: SessionRecord,
@@ -362,9 +375,13 @@ export class TaskRunner {
     if (this.stopping) throw new Error(`task ${view.task_id} left running: coding-mcp is stopping`);
     const warnings: string[] = [];
     const agentEndedAt = performance.now();
+    // The agent's own account of what it wrote, where it is complete, spares a walk of the working tree
+    // (only from this process's own run, with the snapshot it took; not after retries, whose failed
+    // attempts give no account).
+    const written = trusted && (result.attempts ?? 1) === 1 ? result.files_written : undefined;
     const [filesChanged, commits] = await Promise.all([
       baseOfChanges(running, treeBefore, warnings)
-        .then((base) => changedFiles(this.git, workspace.path, base, { trusted, owned: owned(workspace) }))
+        .then((base) => this.changesOfTask(workspace, base, trusted, written))
         .catch((err) => {
         // Said in the answer: an empty list would read as "the agent changed nothing".
         warnings.push(`files_changed is incomplete: git could not list the changes (${errorMessage(err)})`);
@@ -376,7 +393,7 @@ export class TaskRunner {
       }),
     ]);
     for (const warning of warnings) this.log.warn(`task ${view.task_id} on ${session.id}: ${warning}`);
-    const { retryable: _internal, ...answer } = result;
+    const { retryable: _retryable, files_written: _written, ...answer } = result;
     const code: CodeResult = { ...answer, files_changed: filesChanged, ...(commits.length ? { commits } : {}), ...(warnings.length ? { warnings } : {}) };
     const finishedAt = new Date().toISOString();
     const gitEndedAt = performance.now();

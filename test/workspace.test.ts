@@ -422,7 +422,11 @@ describe("commitsSince", () => {
   });
 });
 
-describe("commitChanges", () => {
+// Both ways a commit is made: in a caller's checkout with `git commit`, and in a workspace coding-mcp
+// owns, where the whole working tree is committed from one read of it (commitWholeTree).
+describe.each([{ owned: false }, { owned: true }])("commitChanges (owned: $owned)", ({ owned }) => {
+  const commit = (dir: string, o: Omit<Parameters<typeof commitChanges>[2], "owned">) => commitChanges(git, dir, { ...o, owned });
+
   async function repo(): Promise<string> {
     const dir = path.join(scratch, "commit");
     await initRepository(git, dir, author);
@@ -439,7 +443,7 @@ describe("commitChanges", () => {
     await fs.rm(path.join(dir, "drop.txt"));
     await write(dir, "sub dir/new.txt", "a\nb\nc\n");
     await write(dir, "blob.bin", Buffer.from([0, 1, 0, 2]));
-    const result = await commitChanges(git, dir, { message: "-m looks like an option\n\nbody", author });
+    const result = await commit(dir, { message: "-m looks like an option\n\nbody", author });
     expect(result.committed).toBe(true);
     expect(result.commit_hash).toBe(await sh(dir, "rev-parse", "HEAD"));
     const { committed: _, commit_hash: __, ...stats } = result;
@@ -456,7 +460,7 @@ describe("commitChanges", () => {
     await write(dir, "a.txt", "a\n");
     await write(dir, "b.txt", "b\n");
     await sh(dir, "add", "b.txt"); // staged beforehand, but not named: must stay out of the commit
-    const result = await commitChanges(git, dir, { message: "only a and drop", paths: ["a.txt", path.join(dir, "drop.txt")], author, addAll: true });
+    const result = await commit(dir, { message: "only a and drop", paths: ["a.txt", path.join(dir, "drop.txt")], author, addAll: true });
     // drop.txt exists unchanged: nothing to stage for it; only a.txt is new.
     expect(await sh(dir, "show", "--name-status", "--format=", "HEAD")).toBe("A\ta.txt");
     expect(result).toMatchObject({ committed: true, files_changed: 1, insertions: 1, deletions: 0 });
@@ -466,9 +470,9 @@ describe("commitChanges", () => {
   it("returns committed:false when there is nothing to commit", async () => {
     const dir = await repo();
     const head = await sh(dir, "rev-parse", "HEAD");
-    expect(await commitChanges(git, dir, { message: "nothing", author })).toEqual({ committed: false, files_changed: 0, insertions: 0, deletions: 0 });
+    expect(await commit(dir, { message: "nothing", author })).toEqual({ committed: false, files_changed: 0, insertions: 0, deletions: 0 });
     await write(dir, "untracked.txt", "u\n");
-    expect((await commitChanges(git, dir, { message: "nothing staged", addAll: false, author })).committed).toBe(false);
+    expect((await commit(dir, { message: "nothing staged", addAll: false, author })).committed).toBe(false);
     expect(await sh(dir, "rev-parse", "HEAD")).toBe(head);
   });
 
@@ -477,10 +481,10 @@ describe("commitChanges", () => {
     await write(dir, "keep.txt", "changed\n");
     const head = await sh(dir, "rev-parse", "HEAD");
     for (const p of ["../outside.txt", "/etc/passwd", "-f", "a/../../x"]) {
-      await expectUserError(commitChanges(git, dir, { message: "m", paths: ["keep.txt", p], author }), "invalid_input");
+      await expectUserError(commit(dir, { message: "m", paths: ["keep.txt", p], author }), "invalid_input");
     }
-    await expectUserError(commitChanges(git, dir, { message: "  \n", author }), "invalid_input", /empty/);
-    await expectUserError(commitChanges(git, dir, { message: "m", paths: ["nope.txt"], author }), "invalid_input", /matches no file/);
+    await expectUserError(commit(dir, { message: "  \n", author }), "invalid_input", /empty/);
+    await expectUserError(commit(dir, { message: "m", paths: ["nope.txt"], author }), "invalid_input", /matches no file/);
     expect(await sh(dir, "diff", "--cached", "--name-only")).toBe("");
     expect(await sh(dir, "rev-parse", "HEAD")).toBe(head);
   });
@@ -493,11 +497,11 @@ describe("commitChanges", () => {
       await fs.chmod(path.join(dir, `.git/hooks/${hook}`), 0o755);
     }
     await write(dir, "keep.txt", "changed\n");
-    expect(await commitChanges(git, dir, { message: "m", author })).toMatchObject({ committed: true });
+    expect(await commit(dir, { message: "m", author })).toMatchObject({ committed: true });
     expect(await exists(ran)).toBe(false);
     await write(dir, ".git/hooks/pre-commit", "#!/bin/sh\necho 'lint failed: fix foo' >&2\nexit 1\n");
     await write(dir, "keep.txt", "changed again\n");
-    await expectUserError(commitChanges(git, dir, { message: "m", author, runHooks: true }), "commit_failed", /lint failed/);
+    await expectUserError(commit(dir, { message: "m", author, runHooks: true }), "commit_failed", /lint failed/);
   });
 
   it("runs no filter or signing program named by the workspace's config, and keeps the ones set outside it", async () => {
@@ -528,7 +532,7 @@ describe("commitChanges", () => {
       await write(dir, "notes.md", "n\n");
       const files = await changedFiles(git, dir, "HEAD");
       expect(files.map((f) => f.path).sort()).toEqual([".gitattributes", "included.cfg", "keep.txt", "notes.md", "shout.dat"]);
-      const result = await commitChanges(git, dir, { message: "m", author });
+      const result = await commit(dir, { message: "m", author });
       expect(result).toMatchObject({ committed: true });
       expect(await sh(dir, "show", "HEAD:shout.dat")).toBe("QUIET");
       expect(await sh(dir, "show", "HEAD:keep.txt")).toBe("changed");
@@ -544,7 +548,7 @@ describe("commitChanges", () => {
     await write(dir, ".git/hooks/commit-msg", "#!/bin/sh\necho 'message must name a ticket' >&2\nexit 1\n");
     await fs.chmod(path.join(dir, ".git/hooks/commit-msg"), 0o755);
     await write(dir, "keep.txt", "changed\n");
-    await expectUserError(commitChanges(git, dir, { message: "m", author, runHooks: true }), "commit_failed", /ticket/);
+    await expectUserError(commit(dir, { message: "m", author, runHooks: true }), "commit_failed", /ticket/);
     expect(await sh(dir, "rev-parse", "HEAD")).toBe(head);
     expect(await sh(dir, "diff", "--cached", "--name-only")).toBe("keep.txt");
   });
@@ -556,23 +560,23 @@ describe("commitChanges", () => {
     await write(dir, ".git/hooks/pre-commit", `#!/bin/sh\necho checked; echo ran >> '${ran}'\n`);
     await fs.chmod(path.join(dir, ".git/hooks/pre-commit"), 0o755);
     const nothing = { committed: false, files_changed: 0, insertions: 0, deletions: 0 };
-    expect(await commitChanges(git, dir, { message: "nothing", author, runHooks: true })).toEqual(nothing);
+    expect(await commit(dir, { message: "nothing", author, runHooks: true })).toEqual(nothing);
     await write(dir, "keep.txt", "changed\n");
-    expect(await commitChanges(git, dir, { message: "unchanged path", paths: ["drop.txt"], author, runHooks: true })).toEqual(nothing);
-    expect(await commitChanges(git, dir, { message: "nothing staged", addAll: false, author, runHooks: true })).toEqual(nothing);
+    expect(await commit(dir, { message: "unchanged path", paths: ["drop.txt"], author, runHooks: true })).toEqual(nothing);
+    expect(await commit(dir, { message: "nothing staged", addAll: false, author, runHooks: true })).toEqual(nothing);
     expect(await sh(dir, "rev-parse", "HEAD")).toBe(head);
     expect(await exists(ran)).toBe(true); // as with git commit, the hook runs before git finds nothing to commit
-    const result = await commitChanges(git, dir, { message: "now", author });
+    const result = await commit(dir, { message: "now", author });
     expect(result).toMatchObject({ committed: true, files_changed: 1, insertions: 1, deletions: 3 });
   });
 
   it("commits renames as one file with their line counts", async () => {
     const dir = await repo();
     await write(dir, "long.txt", Array.from({ length: 30 }, (_, i) => `line ${i}\n`).join(""));
-    await commitChanges(git, dir, { message: "long", author });
+    await commit(dir, { message: "long", author });
     await fs.rename(path.join(dir, "long.txt"), path.join(dir, "moved.txt"));
     await fs.appendFile(path.join(dir, "moved.txt"), "line 30\n");
-    const result = await commitChanges(git, dir, { message: "move", author });
+    const result = await commit(dir, { message: "move", author });
     expect(await sh(dir, "show", "--name-status", "--format=", "HEAD")).toMatch(/^R\d+\tlong.txt\tmoved.txt$/);
     expect(result).toMatchObject({ committed: true, files_changed: 1, insertions: 1, deletions: 0 });
     expect(result.commit_hash).toBe(await sh(dir, "rev-parse", "HEAD"));
@@ -582,12 +586,42 @@ describe("commitChanges", () => {
     const dir = path.join(scratch, "unborn");
     await fs.mkdir(dir);
     await sh(dir, "init", "-q", "-b", "main");
-    expect(await commitChanges(git, dir, { message: "nothing yet", author })).toMatchObject({ committed: false });
+    expect(await commit(dir, { message: "nothing yet", author })).toMatchObject({ committed: false });
     await write(dir, "a.txt", "a\nb\n");
     await write(dir, "b.bin", Buffer.from([0, 1, 2]));
-    const result = await commitChanges(git, dir, { message: "root", author });
+    const result = await commit(dir, { message: "root", author });
     expect(result).toEqual({ committed: true, commit_hash: await sh(dir, "rev-parse", "HEAD"), files_changed: 2, insertions: 2, deletions: 0 });
     expect(await sh(dir, "log", "--format=%s")).toBe("root");
+  });
+
+  it("leaves the message, the reflog and the index as git commit does; signing, a merge in progress and message cleanup settings still go through git commit", async () => {
+    const dir = await repo();
+    await write(dir, "keep.txt", "changed\n");
+    await write(dir, "new.txt", "new\n");
+    await fs.rm(path.join(dir, "drop.txt"));
+    const message = "\n\n  Subject with trailing blanks  \t\n\n\n\nbody line\n# kept, as git commit --file keeps it\n\n";
+    const result = await commit(dir, { message, author });
+    expect(await sh(dir, "log", "-1", "--format=%B")).toBe((await execa("git", ["stripspace"], { input: message, stripFinalNewline: false })).stdout);
+    expect(await sh(dir, "reflog", "-1", "--format=%gs")).toBe("commit: Subject with trailing blanks");
+    expect(await sh(dir, "status", "--porcelain")).toBe("");
+    expect(await sh(dir, "diff", "--cached", "--stat", "HEAD")).toBe("");
+    expect(result.commit_hash).toBe(await sh(dir, "rev-parse", "HEAD"));
+    // Signing configured (here with a program that refuses): git commit signs, so git commit runs.
+    await sh(dir, "config", "commit.gpgSign", "true");
+    await sh(dir, "config", "--global", "gpg.program", "false");
+    await write(dir, "keep.txt", "signed\n");
+    await expectUserError(commit(dir, { message: "signed", author }), "commit_failed");
+    await sh(dir, "config", "commit.gpgSign", "false");
+    // A merge in progress: the commit takes both parents, as git commit makes it.
+    await sh(dir, "commit", "-q", "-am", "before merge");
+    await sh(dir, "checkout", "-q", "-b", "side", "HEAD~1");
+    await write(dir, "side.txt", "side\n");
+    await sh(dir, "add", "side.txt");
+    await sh(dir, "commit", "-q", "-m", "side");
+    await sh(dir, "checkout", "-q", "-");
+    await sh(dir, "merge", "-q", "--no-commit", "--no-ff", "side");
+    await commit(dir, { message: "merged", author });
+    expect((await sh(dir, "log", "-1", "--format=%P")).split(" ")).toHaveLength(2);
   });
 
   it("repoRelativePath normalises paths inside the root", async () => {

@@ -15,6 +15,7 @@ import {
 } from "./client.js";
 import { EventSubscription, type OpencodeEvent } from "./events.js";
 import type { PathMap } from "./path-map.js";
+import { filesWrittenByTurn } from "./files-written.js";
 import { summarizeTurn, toolCallOf, turnMessages } from "./trace.js";
 import { TurnRecorder, type RecordOutcome } from "./turn-recorder.js";
 
@@ -215,6 +216,10 @@ export class OpencodeTurn {
     }
     const result: TaskResult = { success: !failure, summary, trace };
     if (retryable) result.retryable = true;
+    if (!failure && turn.length) {
+      const written = filesWrittenByTurn(turn, this.request.directory, (p) => this.context.paths.fromBackend(p));
+      if (written) result.files_written = written;
+    }
     if (failure) {
       result.failure = failure;
       result.error = message ?? failure;

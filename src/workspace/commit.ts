@@ -1,9 +1,12 @@
+import fs from "node:fs/promises";
+import path from "node:path";
 import { UserError } from "../errors.js";
 import { repoRelativePath } from "./paths.js";
-import { parseNumstat } from "./changes.js";
+import { EMPTY_TREE, parseNumstat } from "./changes.js";
 import { type Git, GitError, summarize } from "./git.js";
 import { repoPaths } from "./git-dir.js";
-import { workspaceProgramOverrides } from "./program-overrides.js";
+import { workspaceGitSettings, workspaceProgramOverrides } from "./program-overrides.js";
+import { readWorkingTree } from "./working-tree.js";
 import { type Author, identityArgs } from "./refs.js";
 
 // Committing the workspace's changes as coding-mcp's author, running no program the agent named.
@@ -17,6 +20,8 @@ export interface CommitOptions {
   author: Author;
   /** Run the repository's hooks (pre-commit, commit-msg, ...): git.run_hooks. */
   runHooks?: boolean;
+  /** A workspace coding-mcp owns: its index may be written, and a whole-tree commit needs no `git commit` (commitWholeTree). */
+  owned?: boolean;
 }
 
 export interface CommitResult {
@@ -34,6 +39,10 @@ export async function commitChanges(git: Git, dir: string, o: CommitOptions): Pr
   const pathArgs = paths ? ["--", ...paths] : [];
   const literal = ["--literal-pathspecs"];
 
+  if (!paths && (o.addAll ?? true) && o.owned && !o.runHooks) {
+    const whole = await commitWholeTree(git, dir, o);
+    if (whole) return whole;
+  }
   const overrides = await workspaceProgramOverrides(git, dir, await repoPaths(git, dir));
   if (paths || (o.addAll ?? true)) await stage(git, dir, [...overrides, ...literal, "add", "--all", ...pathArgs]);
   // The message goes through stdin, so one starting with '-' is just a message. Hooks that run do as
@@ -46,7 +55,7 @@ export async function commitChanges(git: Git, dir: string, o: CommitOptions): Pr
     ...(o.runHooks && { runHooks: true }),
   });
   if (commit.exitCode !== 0) {
-    if (commit.exitCode === 1 && nothingToCommit(commit.stdout)) return { committed: false, files_changed: 0, insertions: 0, deletions: 0 };
+    if (commit.exitCode === 1 && nothingToCommit(commit.stdout)) return NOTHING_COMMITTED;
     throw new UserError(
       `git commit failed: ${git.redact(summarize(commit.stderr)) || `exit ${commit.exitCode}`}`,
       "a pre-commit or commit-msg hook may have refused the commit; fix what it reports and retry",
@@ -55,10 +64,64 @@ export async function commitChanges(git: Git, dir: string, o: CommitOptions): Pr
   }
   // The hash and the stats in one run: "<hash>\0" then the numstat records.
   const tokens = (await git.run(["show", "--no-ext-diff", "--no-textconv", "--numstat", "-z", "--format=%H", "--no-show-signature", "HEAD", "--"], { cwd: dir })).split("\0");
-  const stats = parseNumstat(tokens, 1);
+  return { committed: true, commit_hash: tokens[0]!, ...totals(parseNumstat(tokens, 1)) };
+}
+
+const NOTHING_COMMITTED: CommitResult = { committed: false, files_changed: 0, insertions: 0, deletions: 0 };
+/** An operation in progress whose end `git commit` completes (a merge commit's second parent, ...). */
+const IN_PROGRESS = ["MERGE_HEAD", "CHERRY_PICK_HEAD", "REVERT_HEAD"];
+
+/**
+ * Everything in the working tree committed without `git commit`, which would stat every file again to
+ * refresh the index: the one read of the working tree gives the commit's tree, `commit-tree` and
+ * `update-ref` make the commit, and the index takes just the paths that changed. Only where that is
+ * all `git commit` does: a workspace coding-mcp owns, no hook to run, no signing, message cleanup or
+ * encoding configured, no merge in progress. Undefined otherwise, for `git commit` to do it.
+ */
+async function commitWholeTree(git: Git, dir: string, o: CommitOptions): Promise<CommitResult | undefined> {
+  const paths = await repoPaths(git, dir);
+  const settings = await workspaceGitSettings(git, dir, paths);
+  const gitDir = path.dirname(paths.index);
+  const inProgress = await Promise.all(IN_PROGRESS.map((f) => fs.stat(path.join(gitDir, f)).then(() => true, () => false)));
+  if (!settings.plainCommit || inProgress.some(Boolean)) return undefined;
+  const message = cleanMessage(o.message);
+  const read = await readWorkingTree(git, dir, { owned: true });
+  if (read.dirty.length === 0) return NOTHING_COMMITTED;
+  const parents = read.head ? ["-p", read.head] : [];
+  // The index takes the changed paths (those deleted from it already need nothing) while the commit is
+  // written: staged, they are what `git add --all` would have staged, whether or not HEAD then moves.
+  const toStage = read.status.filter((entry) => !entry.startsWith("D ")).map((entry) => `:(top,literal)${entry.slice(3)}`);
+  const [numstat, commit] = await Promise.all([
+    git.run(["diff-tree", "-r", "-M", "--no-ext-diff", "--no-textconv", "--numstat", "-z", read.head ?? EMPTY_TREE, read.tree], { cwd: dir }),
+    git.run([...identityArgs(o.author), ...settings.overrides, "commit-tree", read.tree, ...parents, "-F", "-"], { cwd: dir, input: message }),
+    toStage.length ? git.run([...settings.overrides, "add", "--all", "--pathspec-from-file=-", "--pathspec-file-nul"], { cwd: dir, input: toStage.join("\0") }) : undefined,
+  ]);
+  const stats = parseNumstat(numstat.split("\0"), 0);
+  if (stats.length === 0) return NOTHING_COMMITTED; // staged and put back: the tree is HEAD's
+  // HEAD moves only from where the read found it; the reflog says what `git commit` says.
+  const subject = message.split("\n", 1)[0]!;
+  const reflog = `commit${read.head ? "" : " (initial)"}: ${subject}`;
+  await git.run(["update-ref", "-m", reflog, "HEAD", commit, read.head ?? "0".repeat(commit.length)], { cwd: dir });
+  return { committed: true, commit_hash: commit, ...totals(stats) };
+}
+
+/**
+ * The message as `git commit --file` leaves it (its "whitespace" cleanup): trailing blanks of each line
+ * and leading and trailing empty lines removed, runs of empty lines made one, a final newline.
+ */
+export function cleanMessage(message: string): string {
+  const lines = message.split("\n").map((line) => line.replace(/[ \t\r]+$/, ""));
+  const kept: string[] = [];
+  for (const line of lines) {
+    if (line === "" && (kept.length === 0 || kept.at(-1) === "")) continue;
+    kept.push(line);
+  }
+  while (kept.at(-1) === "") kept.pop();
+  return kept.length ? `${kept.join("\n")}\n` : "";
+}
+
+function totals(stats: { additions?: number; deletions?: number }[]): Omit<CommitResult, "committed" | "commit_hash"> {
   return {
-    committed: true,
-    commit_hash: tokens[0]!,
     files_changed: stats.length,
     insertions: stats.reduce((sum, s) => sum + (s.additions ?? 0), 0),
     deletions: stats.reduce((sum, s) => sum + (s.deletions ?? 0), 0),

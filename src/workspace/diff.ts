@@ -35,8 +35,8 @@ export async function stagedPaths(git: Git, dir: string): Promise<string[]> {
 }
 
 export interface WorkingTreeDiffOptions extends ReadOptions {
-  /** The commit or tree to diff from. */
-  base: string;
+  /** The commit or tree to diff from; `checked`: git has confirmed it is a tree already (it need not be resolved again). May still be being looked up. */
+  base: string | Promise<{ ref: string; checked: boolean }>;
   /** Only these paths (from the repository's top; directories match what is below them); none: everything. */
   paths?: string[];
   /** Files to leave out of the diff; they are answered in `leftOut`. */
@@ -59,19 +59,23 @@ export interface WorkingTreeDiff {
  * index and compares trees; the real index is left alone.
  */
 export async function workingTreeDiff(git: Git, dir: string, o: WorkingTreeDiffOptions): Promise<WorkingTreeDiff> {
-  const resolving = resolveObject(git, dir, o.base, "tree");
+  const given = typeof o.base === "string" ? { ref: o.base, checked: false } : o.base;
+  const resolving = Promise.resolve(given).then((b) => (b.checked ? b.ref : resolveObject(git, dir, b.ref, "tree")));
   resolving.catch(() => undefined); // Handled below; reading may fail first.
   const include = (o.paths ?? []).map((p) => topPathspec(p));
   const { tree } = await readWorkingTree(git, dir, o.owned ? { owned: true } : {});
   const base = await resolving;
+  // One byte more than fits: enough to know the diff was longer, without holding a huge one in memory.
+  const patch = (exclude: string[]) =>
+    git.exec(["diff-tree", "-r", "-p", "-M", ...PLAIN_DIFF, base, tree, "--", ...include, ...exclude], { cwd: dir, maxOutputBytes: o.maxBytes + 1 });
+  // Without a leave-out rule the patch needs nothing from the list of files: both at once.
+  const early = o.leaveOut ? undefined : patch([]);
+  early?.catch(() => undefined); // awaited below unless listing the files failed
   const all = await treeChanges(git, dir, base, tree, include);
   const leftOut = o.leaveOut ? all.filter(o.leaveOut) : [];
   const files = all.filter((f) => !leftOut.includes(f));
   if (files.length === 0) return { diff: "", files, leftOut: leftOut.map((f) => f.path), truncated: false };
-  const exclude = leftOut.map((f) => topPathspec(f.path, true));
-  const args = ["diff-tree", "-r", "-p", "-M", ...PLAIN_DIFF, base, tree, "--", ...include, ...exclude];
-  // One byte more than fits: enough to know the diff was longer, without holding a huge one in memory.
-  const result = await git.exec(args, { cwd: dir, maxOutputBytes: o.maxBytes + 1 });
+  const result = await (early ?? patch(leftOut.map((f) => topPathspec(f.path, true))));
   if (!result.truncated && result.exitCode !== 0) throw new UserError(`git diff failed: ${git.redact(summarize(result.stderr))}`, undefined, "git_failed");
   // git's output ends with a newline, which exec strips.
   const bounded = boundAtLine(result.truncated ? result.stdout : result.stdout + "\n", o.maxBytes);

@@ -9,6 +9,7 @@ import { authEnv, type GitCredential } from "./credentials.js";
 import { cloneRepository, initRepository } from "./clone.js";
 import { commitChanges } from "./commit.js";
 import { type Git } from "./git.js";
+import { Trash } from "./trash.js";
 import { pushBranch } from "./push.js";
 import { isInside, resolveInsideRoots } from "./paths.js";
 import { validateRepoUrl } from "./remote-url.js";
@@ -20,11 +21,22 @@ import { addWorktree, deleteBranch, inspectSourceRepository, removeWorktree, typ
  * config's credentials, so no token ever passes through the agent.
  */
 export class WorkspaceManager {
+  /** Removed workspaces go here and are deleted behind the answer (see Trash). */
+  private readonly trash: Trash;
+
   constructor(
     private readonly config: ResolvedConfig,
     private readonly git: Git,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.trash = new Trash(path.join(config.stateDir, "trash"), (m) => log.warn(m));
+    this.trash.sweep();
+  }
+
+  /** Let deletions under way finish (bounded; the next start deletes what is left). */
+  stop(): Promise<void> {
+    return this.trash.drain();
+  }
 
   private get author() {
     return { name: this.config.git.user_name, email: this.config.git.user_email };
@@ -114,7 +126,7 @@ export class WorkspaceManager {
     return dir;
   }
 
-  commit(dir: string, options: { message: string; addAll: boolean; paths?: string[] }) {
+  commit(dir: string, options: { message: string; addAll: boolean; paths?: string[]; owned?: boolean }) {
     return withSpan("git.commit", { "coding_mcp.workspace": dir }, async (span) => {
       const result = await commitChanges(this.git, dir, { ...options, author: this.author, runHooks: this.config.git.run_hooks });
       setAttributes(span, { "git.committed": result.committed, "git.commit.hash": result.commit_hash, "git.files_changed": result.files_changed });
@@ -149,13 +161,13 @@ export class WorkspaceManager {
     }
     let problems: string[] = [];
     if (workspace.isolation === "worktree" && workspace.source_repo) {
-      problems = await removeWorktree(this.git, { repo: workspace.source_repo, dir: workspace.path });
+      problems = await removeWorktree(this.git, { repo: workspace.source_repo, dir: workspace.path, trash: this.trash });
       if (options.dropBranchAt && workspace.branch) {
         await deleteBranch(this.git, workspace.source_repo, workspace.branch, options.dropBranchAt).catch((err) =>
           problems.push(`could not delete branch ${workspace.branch}: ${err instanceof Error ? err.message : String(err)}`),
         );
       }
-    } else {
+    } else if (!(await this.trash.discard(workspace.path))) {
       await fs.rm(workspace.path, { recursive: true, force: true });
     }
     this.log.info(`removed workspace ${workspace.path}`, problems.length ? { problems } : undefined);

@@ -17,6 +17,11 @@ export interface WorkspaceGitSettings {
    * the checkout is not sparse (where a file missing on disk is not a deletion).
    */
   plainWorkingTree: boolean;
+  /**
+   * A commit is the plain commit object `git commit-tree` writes: no signing (commit.gpgSign), message
+   * cleanup (commit.cleanup) or encoding (i18n.commitEncoding) configured, which only `git commit` applies.
+   */
+  plainCommit: boolean;
 }
 
 // Config keys that name a program git runs while staging (clean/smudge filters) or committing
@@ -46,13 +51,14 @@ export async function workspaceGitSettings(git: Git, dir: string, paths: RepoPat
   const before = await filesSignature(watched);
   if (known && known.signature === before) return known.settings;
 
-  const listing = await git.exec(["config", "--show-origin", "-z", "--get-regexp", "^(filter|gpg)\\.|^include\\.path$|^includeif\\..*\\.path$|^core\\.(filemode|sparsecheckout)$"], { cwd: dir });
+  const listing = await git.exec(["config", "--show-origin", "-z", "--get-regexp", "^(filter|gpg)\\.|^include\\.path$|^includeif\\..*\\.path$|^core\\.(filemode|sparsecheckout)$|^commit\\.(gpgsign|cleanup)$|^i18n\\.commitencoding$"], { cwd: dir });
   if (listing.exitCode !== 0 && listing.exitCode !== 1) throw new UserError(`git config failed: ${git.redact(summarize(listing.stderr))}`, undefined, "git_failed");
   const inside = (file: string) => [dir, paths.commonDir].some((root) => file === root || file.startsWith(root + path.sep));
   const trusted = new Map<string, string>();
   const untrusted = new Set<string>();
   const files = new Set(watched);
-  const core: Record<string, boolean> = {};
+  const flags: Record<string, boolean> = {};
+  const commitSettings = new Set<string>();
   // -z records: "file:<path>\0<key>\n<value>\0" (the value part without "\n" when the key has none). Exit 1: no such key.
   const fields = listing.exitCode === 0 ? listing.stdout.split("\0") : [];
   for (let i = 0; i + 1 < fields.length; i += 2) {
@@ -60,8 +66,12 @@ export async function workspaceGitSettings(git: Git, dir: string, paths: RepoPat
     const [key = "", value = ""] = fields[i + 1]!.split(/\n(.*)/s);
     const file = origin.startsWith("file:") ? path.resolve(dir, origin.slice(5)) : "";
     if (file) files.add(file);
-    if (key.startsWith("core.")) {
-      core[key] = configBool(fields[i + 1]!.includes("\n") ? value : "true"); // the last one git read wins
+    if (key.startsWith("core.") || key === "commit.gpgsign") {
+      flags[key] = configBool(fields[i + 1]!.includes("\n") ? value : "true"); // the last one git read wins
+      continue;
+    }
+    if (key === "commit.cleanup" || key === "i18n.commitencoding") {
+      commitSettings.add(key);
       continue;
     }
     if (key.startsWith("include")) {
@@ -76,7 +86,11 @@ export async function workspaceGitSettings(git: Git, dir: string, paths: RepoPat
   const args = [...untrusted].flatMap((key) => ["-c", `${key}=${trusted.get(key) ?? NEUTRAL_VALUE[key] ?? (key.endsWith(".required") ? "false" : "")}`]);
   // Kept only when every file it came from was watched before git read them (none changed unseen since).
   const complete = [...files].every((f) => watched.includes(f));
-  const settings = { overrides: args, plainWorkingTree: core["core.filemode"] !== false && core["core.sparsecheckout"] !== true };
+  const settings = {
+    overrides: args,
+    plainWorkingTree: flags["core.filemode"] !== false && flags["core.sparsecheckout"] !== true,
+    plainCommit: flags["commit.gpgsign"] !== true && commitSettings.size === 0,
+  };
   remember(settingsKnown, dir, { files: [...files], signature: complete ? before : "", settings });
   return settings;
 }

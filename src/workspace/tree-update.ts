@@ -49,13 +49,14 @@ export async function treeWithPaths(git: Git, top: string, base: string, paths: 
   if (o.fromAgent && !(await sameWayAsGit(top, present))) return undefined;
 
   const dirs = [...new Set(wanted.flatMap(ancestors))].sort((a, b) => depth(a) - depth(b));
-  const [read, blobs, ignored] = await Promise.all([
-    readTrees(git, top, base, dirs),
-    hashFiles(git, top, present, o.overrides),
-    o.fromAgent && present.length ? ignoredUntracked(git, top, present) : Promise.resolve(new Set<string>()),
-  ]);
+  const [read, blobs] = await Promise.all([readTrees(git, top, base, dirs), hashFiles(git, top, present, o.overrides)]);
   if (!read) return undefined;
   const { trees, root: baseTree } = read;
+  // A file the base had stays in (the rules did not change: RULE_FILES); a new one is left out if it is
+  // untracked and ignored, as a walk leaves it out.
+  const isNew = (p: string) => !trees.get(parentOf(p))?.has(path.posix.basename(p));
+  const fresh = o.fromAgent ? present.filter(isNew) : [];
+  const ignored = fresh.length ? await ignoredUntracked(git, top, fresh) : new Set<string>();
 
   // The new entries, into their directories (a missing directory starts empty).
   const changedDirs = new Set<string>();

@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import fs from "node:fs/promises";
+import path from "node:path";
 import { type Git } from "./git.js";
 import { isMissing, remember, repoPaths, repoPathsKnown, type RepoPaths } from "./git-dir.js";
 import { errorMessage } from "../errors.js";
@@ -25,6 +26,10 @@ export interface WorkingTreeRead {
   tree: string;
   /** Paths (from the repository's top) whose staged or working-tree state differs from HEAD, untracked files included; both sides of a staged rename. */
   dirty: string[];
+  /** The commit HEAD was when git compared with it; undefined before the first commit. */
+  head: string | undefined;
+  /** What `git status` said of each path ("XY path", porcelain v1's letters). */
+  status: string[];
 }
 
 // The last tree read in each owned workspace, by directory: nothing but the agent's tasks writes there,
@@ -43,9 +48,15 @@ export async function lastTreeRead(dir: string): Promise<string | undefined> {
   return (await fs.stat(paths.index).then(() => true, () => false)) ? tree : undefined;
 }
 
-/** Forget what was read in `dir` (its workspace is gone, or the caller knows it changed). */
+/** Forget what was read in `dir` (the caller knows it changed). */
 export function forgetTreeRead(dir: string): void {
   lastTrees.delete(dir);
+}
+
+/** Forget all that is known of the workspace in `dir`: it is being removed (a new one may come to the same path). */
+export function forgetWorkspace(dir: string): void {
+  lastTrees.delete(dir);
+  untrackedCacheAdded.delete(dir);
 }
 
 interface ReadHooks {
@@ -61,11 +72,35 @@ export async function readWorkingTree(git: Git, dir: string, o: ReadOptions & Re
   if (o.owned) forgetTreeRead(dir);
   const paths = await currentRepoPaths(git, dir);
   const settings = await workspaceGitSettings(git, dir, paths);
+  // HEAD's tree, asked beside the status: most reads find nothing changed, and the tree is the answer then.
+  const headTree = git.exec(["rev-parse", "HEAD", "HEAD^{tree}"], { cwd: dir }).then((r) => (r.exitCode === 0 ? r.stdout.split("\n") : []), () => []);
   const { entries, head } = await statusEntries(git, dir, settings.overrides, o);
   const dirty = [...new Set(entries.map((entry) => entry.slice(3)))];
-  const tree = await treeOfWorkingTree(git, dir, { head, dirty, entries, settings, ...o });
+  const tree = await treeOfWorkingTree(git, dir, { head, headTree, dirty, entries, settings, ...o });
   if (o.owned) remember(lastTrees, dir, tree);
-  return { tree, dirty };
+  return { tree, dirty, head, status: entries };
+}
+
+/**
+ * The working tree after writes to `files` only (absolute paths; nothing else changed it since `before`,
+ * a tree read of it), without a walk: `before` with those files as they are now. Undefined when that
+ * cannot be told exactly (see treeWithPaths), and the working tree is to be read instead.
+ */
+export async function treeAfterWrites(git: Git, dir: string, before: string, files: string[], o: ReadOptions = {}): Promise<string | undefined> {
+  if (o.owned) forgetTreeRead(dir);
+  const [top, settings] = await Promise.all([repositoryTopOf(git, dir), currentRepoPaths(git, dir).then((paths) => workspaceGitSettings(git, dir, paths))]);
+  if (!settings.plainWorkingTree) return undefined;
+  const fromTop: string[] = [];
+  for (const file of files) {
+    // Through the real directories: a write through a symlinked directory changed the file it leads to.
+    const real = path.join(await fs.realpath(path.dirname(file)).catch(() => path.dirname(file)), path.basename(file));
+    const relative = path.relative(top, real);
+    if (relative.startsWith("..") || path.isAbsolute(relative)) continue; // outside the repository: not in its tree
+    fromTop.push(relative.split(path.sep).join("/"));
+  }
+  const tree = fromTop.length ? await treeWithPaths(git, top, before, fromTop, { overrides: settings.overrides, fromAgent: true }) : before;
+  if (tree !== undefined && o.owned) remember(lastTrees, dir, tree);
+  return tree;
 }
 
 /**
@@ -77,12 +112,13 @@ export async function readWorkingTree(git: Git, dir: string, o: ReadOptions & Re
 async function treeOfWorkingTree(
   git: Git,
   dir: string,
-  o: ReadOptions & ReadHooks & { head: string | undefined; dirty: string[]; entries: string[]; settings: WorkspaceGitSettings },
+  o: ReadOptions & ReadHooks & { head: string | undefined; headTree: Promise<string[]>; dirty: string[]; entries: string[]; settings: WorkspaceGitSettings },
 ): Promise<string> {
-  // Nothing differs from HEAD: the working tree is HEAD's tree.
+  // Nothing differs from HEAD: the working tree is HEAD's tree (that of the commit status compared with).
   if (o.dirty.length === 0 && o.head) {
     o.onStaged?.();
-    return git.run(["rev-parse", `${o.head}^{tree}`], { cwd: dir });
+    const [commit, tree] = await o.headTree;
+    return commit === o.head && tree ? tree : git.run(["rev-parse", `${o.head}^{tree}`], { cwd: dir });
   }
   if (o.head && o.settings.plainWorkingTree) {
     const top = await repositoryTopOf(git, dir);
@@ -150,11 +186,24 @@ interface StatusRead {
 
 /** What `git status` lists, and HEAD as it saw it (so the two always go together, whatever moves meanwhile). */
 async function statusEntries(git: Git, dir: string, overrides: string[], o: ReadOptions): Promise<StatusRead> {
-  // The untracked cache only in an owned workspace's index (a caller's config and index stay as they are).
-  // git uses it only for the untracked-files mode the config names, hence the second setting.
-  const access = o.owned ? ["-c", "core.untrackedCache=true", "-c", "status.showUntrackedFiles=all"] : ["--no-optional-locks"];
-  const args = [...overrides, ...access, "status", "--porcelain=v2", "--branch", "--no-ahead-behind", "-z", "--untracked-files=all", "--no-renames", "--ignore-submodules=dirty"];
-  return parseStatusV2(await git.run(args, { cwd: dir }));
+  const args = [...overrides, ...untrackedCacheArgs(dir, o), "status", "--porcelain=v2", "--branch", "--no-ahead-behind", "-z", "--untracked-files=all", "--no-renames", "--ignore-submodules=dirty"];
+  return parseStatusV2(await git.run(args, { cwd: dir, ...(o.owned ? { env: { GIT_FORCE_UNTRACKED_CACHE: "1" } } : {}) }));
+}
+
+const untrackedCacheAdded = new Map<string, true>();
+
+/**
+ * git's untracked cache, in an owned workspace's index only (a caller's config and index stay as they
+ * are): it spares reading every directory for new files. `core.untrackedCache=true` adds it, but also
+ * makes every status rewrite the whole index, so it is given once per workspace; after that the cache
+ * is kept, and GIT_FORCE_UNTRACKED_CACHE has git write the index only when the cache changed. git uses
+ * the cache only for the untracked-files mode the config names, hence status.showUntrackedFiles.
+ */
+function untrackedCacheArgs(dir: string, o: ReadOptions): string[] {
+  if (!o.owned) return ["--no-optional-locks"];
+  const mode = untrackedCacheAdded.has(dir) ? "keep" : "true";
+  remember(untrackedCacheAdded, dir, true);
+  return ["-c", `core.untrackedCache=${mode}`, "-c", "status.showUntrackedFiles=all"];
 }
 
 /** Porcelain v2 records (-z): "# branch.oid <commit>", "1 XY <6 fields> path", "u XY <8 fields> path", "? path". */

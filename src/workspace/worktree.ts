@@ -1,6 +1,7 @@
 import fs from "node:fs/promises";
 import { UserError, errorMessage } from "../errors.js";
 import { GitError, type Git } from "./git.js";
+import type { Trash } from "./trash.js";
 import { checkBranchName, currentBranch, headCommit } from "./refs.js";
 
 /**
@@ -81,16 +82,19 @@ export async function addWorktree(git: Git, o: AddWorktreeOptions): Promise<void
  * the branch and its commits stay. Works when the directory or the repository is already gone.
  * Answers what could not be done, for the caller to report.
  */
-export async function removeWorktree(git: Git, o: { repo: string; dir: string }): Promise<string[]> {
+export async function removeWorktree(git: Git, o: { repo: string; dir: string; trash?: Trash }): Promise<string[]> {
   const problems: string[] = [];
   const repoExists = await isDirectory(o.repo);
-  if (repoExists && (await isDirectory(o.dir))) {
+  // Into the trash, when there is one: the directory is gone at once and its files go behind; git then
+  // forgets the worktree (prune) as it does for one deleted by hand.
+  const discarded = o.trash !== undefined && (await o.trash.discard(o.dir));
+  if (!discarded && repoExists && (await isDirectory(o.dir))) {
     // --force: a session's worktree is removed with what is left in it, as a managed workspace is.
     const removed = await git.exec(["worktree", "remove", "--force", "--", o.dir], { cwd: o.repo }).catch((err: unknown) => ({ exitCode: -1, stderr: errorMessage(err) }));
     if (removed.exitCode !== 0) problems.push(`git worktree remove failed (${git.redact(removed.stderr.trim().split("\n").at(-1) ?? "")}); the directory was deleted instead`);
   }
   // Whatever git left (or could not remove, e.g. a worktree with submodules) goes; then git forgets the worktree.
-  await fs.rm(o.dir, { recursive: true, force: true });
+  if (!discarded) await fs.rm(o.dir, { recursive: true, force: true });
   if (repoExists) {
     const pruned = await git.exec(["worktree", "prune"], { cwd: o.repo }).catch((err: unknown) => ({ exitCode: -1, stderr: errorMessage(err) }));
     if (pruned.exitCode !== 0) problems.push(`git worktree prune failed in ${o.repo}: ${git.redact(pruned.stderr.trim())}`);
