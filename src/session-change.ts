@@ -75,7 +75,15 @@ export class SessionChanges {
     const dir = workspace.path;
     const dirtyAtOpen = this.dirtyAtOpen(session, workspace);
     if (!dirtyAtOpen) {
-      return this.workspaces.commit(dir, { message: input.message, addAll: input.add_all ?? true, owned: owned(workspace), ...(input.paths ? { paths: input.paths } : {}) });
+      // Commits are refused while a task runs: what was read of an owned workspace still stands for it.
+      const known = owned(workspace) ? await lastTreeRead(dir) : undefined;
+      return this.workspaces.commit(dir, {
+        message: input.message,
+        addAll: input.add_all ?? true,
+        owned: owned(workspace),
+        ...(known ? { workingTree: known } : {}),
+        ...(input.paths ? { paths: input.paths } : {}),
+      });
     }
     const [top, named, changedNow] = await Promise.all([repositoryTop(this.git, dir), this.pathsFromTop(dir, input.paths), dirtyPaths(this.git, dir)]);
     const leftOut = changedNow.filter(leftOutBy(dirtyAtOpen, named));
@@ -88,7 +96,11 @@ export class SessionChanges {
   }
 
   /** The session's change as a unified diff: since it opened (committed or not), or what is not committed yet. */
-  async diff(session: SessionRecord, workspace: WorkspaceRecord, input: { since?: DiffSince; paths?: string[]; max_bytes?: number }): Promise<SessionDiff> {
+  /**
+   * `betweenTasks`: no task of the session runs, so in a workspace coding-mcp owns the tree read last
+   * is the working tree (see lastTreeRead) and it is not read again.
+   */
+  async diff(session: SessionRecord, workspace: WorkspaceRecord, input: { since?: DiffSince; paths?: string[]; max_bytes?: number }, o: { betweenTasks: boolean }): Promise<SessionDiff> {
     const dir = workspace.path;
     const since = input.since ?? "open";
     const named = await this.pathsFromTop(dir, input.paths);
@@ -98,9 +110,11 @@ export class SessionChanges {
     // What is not committed yet, in a caller's checkout, is measured like coding_commit commits: the owner's earlier work stays out.
     const dirtyAtOpen = since === "commit" ? this.dirtyAtOpen(session, workspace) : undefined;
     const leftOutRule = dirtyAtOpen && leftOutBy(dirtyAtOpen, named);
+    const known = o.betweenTasks && owned(workspace) ? await lastTreeRead(dir) : undefined;
     const result = await workingTreeDiff(this.git, dir, {
       base: baseRead,
       owned: owned(workspace),
+      ...(known ? { workingTree: known } : {}),
       ...(named ? { paths: named } : {}),
       ...(leftOutRule ? { leaveOut: (f: ChangedFile) => leftOutRule(f.path) } : {}),
       maxBytes: input.max_bytes ?? DEFAULT_DIFF_BYTES,

@@ -539,7 +539,8 @@ export class SessionManager {
   /** The session's change as a unified diff: since it opened (committed or not), or what is not committed yet. */
   async diff(input: DiffInput, caller: Caller = LOCAL_CALLER): Promise<SessionDiff> {
     const { session, workspace } = await this.requireOpen(input.session_id, caller);
-    return this.changes.diff(session, workspace, input);
+    // Between tasks, what was read of a workspace coding-mcp owns still stands for it; not while one runs.
+    return this.changes.diff(session, workspace, input, { betweenTasks: !this.tasks.isRunning(session.id) });
   }
 
   async close(input: { session_id: string; success?: boolean }, caller: Caller = LOCAL_CALLER): Promise<CloseResult> {

@@ -13,6 +13,7 @@ import { gitShowStats } from "./support/git.js";
 import { changedFiles, commitsSince, EMPTY_TREE, snapshotWorkingTree } from "../src/workspace/changes.js";
 import { cloneRepository, initRepository, INITIAL_COMMIT_MESSAGE } from "../src/workspace/clone.js";
 import { commitChanges } from "../src/workspace/commit.js";
+import { readWorkingTree } from "../src/workspace/working-tree.js";
 import { Git } from "../src/workspace/git.js";
 import { pushBranch } from "../src/workspace/push.js";
 import { checkBranchName, currentBranch, headCommit } from "../src/workspace/refs.js";
@@ -424,8 +425,10 @@ describe("commitsSince", () => {
 
 // Both ways a commit is made: in a caller's checkout with `git commit`, and in a workspace coding-mcp
 // owns, where the whole working tree is committed from one read of it (commitWholeTree).
-describe.each([{ owned: false }, { owned: true }])("commitChanges (owned: $owned)", ({ owned }) => {
-  const commit = (dir: string, o: Omit<Parameters<typeof commitChanges>[2], "owned">) => commitChanges(git, dir, { ...o, owned });
+// Owned, it is committed from a read of the working tree, or from the tree coding-mcp already knows (known).
+describe.each([{ owned: false, known: false }, { owned: true, known: false }, { owned: true, known: true }])("commitChanges (owned: $owned, known tree: $known)", ({ owned, known }) => {
+  const commit = async (dir: string, o: Omit<Parameters<typeof commitChanges>[2], "owned">) =>
+    commitChanges(git, dir, { ...o, owned, ...(known ? { workingTree: (await readWorkingTree(git, dir, { owned: true })).tree } : {}) });
 
   async function repo(): Promise<string> {
     const dir = path.join(scratch, "commit");

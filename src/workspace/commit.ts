@@ -4,10 +4,10 @@ import { UserError } from "../errors.js";
 import { repoRelativePath } from "./paths.js";
 import { EMPTY_TREE, parseNumstat } from "./changes.js";
 import { type Git, GitError, summarize } from "./git.js";
-import { repoPaths } from "./git-dir.js";
+import { repoPaths, repositoryTopOf } from "./git-dir.js";
 import { workspaceGitSettings, workspaceProgramOverrides } from "./program-overrides.js";
-import { readWorkingTree } from "./working-tree.js";
-import { type Author, identityArgs } from "./refs.js";
+import { readWorkingTree as readWorkingTreeOnce } from "./working-tree.js";
+import { type Author, headCommit, identityArgs } from "./refs.js";
 
 // Committing the workspace's changes as coding-mcp's author, running no program the agent named.
 
@@ -22,6 +22,8 @@ export interface CommitOptions {
   runHooks?: boolean;
   /** A workspace coding-mcp owns: its index may be written, and a whole-tree commit needs no `git commit` (commitWholeTree). */
   owned?: boolean;
+  /** The working tree as a tree object, when coding-mcp knows it without reading it (an owned workspace between tasks: lastTreeRead). */
+  workingTree?: string;
 }
 
 export interface CommitResult {
@@ -85,16 +87,17 @@ async function commitWholeTree(git: Git, dir: string, o: CommitOptions): Promise
   const inProgress = await Promise.all(IN_PROGRESS.map((f) => fs.stat(path.join(gitDir, f)).then(() => true, () => false)));
   if (!settings.plainCommit || inProgress.some(Boolean)) return undefined;
   const message = cleanMessage(o.message);
-  const read = await readWorkingTree(git, dir, { owned: true });
-  if (read.dirty.length === 0) return NOTHING_COMMITTED;
+  const read = o.workingTree !== undefined ? await knownWorkingTree(git, dir, o.workingTree) : await readWorkingTree(git, dir, { owned: true });
+  if (read.changed.length === 0) return NOTHING_COMMITTED;
   const parents = read.head ? ["-p", read.head] : [];
-  // The index takes the changed paths (those deleted from it already need nothing) while the commit is
-  // written: staged, they are what `git add --all` would have staged, whether or not HEAD then moves.
-  const toStage = read.status.filter((entry) => !entry.startsWith("D ")).map((entry) => `:(top,literal)${entry.slice(3)}`);
+  // The index takes the changed paths while the commit is written: staged, they are what `git add
+  // --all` would have staged, whether or not HEAD then moves. (update-index takes paths from the top,
+  // gone or not; `git add` would refuse a path that is neither in the index nor on disk.)
+  const top = await repositoryTopOf(git, dir);
   const [numstat, commit] = await Promise.all([
     git.run(["diff-tree", "-r", "-M", "--no-ext-diff", "--no-textconv", "--numstat", "-z", read.head ?? EMPTY_TREE, read.tree], { cwd: dir }),
     git.run([...identityArgs(o.author), ...settings.overrides, "commit-tree", read.tree, ...parents, "-F", "-"], { cwd: dir, input: message }),
-    toStage.length ? git.run([...settings.overrides, "add", "--all", "--pathspec-from-file=-", "--pathspec-file-nul"], { cwd: dir, input: toStage.join("\0") }) : undefined,
+    git.run([...settings.overrides, "update-index", "--add", "--remove", "--replace", "-z", "--stdin"], { cwd: top, input: read.changed.map((p) => p.replace(/\/$/, "")).join("\0") + "\0" }),
   ]);
   const stats = parseNumstat(numstat.split("\0"), 0);
   if (stats.length === 0) return NOTHING_COMMITTED; // staged and put back: the tree is HEAD's
@@ -103,6 +106,32 @@ async function commitWholeTree(git: Git, dir: string, o: CommitOptions): Promise
   const reflog = `commit${read.head ? "" : " (initial)"}: ${subject}`;
   await git.run(["update-ref", "-m", reflog, "HEAD", commit, read.head ?? "0".repeat(commit.length)], { cwd: dir });
   return { committed: true, commit_hash: commit, ...totals(stats) };
+}
+
+interface WholeTree {
+  tree: string;
+  head: string | undefined;
+  /** Paths (from the top) whose working-tree or staged state differs from HEAD. */
+  changed: string[];
+}
+
+async function readWorkingTree(git: Git, dir: string, o: { owned: true }): Promise<WholeTree> {
+  const read = await readWorkingTreeOnce(git, dir, o);
+  return { tree: read.tree, head: read.head, changed: read.dirty };
+}
+
+/**
+ * The working tree coding-mcp knows without reading it (`tree`: see lastTreeRead): what differs from
+ * HEAD is what the trees say, and what the index has staged otherwise (the agent's own `git add`).
+ */
+async function knownWorkingTree(git: Git, dir: string, tree: string): Promise<WholeTree> {
+  const head = await headCommit(git, dir);
+  const [inTree, staged] = await Promise.all([
+    head ? git.run(["diff-tree", "-r", "--no-renames", "--name-only", "-z", head, tree], { cwd: dir }) : git.run(["ls-tree", "-r", "--name-only", "-z", tree], { cwd: dir }),
+    head ? git.run(["--no-optional-locks", "diff-index", "--cached", "--no-renames", "--name-only", "-z", head], { cwd: dir }) : Promise.resolve(""),
+  ]);
+  // A path staged but gone from disk and from the tree is staged away by `git add --all` too.
+  return { tree, head, changed: [...new Set([...inTree.split("\0"), ...staged.split("\0")].filter(Boolean))] };
 }
 
 /**

@@ -39,6 +39,8 @@ export interface WorkingTreeDiffOptions extends ReadOptions {
   base: string | Promise<{ ref: string; checked: boolean }>;
   /** Only these paths (from the repository's top; directories match what is below them); none: everything. */
   paths?: string[];
+  /** The working tree as a tree object, when the caller knows it without a read (see lastTreeRead). */
+  workingTree?: string;
   /** Files to leave out of the diff; they are answered in `leftOut`. */
   leaveOut?: (file: ChangedFile) => boolean;
   maxBytes: number;
@@ -63,7 +65,7 @@ export async function workingTreeDiff(git: Git, dir: string, o: WorkingTreeDiffO
   const resolving = Promise.resolve(given).then((b) => (b.checked ? b.ref : resolveObject(git, dir, b.ref, "tree")));
   resolving.catch(() => undefined); // Handled below; reading may fail first.
   const include = (o.paths ?? []).map((p) => topPathspec(p));
-  const { tree } = await readWorkingTree(git, dir, o.owned ? { owned: true } : {});
+  const tree = o.workingTree ?? (await readWorkingTree(git, dir, o.owned ? { owned: true } : {})).tree;
   const base = await resolving;
   // One byte more than fits: enough to know the diff was longer, without holding a huge one in memory.
   const patch = (exclude: string[]) =>

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import fs from "node:fs/promises";
 import path from "node:path";
-import { withTimeout } from "../process.js";
+import { runBound, withTimeout } from "../process.js";
 import { isMissing } from "./git-dir.js";
 
 // Removing a workspace without making the caller wait for its files: the directory is renamed into a
@@ -50,8 +50,12 @@ export class Trash {
   }
 
   private deleteBehind(p: string): void {
-    const job: Promise<void> = fs
-      .rm(p, { recursive: true, force: true, maxRetries: 2 })
+    // `rm` in a process of its own, not fs.rm: a hundred thousand unlinks in this process would hold
+    // every thread libuv has for files, and every other file operation of coding-mcp would wait.
+    const job: Promise<void> = runBound("rm", ["-rf", "--", p], { cwd: "/" })
+      .then((done) => {
+        if (done.exitCode !== 0) throw new Error(done.stderr.trim() || done.startError || "rm was stopped");
+      })
       .catch((err: unknown) => this.warn(`could not delete ${p} (a removed workspace): ${err instanceof Error ? err.message : String(err)}; it goes at the next start`))
       .finally(() => this.deleting.delete(job));
     this.deleting.add(job);

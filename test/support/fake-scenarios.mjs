@@ -132,6 +132,23 @@ export const commands = (ctx) => {
   return { text: ctx.toolResults.map((r, i) => `#${i + 1}: ${r}`).join("\n") };
 };
 
+/**
+ * Writes the task's files with the write tool, all in the first step: each line `WRITE <path>: <content>`
+ * (relative to the session's directory, or absolute); then runs its `RUN: <command>` lines one by one
+ * with the bash tool, as `commands` does. For what coding-mcp reads of the workspace after each kind of tool.
+ * @type {Scenario}
+ */
+export const files = (ctx) => {
+  const writes = [...ctx.task.matchAll(/^WRITE (\S+): (.*)$/gm)];
+  const runs = [...ctx.task.matchAll(/^RUN: (.+)$/gm)];
+  if (ctx.toolResults.length === 0 && writes.length) {
+    return { tools: writes.map(([, p = "", content]) => ({ name: "write", args: { filePath: p.startsWith("/") || !ctx.directory ? p : `${ctx.directory}/${p}`, content: `${content}\n` } })) };
+  }
+  const run = runs[ctx.toolResults.length - (writes.length ? writes.length : 0)];
+  if (run) return { tools: [{ name: "bash", args: { command: run[1], description: "Run" } }] };
+  return { text: `Done: ${writes.length} files written, ${runs.length} commands run.` };
+};
+
 /** Make a scenario from a fixed list of steps; past the end it says "done". @param {Step[]} steps @returns {Scenario} */
 export function scripted(steps) {
   return (ctx) => steps[ctx.step] ?? { text: "Done." };
@@ -162,7 +179,7 @@ export function usageOf(step) {
  */
 export async function startScriptedServer(wire, options = {}) {
   /** @type {Map<string, Scenario>} */
-  const scenarios = new Map(Object.entries({ coder, question, outside, commands, ...(options.scenarios ?? {}) }));
+  const scenarios = new Map(Object.entries({ coder, question, outside, commands, files, ...(options.scenarios ?? {}) }));
   /** @type {any[]} every model request body received, in order */
   const requests = [];
   /** @type {Set<import("node:http").ServerResponse>} */
