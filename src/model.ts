@@ -337,6 +337,12 @@ export const SessionRecord = z.object({
   tree_at_open: z.string().optional(),
   /** In a caller's own checkout (no isolation): paths (from the repository's top) with uncommitted changes when the session opened; coding_commit leaves them out. */
   dirty_at_open: z.array(z.string()).optional(),
+  /**
+   * In a caller's own checkout: tree_at_open and dirty_at_open are not read yet. They are read at the
+   * session's first need (its first task, whose snapshot they are then, or diff, commit or close), so
+   * opening costs no walk of the working tree and the first task none more.
+   */
+  baseline_pending: z.boolean().optional(),
   last_task: TaskRecord.optional(),
   running: RunningTaskRecord.optional(),
   totals: Totals,

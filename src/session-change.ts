@@ -7,6 +7,7 @@ import type { CommitResult } from "./workspace/commit.js";
 import { repositoryPrefix, repositoryTop, stagedPaths, workingTreeDiff } from "./workspace/diff.js";
 import type { Git } from "./workspace/git.js";
 import type { WorkspaceManager } from "./workspace/manager.js";
+import type { Collection } from "./store.js";
 import { repoRelativePath } from "./workspace/paths.js";
 import { headCommit } from "./workspace/refs.js";
 import { dirtyPaths, forgetWorkspace, lastTreeRead, readWorkingTree } from "./workspace/working-tree.js";
@@ -31,28 +32,65 @@ export function owned(workspace: WorkspaceRecord): boolean {
 }
 
 export class SessionChanges {
+  /** Baselines being read, by session: one read however many calls need it at once. */
+  private readonly reading = new Map<string, Promise<{ session: SessionRecord; fresh?: string }>>();
+
   constructor(
     private readonly git: Git,
     private readonly workspaces: WorkspaceManager,
+    private readonly sessions: Collection<SessionRecord>,
     private readonly log: Logger,
   ) {}
 
   /**
    * What the session's change is measured against: the working tree as it is now (as a tree object) and,
-   * in a caller's own checkout, the files that already had uncommitted changes (coding_commit leaves them out),
-   * both from one read of the working tree. A managed workspace created by this very call is a clean
-   * checkout of HEAD: base_commit says it all.
+   * in a caller's own checkout, the files that already had uncommitted changes (coding_commit leaves them out).
+   * A managed workspace created by this very call is a clean checkout of HEAD: base_commit says it all;
+   * one reused has the tree read after its last task. A caller's checkout is read at the session's first
+   * need (baseline), not now.
    */
-  async atOpen(workspace: WorkspaceRecord, created: boolean): Promise<Pick<SessionRecord, "tree_at_open" | "dirty_at_open">> {
-    if (workspace.managed && created) return {};
+  async atOpen(workspace: WorkspaceRecord, created: boolean): Promise<Pick<SessionRecord, "tree_at_open" | "dirty_at_open" | "baseline_pending">> {
+    if (!workspace.managed) return { baseline_pending: true };
+    if (created) return {};
     try {
-      const { tree, dirty } = await readWorkingTree(this.git, workspace.path, { owned: owned(workspace) });
-      return { tree_at_open: tree, ...(workspace.managed ? {} : { dirty_at_open: dirty }) };
+      const known = await lastTreeRead(workspace.path);
+      return { tree_at_open: known ?? (await readWorkingTree(this.git, workspace.path, { owned: true })).tree };
     } catch (err) {
       this.log.warn(`could not snapshot ${workspace.path} at open; coding_diff will measure from HEAD: ${errorMessage(err)}`);
-      // The owner's work in progress must still stay out of the session's commits.
-      return workspace.managed ? {} : { dirty_at_open: await dirtyPaths(this.git, workspace.path) };
+      return {};
     }
+  }
+
+  /**
+   * The session with its baseline (tree_at_open, dirty_at_open) read, when it was left for the first
+   * need (baseline_pending); `fresh`: the tree just read, which is also the working tree now.
+   */
+  baseline(session: SessionRecord, workspace: WorkspaceRecord): Promise<{ session: SessionRecord; fresh?: string }> {
+    if (!session.baseline_pending) return Promise.resolve({ session });
+    const under = this.reading.get(session.id);
+    if (under) return under.then(({ session: read }) => ({ session: read }));
+    const reading = this.readBaseline(session, workspace).finally(() => this.reading.delete(session.id));
+    this.reading.set(session.id, reading);
+    return reading;
+  }
+
+  private async readBaseline(session: SessionRecord, workspace: WorkspaceRecord): Promise<{ session: SessionRecord; fresh?: string }> {
+    let baseline: Pick<SessionRecord, "tree_at_open" | "dirty_at_open">;
+    let fresh: string | undefined;
+    try {
+      const { tree, dirty } = await readWorkingTree(this.git, workspace.path);
+      baseline = { tree_at_open: tree, dirty_at_open: dirty };
+      fresh = tree;
+    } catch (err) {
+      this.log.warn(`could not snapshot ${workspace.path}; coding_diff will measure from HEAD: ${errorMessage(err)}`);
+      // The owner's work in progress must still stay out of the session's commits.
+      baseline = { dirty_at_open: await dirtyPaths(this.git, workspace.path) };
+    }
+    const updated = await this.sessions.update(session.id, (s) => {
+      delete s.baseline_pending;
+      Object.assign(s, baseline);
+    });
+    return { session: updated, ...(fresh ? { fresh } : {}) };
   }
 
   /**
@@ -71,7 +109,8 @@ export class SessionChanges {
   }
 
   /** Commit in the session's workspace, under the leave-out rule (see leftOutBy). */
-  async commit(session: SessionRecord, workspace: WorkspaceRecord, input: { message: string; add_all?: boolean; paths?: string[] }): Promise<CommitAnswer> {
+  async commit(opened: SessionRecord, workspace: WorkspaceRecord, input: { message: string; add_all?: boolean; paths?: string[] }): Promise<CommitAnswer> {
+    const { session } = await this.baseline(opened, workspace);
     const dir = workspace.path;
     const dirtyAtOpen = this.dirtyAtOpen(session, workspace);
     if (!dirtyAtOpen) {
@@ -100,7 +139,8 @@ export class SessionChanges {
    * `betweenTasks`: no task of the session runs, so in a workspace coding-mcp owns the tree read last
    * is the working tree (see lastTreeRead) and it is not read again.
    */
-  async diff(session: SessionRecord, workspace: WorkspaceRecord, input: { since?: DiffSince; paths?: string[]; max_bytes?: number }, o: { betweenTasks: boolean }): Promise<SessionDiff> {
+  async diff(opened: SessionRecord, workspace: WorkspaceRecord, input: { since?: DiffSince; paths?: string[]; max_bytes?: number }, o: { betweenTasks: boolean }): Promise<SessionDiff> {
+    const { session, fresh } = await this.baseline(opened, workspace);
     const dir = workspace.path;
     const since = input.since ?? "open";
     const named = await this.pathsFromTop(dir, input.paths);
@@ -110,7 +150,9 @@ export class SessionChanges {
     // What is not committed yet, in a caller's checkout, is measured like coding_commit commits: the owner's earlier work stays out.
     const dirtyAtOpen = since === "commit" ? this.dirtyAtOpen(session, workspace) : undefined;
     const leftOutRule = dirtyAtOpen && leftOutBy(dirtyAtOpen, named);
-    const known = o.betweenTasks && owned(workspace) ? await lastTreeRead(dir) : undefined;
+    // The baseline just read is the working tree now too (a diff of nothing, read once); between tasks,
+    // an owned workspace's last read stands for it.
+    const known = fresh ?? (o.betweenTasks && owned(workspace) ? await lastTreeRead(dir) : undefined);
     const result = await workingTreeDiff(this.git, dir, {
       base: baseRead,
       owned: owned(workspace),
@@ -133,8 +175,11 @@ export class SessionChanges {
    * Everything the session changed, at close. An owned workspace about to be removed is not read again
    * when its tree after the last task is known: nothing else wrote there since.
    */
-  async atClose(session: SessionRecord, workspace: WorkspaceRecord, o: { removing: boolean }): Promise<{ files: ChangedFile[]; warning?: string }> {
+  async atClose(opened: SessionRecord, workspace: WorkspaceRecord, o: { removing: boolean }): Promise<{ files: ChangedFile[]; warning?: string }> {
     const dir = workspace.path;
+    // A baseline never needed: no task ran and nothing was committed or diffed, so the session changed nothing.
+    if (opened.baseline_pending) return { files: [] };
+    const session = opened;
     try {
       const { base, checked } = await this.baseOf(session, dir);
       const known = o.removing && owned(workspace) ? await lastTreeRead(dir) : undefined;

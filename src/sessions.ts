@@ -120,7 +120,7 @@ export class SessionManager {
     taskOptions: TaskRunnerOptions = {},
   ) {
     this.tasks = new TaskRunner(config, records, backends, approvals, git, log, taskOptions);
-    this.changes = new SessionChanges(git, workspaces, log);
+    this.changes = new SessionChanges(git, workspaces, records.sessions, log);
   }
 
   /**
@@ -420,9 +420,13 @@ export class SessionManager {
     }
     const model = await this.chooseModel(backend, input.model ?? session.model, "code");
     await this.tasks.refuseUnconfined(backend);
+    // A caller's checkout is read for the session's baseline at its first task, which is then also the
+    // task's snapshot of the working tree before it.
+    const { session: current, fresh } = await this.changes.baseline(session, workspace);
     const { view, done } = this.tasks.start({
-      session,
+      session: current,
       workspace,
+      ...(fresh ? { treeBefore: fresh } : {}),
       task: input.task,
       prompt: buildTaskPrompt({ task: input.task, ...(input.context ? { context: input.context } : {}), files }),
       timeoutMs: (input.timeout_sec ?? this.config.limits.task_timeout_min * 60) * 1000,

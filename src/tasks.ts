@@ -31,6 +31,8 @@ export interface StartTask extends Pick<RunTaskRequest, "prompt" | "model" | "ag
   signal?: AbortSignal;
   /** How to ask the person through the client (a foreground call of a client that elicits). */
   elicit?: Elicit;
+  /** The working tree as a tree object, read just now by the caller: the task's snapshot before it. */
+  treeBefore?: string;
 }
 
 interface ActiveTask {
@@ -256,7 +258,7 @@ export class TaskRunner {
     // The snapshot's tree object is written once the prompt is on its way (or the backend is done).
     let promptSent!: () => void;
     const sent = new Promise<void>((resolve) => (promptSent = resolve));
-    const snapshot = await this.snapshotBefore(workspace, sent);
+    const snapshot = request.treeBefore ? { staged: Promise.resolve(), tree: Promise.resolve(request.treeBefore) } : await this.snapshotBefore(workspace, sent);
     const running: RunningTaskRecord = {
       task_id: view.task_id,
       task: view.task,

@@ -122,3 +122,36 @@ describe("git's cost per operation", () => {
     expect(fs.existsSync(trash) ? fs.readdirSync(trash) : []).toEqual([]);
   });
 });
+
+describe("a caller's own checkout", () => {
+  it("is not read at open; its first task's snapshot is the session's baseline, and the owner's work stays out", async () => {
+    const mine = path.join(fs.realpathSync(h.allowedRoot), "mine");
+    git(h.allowedRoot, "clone", "-q", repo, mine);
+    const opened = await gitRunDuring(async () => structured(await h.call("coding_open", { workspace_path: mine })));
+    expect(walks(opened.commands)).toEqual([]);
+    const id = opened.result.session_id;
+    // The owner's work in progress, from before the session's first need.
+    fs.writeFileSync(path.join(mine, "old.txt"), "the owner's edit\n");
+    const task = await gitRunDuring(async () => structured(await h.call("code", { session_id: id, task: "[[fake:files]]\nWRITE agent.txt: by the agent" })));
+    expect(task.result.files_changed).toEqual([expect.objectContaining({ path: "agent.txt", status: "added" })]);
+    expect(walks(task.commands)).toHaveLength(1); // the baseline, which is the task's snapshot too
+    const diff = structured(await h.call("coding_diff", { session_id: id }));
+    expect(diff.files_changed.map((f: { path: string }) => f.path)).toEqual(["agent.txt"]);
+    const commit = structured(await h.call("coding_commit", { session_id: id, message: "The agent's file" }));
+    expect(commit).toMatchObject({ committed: true, files_changed: 1, left_out: ["old.txt"] });
+    expect(git(mine, "show", "--name-only", "--format=", "HEAD")).toBe("agent.txt");
+    expect(fs.readFileSync(path.join(mine, "old.txt"), "utf8")).toBe("the owner's edit\n");
+    const closed = await gitRunDuring(async () => structured(await h.call("coding_close", { session_id: id })));
+    expect(closed.result.files_changed.map((f: { path: string }) => f.path)).toEqual(["agent.txt"]);
+    expect(fs.existsSync(mine)).toBe(true);
+  });
+
+  it("a session that never needed its baseline reads nothing at close and changed nothing", async () => {
+    const mine = path.join(fs.realpathSync(h.allowedRoot), "mine");
+    const opened = structured(await h.call("coding_open", { workspace_path: mine }));
+    fs.writeFileSync(path.join(mine, "scratch.txt"), "the owner's\n");
+    const closed = await gitRunDuring(async () => structured(await h.call("coding_close", { session_id: opened.session_id })));
+    expect(closed.result.files_changed).toEqual([]);
+    expect(walks(closed.commands)).toEqual([]);
+  });
+});
