@@ -338,9 +338,9 @@ export const SessionRecord = z.object({
   /** In a caller's own checkout (no isolation): paths (from the repository's top) with uncommitted changes when the session opened; coding_commit leaves them out. */
   dirty_at_open: z.array(z.string()).optional(),
   /**
-   * In a caller's own checkout: tree_at_open and dirty_at_open are not read yet. They are read at the
-   * session's first need (its first task, whose snapshot they are then, or diff, commit or close), so
-   * opening costs no walk of the working tree and the first task none more.
+   * In a caller's own checkout: tree_at_open and dirty_at_open are not read yet. coding_open starts
+   * their read once it has answered, so that it costs no walk of the working tree; whatever needs them
+   * waits for it (after a restart, reads them).
    */
   baseline_pending: z.boolean().optional(),
   last_task: TaskRecord.optional(),

@@ -46,8 +46,8 @@ export class SessionChanges {
    * What the session's change is measured against: the working tree as it is now (as a tree object) and,
    * in a caller's own checkout, the files that already had uncommitted changes (coding_commit leaves them out).
    * A managed workspace created by this very call is a clean checkout of HEAD: base_commit says it all;
-   * one reused has the tree read after its last task. A caller's checkout is read at the session's first
-   * need (baseline), not now.
+   * one reused has the tree read after its last task. A caller's checkout is read by `baseline`, which
+   * coding_open starts once it has answered.
    */
   async atOpen(workspace: WorkspaceRecord, created: boolean): Promise<Pick<SessionRecord, "tree_at_open" | "dirty_at_open" | "baseline_pending">> {
     if (!workspace.managed) return { baseline_pending: true };
@@ -62,8 +62,9 @@ export class SessionChanges {
   }
 
   /**
-   * The session with its baseline (tree_at_open, dirty_at_open) read, when it was left for the first
-   * need (baseline_pending); `fresh`: the tree just read, which is also the working tree now.
+   * The session with its baseline (tree_at_open, dirty_at_open) read, when it was still to be read
+   * (baseline_pending): the read coding_open started, or, after a restart, one now; `fresh`: the tree
+   * read by this very call, which is also the working tree now.
    */
   baseline(session: SessionRecord, workspace: WorkspaceRecord): Promise<{ session: SessionRecord; fresh?: string }> {
     if (!session.baseline_pending) return Promise.resolve({ session });
@@ -177,10 +178,12 @@ export class SessionChanges {
    */
   async atClose(opened: SessionRecord, workspace: WorkspaceRecord, o: { removing: boolean }): Promise<{ files: ChangedFile[]; warning?: string }> {
     const dir = workspace.path;
-    // A baseline never needed: no task ran and nothing was committed or diffed, so the session changed nothing.
-    if (opened.baseline_pending) return { files: [] };
-    const session = opened;
+    let session = opened;
     try {
+      const baseline = await this.baseline(opened, workspace);
+      // Read by this very call (a restart came before the read at open): the baseline is the working tree now.
+      if (baseline.fresh) return { files: [] };
+      session = baseline.session;
       const { base, checked } = await this.baseOf(session, dir);
       const known = o.removing && owned(workspace) ? await lastTreeRead(dir) : undefined;
       if (o.removing) forgetWorkspace(dir);

@@ -216,6 +216,9 @@ export class SessionManager {
         ...(input.model ? { model: input.model } : {}),
       };
       await this.records.sessions.save(record);
+      // A caller's checkout is read for the session's baseline right after this answer, not before it;
+      // whatever needs the baseline first waits for that read (and a restart meanwhile reads it then).
+      if (record.baseline_pending) void this.changes.baseline(record, ws).catch(() => undefined);
       this.log.info(`opened session ${record.id} on ${workspace.path}`, { workspace: workspace.id, backend: backend.name, reused, isolation: workspace.isolation ?? "none", owner: caller.id });
       return {
         session_id: record.id,
@@ -420,8 +423,8 @@ export class SessionManager {
     }
     const model = await this.chooseModel(backend, input.model ?? session.model, "code");
     await this.tasks.refuseUnconfined(backend);
-    // A caller's checkout is read for the session's baseline at its first task, which is then also the
-    // task's snapshot of the working tree before it.
+    // The session's baseline first (see coding_open); read by this very call (after a restart), it is the
+    // task's snapshot of the working tree before it too.
     const { session: current, fresh } = await this.changes.baseline(session, workspace);
     const { view, done } = this.tasks.start({
       session: current,

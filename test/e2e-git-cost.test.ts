@@ -124,34 +124,43 @@ describe("git's cost per operation", () => {
 });
 
 describe("a caller's own checkout", () => {
-  it("is not read at open; its first task's snapshot is the session's baseline, and the owner's work stays out", async () => {
+  /** Wait until coding-mcp's log has a `git status` line after index `from`. */
+  async function walkLogged(from: number): Promise<number> {
+    for (const started = Date.now(); Date.now() - started < 30_000; await new Promise((r) => setTimeout(r, 20))) {
+      const at = h.stderr.findIndex((line, i) => i >= from && / status --porcelain/.test(line));
+      if (at >= 0) return at;
+    }
+    throw new Error("no git status within 30 s");
+  }
+
+  it("is read for the session's baseline after coding_open has answered, and the owner's work in progress stays out", async () => {
     const mine = path.join(fs.realpathSync(h.allowedRoot), "mine");
     git(h.allowedRoot, "clone", "-q", repo, mine);
-    const opened = await gitRunDuring(async () => structured(await h.call("coding_open", { workspace_path: mine })));
-    expect(walks(opened.commands)).toEqual([]);
-    const id = opened.result.session_id;
-    // The owner's work in progress, from before the session's first need.
-    fs.writeFileSync(path.join(mine, "old.txt"), "the owner's edit\n");
+    fs.writeFileSync(path.join(mine, "old.txt"), "the owner's work in progress\n");
+    const mark = h.stderr.length;
+    const id = structured(await h.call("coding_open", { workspace_path: mine })).session_id;
+    const answered = h.stderr.findIndex((line, i) => i >= mark && /coding_open answered/.test(line));
+    expect(answered).toBeGreaterThanOrEqual(0);
+    expect(await walkLogged(mark)).toBeGreaterThan(answered); // the walk came after the answer
     const task = await gitRunDuring(async () => structured(await h.call("code", { session_id: id, task: "[[fake:files]]\nWRITE agent.txt: by the agent" })));
     expect(task.result.files_changed).toEqual([expect.objectContaining({ path: "agent.txt", status: "added" })]);
-    expect(walks(task.commands)).toHaveLength(1); // the baseline, which is the task's snapshot too
+    expect(walks(task.commands)).toHaveLength(1); // the task's snapshot before it; none after
     const diff = structured(await h.call("coding_diff", { session_id: id }));
     expect(diff.files_changed.map((f: { path: string }) => f.path)).toEqual(["agent.txt"]);
     const commit = structured(await h.call("coding_commit", { session_id: id, message: "The agent's file" }));
     expect(commit).toMatchObject({ committed: true, files_changed: 1, left_out: ["old.txt"] });
     expect(git(mine, "show", "--name-only", "--format=", "HEAD")).toBe("agent.txt");
-    expect(fs.readFileSync(path.join(mine, "old.txt"), "utf8")).toBe("the owner's edit\n");
-    const closed = await gitRunDuring(async () => structured(await h.call("coding_close", { session_id: id })));
-    expect(closed.result.files_changed.map((f: { path: string }) => f.path)).toEqual(["agent.txt"]);
+    expect(fs.readFileSync(path.join(mine, "old.txt"), "utf8")).toBe("the owner's work in progress\n");
+    const closed = structured(await h.call("coding_close", { session_id: id }));
+    expect(closed.files_changed.map((f: { path: string }) => f.path)).toEqual(["agent.txt"]);
     expect(fs.existsSync(mine)).toBe(true);
   });
 
-  it("a session that never needed its baseline reads nothing at close and changed nothing", async () => {
+  it("a session closed at once waits for its baseline and reports nothing changed", async () => {
     const mine = path.join(fs.realpathSync(h.allowedRoot), "mine");
     const opened = structured(await h.call("coding_open", { workspace_path: mine }));
-    fs.writeFileSync(path.join(mine, "scratch.txt"), "the owner's\n");
     const closed = await gitRunDuring(async () => structured(await h.call("coding_close", { session_id: opened.session_id })));
     expect(closed.result.files_changed).toEqual([]);
-    expect(walks(closed.commands)).toEqual([]);
+    expect(walks(closed.commands).length).toBeLessThanOrEqual(2); // the baseline, if not read yet, and the close's read
   });
 });
