@@ -75,13 +75,7 @@ export class TaskRunner {
   async refuseWhileRunning(sessionId: string, what: string): Promise<void> {
     const current = this.active.get(sessionId);
     if (current?.controller.signal.aborted) await settle(current.done);
-    if (this.active.has(sessionId)) {
-      throw new UserError(
-        `session ${sessionId} is already running a task, so it cannot ${what} now`,
-        "Wait for it to finish (coding_status shows it), cancel it with coding_cancel, or open another session for parallel work.",
-        "session_busy",
-      );
-    }
+    if (this.active.has(sessionId)) throw busy(sessionId, what);
   }
 
   /** Refuse a task whose commands should be confined on a machine that cannot confine them. */
@@ -109,6 +103,9 @@ export class TaskRunner {
   /** Start a task; the answer's `done` resolves with its result (also when it fails or is cancelled). */
   start(request: StartTask): { view: TaskView; done: Promise<CodeResult> } {
     const { session } = request;
+    // Checked again here, where nothing comes between the check and the start: two calls may both have
+    // passed refuseWhileRunning while their session's baseline was read.
+    if (this.active.has(session.id)) throw busy(session.id, "start another task");
     const backend = this.backends.get(session.backend);
     const controller = new AbortController();
     if (request.signal) {
@@ -425,6 +422,14 @@ export class TaskRunner {
     );
     return code;
   }
+}
+
+function busy(sessionId: string, what: string): UserError {
+  return new UserError(
+    `session ${sessionId} is already running a task, so it cannot ${what} now`,
+    "Wait for it to finish (coding_status shows it), cancel it with coding_cancel, or open another session for parallel work.",
+    "session_busy",
+  );
 }
 
 /**

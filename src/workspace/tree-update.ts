@@ -16,6 +16,8 @@ export interface TreeUpdateOptions {
    * repository of its own). Untracked files that are ignored are left out, as a walk leaves them out.
    */
   fromAgent?: boolean;
+  /** Called once git has read every file it needs (what is written later is not in the tree); the tree is written after. */
+  onRead?: () => void;
 }
 
 interface Entry {
@@ -77,7 +79,10 @@ export async function treeWithPaths(git: Git, top: string, base: string, paths: 
     changed = true;
     for (let d: string | undefined = dir; d !== undefined; d = d === "" ? undefined : parentOf(d)) changedDirs.add(d);
   }
-  if (!changed) return baseTree;
+  if (!changed) {
+    o.onRead?.();
+    return baseTree;
+  }
 
   // Deepest first, so each tree's id is known before its parent's entries are written.
   const order = [...changedDirs].sort((a, b) => depth(b) - depth(a));
@@ -103,6 +108,8 @@ export async function treeWithPaths(git: Git, top: string, base: string, paths: 
       written.push({ dir, entries, oid: treeObjectId(entries, algorithm) });
     }
   }
+  // Every file is read and nothing is declined past this point.
+  o.onRead?.();
   // One mktree for all of them; git's ids must be the ones computed here, which the parents name.
   const input = written.map((t) => [...t.entries].map(([name, e]) => `${e.mode} ${typeOf(e.mode)} ${e.oid}\t${name}\0`).join("") + "\0").join("");
   const ids = (await git.run(["mktree", "-z", "--batch", "--missing"], { cwd: top, input })).split("\n");

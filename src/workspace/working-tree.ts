@@ -1,16 +1,16 @@
 import { randomBytes } from "node:crypto";
 import fs from "node:fs/promises";
 import path from "node:path";
-import { type Git } from "./git.js";
-import { isMissing, remember, repoPaths, repoPathsKnown, type RepoPaths } from "./git-dir.js";
 import { errorMessage } from "../errors.js";
-import { repositoryTopOf } from "./git-dir.js";
+import { type Git } from "./git.js";
+import { isMissing, remember, repoPaths, repoPathsKnown, repositoryTopOf, type RepoPaths } from "./git-dir.js";
 import { workspaceGitSettings, type WorkspaceGitSettings } from "./program-overrides.js";
 import { treeWithPaths } from "./tree-update.js";
 
-// Reading the working tree once: `git status` finds what differs from HEAD, only those paths are
-// staged into a throw-away copy of the index, and that index is written as a tree. A walk of the
-// whole tree costs as much as one `git status` of the repository, whatever the number of changes.
+// Reading the working tree once: `git status` finds what differs from HEAD, and the tree is HEAD's tree
+// with only those paths written in (tree-update.ts). A walk of the whole tree costs as much as one
+// `git status` of the repository, whatever the number of changes; after a task whose tools only wrote
+// files, not even that (treeAfterWrites).
 
 export interface ReadOptions {
   /**
@@ -122,14 +122,19 @@ async function treeOfWorkingTree(
   }
   if (o.head && o.settings.plainWorkingTree) {
     const top = await repositoryTopOf(git, dir);
-    const tree = await treeWithPaths(git, top, o.head, o.dirty, { overrides: o.settings.overrides }).catch((err: unknown) => {
+    let read = false;
+    const onRead = () => {
+      read = true;
+      o.onStaged?.();
+    };
+    const tree = await treeWithPaths(git, top, o.head, o.dirty, { overrides: o.settings.overrides, onRead }).catch((err: unknown) => {
+      // Once the files were read the prompt may have gone: a read now could see the agent's first
+      // changes, so the failure stands (it declines, if it does, before reading anything).
+      if (read) throw err;
       git.debug(`reading ${dir} through a copy of its index: ${errorMessage(err)}`);
       return undefined;
     });
-    if (tree !== undefined) {
-      o.onStaged?.();
-      return tree;
-    }
+    if (tree !== undefined) return tree;
   }
   return withStagedIndex(git, dir, o.entries, o.settings.overrides, async (env) => {
     o.onStaged?.();
