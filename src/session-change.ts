@@ -10,7 +10,7 @@ import type { WorkspaceManager } from "./workspace/manager.js";
 import type { Collection } from "./store.js";
 import { repoRelativePath } from "./workspace/paths.js";
 import { headCommit } from "./workspace/refs.js";
-import { dirtyPaths, forgetWorkspace, lastTreeRead, readWorkingTree } from "./workspace/working-tree.js";
+import { dirtyPaths, forgetWorkspace, lastTreeRead, readWorkingTree, watchWorkspace } from "./workspace/working-tree.js";
 
 /**
  * A session's change: what it is measured against (the working tree and HEAD at open), what it
@@ -51,6 +51,8 @@ export class SessionChanges {
    */
   async atOpen(workspace: WorkspaceRecord, created: boolean): Promise<Pick<SessionRecord, "tree_at_open" | "dirty_at_open" | "baseline_pending">> {
     if (!workspace.managed) return { baseline_pending: true };
+    // Changes in a workspace coding-mcp owns are watched from now on: its reads can then be trusted until one.
+    watchWorkspace(workspace.path);
     if (created) return {};
     try {
       const known = await lastTreeRead(workspace.path);

@@ -75,6 +75,7 @@ describe("what counts as a full disk", () => {
   it("git's own words, and nothing else", () => {
     const stderr = "error: unable to write file .git/objects/ab/cdef: No space left on device\nfatal: unable to write new index file";
     expect(isDiskFull(new GitError("git commit failed (exit 128): fatal: unable to write new index file", ["commit"], 128, stderr, false))).toBe(true);
+    expect(isDiskFull(new GitError("git status failed (exit 128): fatal: sha1 file '.git/index.lock' write error. Out of diskspace", ["status"], 128, "fatal: sha1 file '.git/index.lock' write error. Out of diskspace", false))).toBe(true);
     expect(isDiskFull(new GitError("git push failed (exit 1): rejected", ["push"], 1, "! [rejected] main -> main (fetch first)", false))).toBe(false);
     expect(isDiskFull(new Error("ECONNREFUSED"))).toBe(false);
   });

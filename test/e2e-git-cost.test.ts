@@ -7,8 +7,9 @@ import { git, startHarness, structured, type Harness } from "./support/harness.j
 // OpenCode, the scripted model, real git), read from its debug log the way a user would profile it:
 // which git commands each call ran. Reading the whole working tree (`git status`) is the cost that
 // grows with the repository: a task whose tools only wrote files needs none, a task that ran a
-// command one; between tasks, diff, commit and close of a worktree coding-mcp made need none; and
-// nothing stages into a copy of the index. Each answer is checked against git itself.
+// command one; between tasks, diff, commit and close of a worktree coding-mcp made need none while
+// nothing changed there (an edit by hand is seen); and nothing stages into a copy of the index. Each
+// answer is checked against git itself.
 
 let h: Harness;
 let repo: string;
@@ -79,6 +80,12 @@ describe("git's cost per operation", () => {
     expect(git(worktree, "status", "--porcelain", "--untracked-files=all").split("\n").map((l) => l.trim()).sort()).toEqual(["?? notes/first.md", "?? src/new/deep/made.txt", "M src/d1/f1.txt"].sort());
   });
 
+  it("coding_diff right after a task whose tools only wrote files reads nothing either", async () => {
+    const { result, commands } = await gitRunDuring(async () => structured(await h.call("coding_diff", { session_id: sessionId })));
+    expect(result.files_changed.map((f: { path: string }) => f.path).sort()).toEqual(["notes/first.md", "src/d1/f1.txt", "src/new/deep/made.txt"]);
+    expect(walks(commands)).toEqual([]);
+  });
+
   it("a task that ran a command reads the working tree once, and sees what the command did", async () => {
     const { files, commands } = await code(["[[fake:files]]", "WRITE src/d2/f2.txt: file 2, edited", "RUN: rm old.txt && printf 'by a command\\n' > src/d3/by-command.txt"].join("\n"));
     expect(files).toEqual({ "src/d2/f2.txt": "modified", "old.txt": "deleted", "src/d3/by-command.txt": "added" });
@@ -110,10 +117,21 @@ describe("git's cost per operation", () => {
     expect(fs.existsSync(path.join(worktree, "debug.log"))).toBe(true);
   });
 
+  it("an edit by hand between tasks is seen: coding_diff reads the tree again and shows it, coding_commit commits it", async () => {
+    fs.writeFileSync(path.join(worktree, "by-hand.txt"), "a person's edit in the worktree\n");
+    await new Promise((r) => setTimeout(r, 100)); // the change's event reaches coding-mcp
+    const diff = await gitRunDuring(async () => structured(await h.call("coding_diff", { session_id: sessionId })));
+    expect(walks(diff.commands)).toHaveLength(1);
+    expect(diff.result.diff).toContain("+a person's edit in the worktree");
+    const commit = structured(await h.call("coding_commit", { session_id: sessionId, message: "By hand" }));
+    expect(commit).toMatchObject({ committed: true, files_changed: 1 });
+    expect(git(worktree, "show", "--name-only", "--format=", "HEAD")).toBe("by-hand.txt");
+  });
+
   it("coding_close of the worktree reads nothing and leaves no directory, no worktree and, soon, no trash", async () => {
     const { result, commands } = await gitRunDuring(async () => structured(await h.call("coding_close", { session_id: sessionId })));
     expect(result.cleaned_up).toBe(true);
-    expect(result.files_changed.map((f: { path: string }) => f.path).sort()).toEqual(["notes/first.md", "old.txt", "src/d1/f1.txt", "src/d2/f2.txt", "src/d3/by-command.txt", "src/new/deep/made.txt"]);
+    expect(result.files_changed.map((f: { path: string }) => f.path).sort()).toEqual(["by-hand.txt", "notes/first.md", "old.txt", "src/d1/f1.txt", "src/d2/f2.txt", "src/d3/by-command.txt", "src/new/deep/made.txt"]);
     expect(walks(commands)).toEqual([]);
     expect(fs.existsSync(worktree)).toBe(false);
     expect(git(repo, "worktree", "list", "--porcelain")).not.toContain(worktree);

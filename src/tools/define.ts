@@ -152,7 +152,8 @@ export function isDiskFull(err: unknown): boolean {
     if (code === "ENOSPC" || code === "EDQUOT") return true;
     const stderr = (e as { stderr?: unknown }).stderr;
     const text = `${(e as Error).message ?? ""}\n${typeof stderr === "string" ? stderr : ""}`;
-    if (/No space left on device|Disk quota exceeded/i.test(text)) return true;
+    // git's hashfile writes (the index, packs) say ENOSPC as "... write error. Out of diskspace".
+    if (/No space left on device|Disk quota exceeded|write error\. Out of diskspace/i.test(text)) return true;
   }
   return false;
 }

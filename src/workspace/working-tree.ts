@@ -2,9 +2,11 @@ import { randomBytes } from "node:crypto";
 import fs from "node:fs/promises";
 import path from "node:path";
 import { errorMessage } from "../errors.js";
+import { withTimeout } from "../process.js";
 import { type Git } from "./git.js";
 import { isMissing, remember, repoPaths, repoPathsKnown, repositoryTopOf, type RepoPaths } from "./git-dir.js";
 import { workspaceGitSettings, type WorkspaceGitSettings } from "./program-overrides.js";
+import { ChangeWatch } from "./change-watch.js";
 import { treeWithPaths } from "./tree-update.js";
 
 // Reading the working tree once: `git status` finds what differs from HEAD, and the tree is HEAD's tree
@@ -32,20 +34,60 @@ export interface WorkingTreeRead {
   status: string[];
 }
 
-// The last tree read in each owned workspace, by directory: nothing but the agent's tasks writes there,
-// so the tree read after one task is the working tree before the next (see lastTreeRead).
-const lastTrees = new Map<string, string>();
+// The last tree read in each owned workspace, by directory, with where its ChangeWatch stood when the
+// read began: while nothing has changed since, that tree is the working tree (see lastTreeRead).
+const lastTrees = new Map<string, { tree: string; mark: number | undefined }>();
+// Owned workspaces watched for changes, the most recently read ones (each watch holds a watch per directory).
+const watches = new Map<string, ChangeWatch>();
+const WATCHED_WORKSPACES = 16;
+
+/** The change watch of an owned workspace, started at its first read. */
+function watchOf(dir: string): ChangeWatch {
+  const known = watches.get(dir);
+  if (known) {
+    watches.delete(dir);
+    watches.set(dir, known); // the most recently used last
+    return known;
+  }
+  if (watches.size >= WATCHED_WORKSPACES) {
+    const [oldest, watch] = watches.entries().next().value!;
+    watch.close();
+    watches.delete(oldest);
+  }
+  const watch = new ChangeWatch(dir);
+  watches.set(dir, watch);
+  return watch;
+}
+
+/** How long a read waits for a new watch to cover the workspace before it goes on unwatched. */
+const WATCH_READY_MS = 5_000;
 
 /**
- * The tree read most recently in an owned workspace by this process, while its git directory is still
- * there; undefined when there is none. Between tasks nothing writes an owned workspace (coding_commit
- * and coding_push change refs, not files), so this is the working tree as it is now, without a walk.
+ * Watch an owned workspace for changes from now on (coding_open starts it, so that it is in place by
+ * the first read); a read starts it anyway.
+ */
+export function watchWorkspace(dir: string): void {
+  watchOf(dir);
+}
+
+/** Where the workspace's watch stands, taken when a read begins (undefined: changes cannot be told). */
+async function markOf(dir: string, o: ReadOptions): Promise<number | undefined> {
+  if (!o.owned) return undefined;
+  const watch = watchOf(dir);
+  await withTimeout(watch.ready, WATCH_READY_MS, "").catch(() => undefined);
+  return watch.mark();
+}
+
+/**
+ * The tree read most recently in an owned workspace by this process, when nothing in the workspace has
+ * changed since that read began (its ChangeWatch saw no event: no task, no edit by hand) and its git
+ * directory is still there: the working tree as it is now, without a walk. Undefined otherwise.
  */
 export async function lastTreeRead(dir: string): Promise<string | undefined> {
-  const tree = lastTrees.get(dir);
+  const last = lastTrees.get(dir);
   const paths = repoPathsKnown.get(dir);
-  if (tree === undefined || paths === undefined) return undefined;
-  return (await fs.stat(paths.index).then(() => true, () => false)) ? tree : undefined;
+  if (last === undefined || paths === undefined || !watches.get(dir)?.unchangedSince(last.mark)) return undefined;
+  return (await fs.stat(paths.index).then(() => true, () => false)) ? last.tree : undefined;
 }
 
 /** Forget what was read in `dir` (the caller knows it changed). */
@@ -57,6 +99,8 @@ export function forgetTreeRead(dir: string): void {
 export function forgetWorkspace(dir: string): void {
   lastTrees.delete(dir);
   untrackedCacheAdded.delete(dir);
+  watches.get(dir)?.close();
+  watches.delete(dir);
 }
 
 interface ReadHooks {
@@ -70,6 +114,7 @@ interface ReadHooks {
 export async function readWorkingTree(git: Git, dir: string, o: ReadOptions & ReadHooks = {}): Promise<WorkingTreeRead> {
   // A read that failed leaves no earlier tree standing in for the working tree.
   if (o.owned) forgetTreeRead(dir);
+  const mark = await markOf(dir, o);
   const paths = await currentRepoPaths(git, dir);
   const settings = await workspaceGitSettings(git, dir, paths);
   // HEAD's tree, asked beside the status: most reads find nothing changed, and the tree is the answer then.
@@ -77,7 +122,7 @@ export async function readWorkingTree(git: Git, dir: string, o: ReadOptions & Re
   const { entries, head } = await statusEntries(git, dir, settings.overrides, o);
   const dirty = [...new Set(entries.map((entry) => entry.slice(3)))];
   const tree = await treeOfWorkingTree(git, dir, { head, headTree, dirty, entries, settings, ...o });
-  if (o.owned) remember(lastTrees, dir, tree);
+  if (o.owned) remember(lastTrees, dir, { tree, mark });
   return { tree, dirty, head, status: entries };
 }
 
@@ -87,7 +132,10 @@ export async function readWorkingTree(git: Git, dir: string, o: ReadOptions & Re
  * cannot be told exactly (see treeWithPaths), and the working tree is to be read instead.
  */
 export async function treeAfterWrites(git: Git, dir: string, before: string, files: string[], o: ReadOptions = {}): Promise<string | undefined> {
+  const last = lastTrees.get(dir);
+  const beforeMark = last?.tree === before ? last.mark : undefined;
   if (o.owned) forgetTreeRead(dir);
+  const mark = await markOf(dir, o);
   const [top, settings] = await Promise.all([repositoryTopOf(git, dir), currentRepoPaths(git, dir).then((paths) => workspaceGitSettings(git, dir, paths))]);
   if (!settings.plainWorkingTree) return undefined;
   const fromTop: string[] = [];
@@ -99,8 +147,21 @@ export async function treeAfterWrites(git: Git, dir: string, before: string, fil
     fromTop.push(relative.split(path.sep).join("/"));
   }
   const tree = fromTop.length ? await treeWithPaths(git, top, before, fromTop, { overrides: settings.overrides, fromAgent: true }) : before;
-  if (tree !== undefined && o.owned) remember(lastTrees, dir, tree);
+  // The tree stands for the working tree later only if the watch saw nothing change since the tree
+  // before was read but these files and the directories made for them (a person's edit meanwhile, which
+  // the agent's account cannot know of, is then read at the next need).
+  if (tree !== undefined && o.owned) remember(lastTrees, dir, { tree, mark: onlyWritten(dir, files, watches.get(dir)?.changedSince(beforeMark)) ? mark : undefined });
   return tree;
+}
+
+/** Whether every path in `changed` is one of `files` or a directory on the way to one, below `dir`. */
+function onlyWritten(dir: string, files: string[], changed: string[] | undefined): boolean {
+  if (changed === undefined) return false;
+  const allowed = new Set<string>();
+  for (const file of files) {
+    for (let p = file; p.length > dir.length && p.startsWith(dir + path.sep); p = path.dirname(p)) allowed.add(p);
+  }
+  return changed.every((p) => allowed.has(p));
 }
 
 /**
