@@ -10,6 +10,7 @@ import { cloneRepository, initRepository } from "./clone.js";
 import { commitChanges } from "./commit.js";
 import { type Git } from "./git.js";
 import { Trash } from "./trash.js";
+import { forgetWorkspace } from "./working-tree.js";
 import { pushBranch } from "./push.js";
 import { isInside, resolveInsideRoots } from "./paths.js";
 import { validateRepoUrl } from "./remote-url.js";
@@ -160,6 +161,8 @@ export class WorkspaceManager {
       throw new Error(`refusing to remove ${workspace.path}: not a managed workspace under ${base}`);
     }
     let problems: string[] = [];
+    // Its watch and last read go first: deleting it is no change anyone needs to hear of.
+    forgetWorkspace(workspace.path);
     if (workspace.isolation === "worktree" && workspace.source_repo) {
       problems = await removeWorktree(this.git, { repo: workspace.source_repo, dir: workspace.path, trash: this.trash });
       if (options.dropBranchAt && workspace.branch) {
