@@ -3,8 +3,8 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { execa } from "execa";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { sh, write } from "./support/git.js";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { sh, throwawayGitHome, write } from "./support/git.js";
 import type { ResolvedConfig } from "../src/config.js";
 import { UserError } from "../src/errors.js";
 import { Redactor } from "../src/redact.js";
@@ -28,23 +28,7 @@ const redactor = new Redactor([SECRET]);
 const git = new Git({ redactor });
 
 let scratch: string;
-let home: string;
-const savedEnv = { HOME: process.env.HOME, GIT_CONFIG_NOSYSTEM: process.env.GIT_CONFIG_NOSYSTEM, XDG_CONFIG_HOME: process.env.XDG_CONFIG_HOME };
-
-beforeAll(async () => {
-  home = await fs.mkdtemp(path.join(os.tmpdir(), "coding-mcp-home-"));
-  process.env.HOME = home;
-  process.env.GIT_CONFIG_NOSYSTEM = "1";
-  delete process.env.XDG_CONFIG_HOME;
-});
-
-afterAll(async () => {
-  for (const [k, v] of Object.entries(savedEnv)) {
-    if (v === undefined) delete process.env[k];
-    else process.env[k] = v;
-  }
-  await fs.rm(home, { recursive: true, force: true });
-});
+const homeDir = throwawayGitHome();
 
 beforeEach(async () => {
   scratch = await fs.mkdtemp(path.join(os.tmpdir(), "coding-mcp-ws-"));
@@ -120,7 +104,7 @@ describe("initRepository", () => {
     expect(await currentBranch(git, dir)).toBe("main");
     expect(await headCommit(git, dir)).toBe(await sh(dir, "rev-parse", "HEAD"));
     expect(await sh(dir, "ls-tree", "HEAD")).toBe("");
-    expect(await exists(path.join(home, ".gitconfig"))).toBe(false);
+    expect(await exists(path.join(homeDir(), ".gitconfig"))).toBe(false);
     expect(await sh(dir, "config", "--local", "--get-regexp", "^user\\.").catch(() => "")).toBe("");
   });
 

@@ -1,6 +1,8 @@
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
+import { afterAll, beforeAll } from "vitest";
 
 /** Plain git for test assertions: what a user would run to check coding-mcp's work. */
 
@@ -48,4 +50,27 @@ export async function sh(cwd: string, ...args: string[]): Promise<string> {
 export async function write(dir: string, rel: string, content: string | Buffer): Promise<void> {
   await fs.promises.mkdir(path.dirname(path.join(dir, rel)), { recursive: true });
   await fs.promises.writeFile(path.join(dir, rel), content);
+}
+
+/**
+ * A throw-away HOME for the calling test file, and no system or XDG git config: neither the user's git
+ * config is read nor written, by the tests' git or coding-mcp's. Answers the HOME (once beforeAll ran).
+ */
+export function throwawayGitHome(): () => string {
+  let home = "";
+  const saved = { HOME: process.env.HOME, GIT_CONFIG_NOSYSTEM: process.env.GIT_CONFIG_NOSYSTEM, XDG_CONFIG_HOME: process.env.XDG_CONFIG_HOME };
+  beforeAll(() => {
+    home = fs.mkdtempSync(path.join(os.tmpdir(), "coding-mcp-home-"));
+    process.env.HOME = home;
+    process.env.GIT_CONFIG_NOSYSTEM = "1";
+    delete process.env.XDG_CONFIG_HOME;
+  });
+  afterAll(() => {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+    fs.rmSync(home, { recursive: true, force: true });
+  });
+  return () => home;
 }

@@ -2,11 +2,12 @@ import { execFileSync } from "node:child_process";
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { Redactor } from "../../src/redact.js";
 import { Git } from "../../src/workspace/git.js";
 import { treeWithPaths } from "../../src/workspace/tree-update.js";
 import { readWorkingTree } from "../../src/workspace/working-tree.js";
+import { throwawayGitHome } from "../support/git.js";
 
 // The tree coding-mcp writes for a working tree must be the very tree git itself writes after
 // `git add --all`: same ids, whatever the shape of the change. Each case is checked both through
@@ -14,8 +15,7 @@ import { readWorkingTree } from "../../src/workspace/working-tree.js";
 
 const git = new Git({ redactor: new Redactor([]) });
 let dir: string;
-let home: string;
-const savedEnv = { HOME: process.env.HOME, GIT_CONFIG_NOSYSTEM: process.env.GIT_CONFIG_NOSYSTEM };
+throwawayGitHome();
 
 function sh(cwd: string, ...args: string[]): string {
   return execFileSync("git", args, { cwd, encoding: "utf8", env: { ...process.env, GIT_AUTHOR_NAME: "T", GIT_AUTHOR_EMAIL: "t@x", GIT_COMMITTER_NAME: "T", GIT_COMMITTER_EMAIL: "t@x" } }).trim();
@@ -38,20 +38,6 @@ async function gitsOwnTree(): Promise<string> {
   await fs.rm(index);
   return tree;
 }
-
-beforeAll(async () => {
-  home = await fs.mkdtemp(path.join(os.tmpdir(), "coding-mcp-home-"));
-  process.env.HOME = home;
-  process.env.GIT_CONFIG_NOSYSTEM = "1";
-});
-
-afterAll(async () => {
-  for (const [k, v] of Object.entries(savedEnv)) {
-    if (v === undefined) delete process.env[k];
-    else process.env[k] = v;
-  }
-  await fs.rm(home, { recursive: true, force: true });
-});
 
 beforeEach(async () => {
   dir = await fs.mkdtemp(path.join(os.tmpdir(), "coding-mcp-tree-"));

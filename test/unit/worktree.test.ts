@@ -1,8 +1,8 @@
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { sh, write } from "../support/git.js";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { sh, throwawayGitHome, write } from "../support/git.js";
 import { UserError } from "../../src/errors.js";
 import { Redactor } from "../../src/redact.js";
 import { stagedPaths, workingTreeDiff } from "../../src/workspace/diff.js";
@@ -15,21 +15,7 @@ import { addWorktree, checkNewBranch, inspectSourceRepository, removeWorktree } 
 
 const git = new Git({ redactor: new Redactor([]) });
 let scratch: string;
-let home: string;
-const savedEnv = { HOME: process.env.HOME, GIT_CONFIG_NOSYSTEM: process.env.GIT_CONFIG_NOSYSTEM };
-
-beforeAll(async () => {
-  home = await fs.mkdtemp(path.join(os.tmpdir(), "coding-mcp-home-"));
-  process.env.HOME = home;
-  process.env.GIT_CONFIG_NOSYSTEM = "1";
-});
-afterAll(async () => {
-  for (const [k, v] of Object.entries(savedEnv)) {
-    if (v === undefined) delete process.env[k];
-    else process.env[k] = v;
-  }
-  await fs.rm(home, { recursive: true, force: true });
-});
+throwawayGitHome();
 beforeEach(async () => {
   scratch = await fs.realpath(await fs.mkdtemp(path.join(os.tmpdir(), "coding-mcp-wt-")));
 });
