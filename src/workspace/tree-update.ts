@@ -30,12 +30,12 @@ const TREE_MODE = "40000";
 const RULE_FILES = new Set([".gitignore", ".gitattributes", ".gitmodules"]);
 
 /**
- * `base`'s tree (base: a commit or tree) with each of `paths` (from the repository's top, `top`) as the working tree holds it
- * now: the file's content and mode, or no entry when it is gone. Undefined when one of them is
- * something only a walk of the working tree reads exactly (a directory, such as a submodule or a
- * nested repository; a symlink; a file that replaced a directory) or the repository's settings make
- * the working tree differ from what git would store (core.fileMode off, a sparse checkout): the
- * caller reads the working tree then.
+ * `base`'s tree (base: a commit or tree) with each of `paths` (from the repository's top, `top`) as
+ * the working tree holds it now: the file's content and mode, or no entry when it is gone. Undefined
+ * when one of them is something only a walk of the working tree reads exactly (a directory, such as a
+ * submodule or a nested repository; a symlink; a file that replaced a directory): the caller reads
+ * the working tree then, as it does where the repository's settings make files differ from what git
+ * stores (core.fileMode off, a sparse checkout: WorkspaceGitSettings.plainWorkingTree).
  */
 export async function treeWithPaths(git: Git, top: string, base: string, paths: string[], o: TreeUpdateOptions): Promise<string | undefined> {
   const wanted = [...new Set(paths)];
