@@ -117,7 +117,7 @@ export class SessionChanges {
     const dir = workspace.path;
     const dirtyAtOpen = this.dirtyAtOpen(session, workspace);
     if (!dirtyAtOpen) {
-      // Commits are refused while a task runs: what was read of an owned workspace still stands for it.
+      // Commits are refused while a task runs: the last read of an owned workspace stands for it while nothing changed there.
       const known = owned(workspace) ? await lastTreeRead(dir) : undefined;
       return this.workspaces.commit(dir, {
         message: input.message,
@@ -137,10 +137,10 @@ export class SessionChanges {
     return { ...result, ...(leftOut.length ? { left_out: leftOut } : {}) };
   }
 
-  /** The session's change as a unified diff: since it opened (committed or not), or what is not committed yet. */
   /**
-   * `betweenTasks`: no task of the session runs, so in a workspace coding-mcp owns the tree read last
-   * is the working tree (see lastTreeRead) and it is not read again.
+   * The session's change as a unified diff: since it opened (committed or not), or what is not committed
+   * yet. `betweenTasks`: no task of the session runs, so in a workspace coding-mcp owns the tree read
+   * last stands for the working tree while nothing changed there (lastTreeRead).
    */
   async diff(opened: SessionRecord, workspace: WorkspaceRecord, input: { since?: DiffSince; paths?: string[]; max_bytes?: number }, o: { betweenTasks: boolean }): Promise<SessionDiff> {
     const { session, fresh } = await this.baseline(opened, workspace);
@@ -176,7 +176,7 @@ export class SessionChanges {
 
   /**
    * Everything the session changed, at close. An owned workspace about to be removed is not read again
-   * when its tree after the last task is known: nothing else wrote there since.
+   * while the tree read last stands for it (lastTreeRead: nothing changed there since).
    */
   async atClose(opened: SessionRecord, workspace: WorkspaceRecord, o: { removing: boolean }): Promise<{ files: ChangedFile[]; warning?: string }> {
     const dir = workspace.path;

@@ -6,7 +6,7 @@ import { EMPTY_TREE, parseNumstat } from "./changes.js";
 import { type Git, GitError, summarize } from "./git.js";
 import { repoPaths, repositoryTopOf } from "./git-dir.js";
 import { workspaceGitSettings, workspaceProgramOverrides } from "./program-overrides.js";
-import { readWorkingTree as readWorkingTreeOnce } from "./working-tree.js";
+import { readWorkingTree } from "./working-tree.js";
 import { type Author, headCommit, identityArgs } from "./refs.js";
 
 // Committing the workspace's changes as coding-mcp's author, running no program the agent named.
@@ -87,7 +87,7 @@ async function commitWholeTree(git: Git, dir: string, o: CommitOptions): Promise
   const inProgress = await Promise.all(IN_PROGRESS.map((f) => fs.stat(path.join(gitDir, f)).then(() => true, () => false)));
   if (!settings.plainCommit || inProgress.some(Boolean)) return undefined;
   const message = cleanMessage(o.message);
-  const read = o.workingTree !== undefined ? await knownWorkingTree(git, dir, o.workingTree) : await readWorkingTree(git, dir, { owned: true });
+  const read = o.workingTree !== undefined ? await knownWholeTree(git, dir, o.workingTree) : await readWholeTree(git, dir);
   if (read.changed.length === 0) return NOTHING_COMMITTED;
   const parents = read.head ? ["-p", read.head] : [];
   // The index takes the changed paths while the commit is written: staged, they are what `git add
@@ -115,8 +115,9 @@ interface WholeTree {
   changed: string[];
 }
 
-async function readWorkingTree(git: Git, dir: string, o: { owned: true }): Promise<WholeTree> {
-  const read = await readWorkingTreeOnce(git, dir, o);
+/** The working tree read now. */
+async function readWholeTree(git: Git, dir: string): Promise<WholeTree> {
+  const read = await readWorkingTree(git, dir, { owned: true });
   return { tree: read.tree, head: read.head, changed: read.dirty };
 }
 
@@ -124,7 +125,7 @@ async function readWorkingTree(git: Git, dir: string, o: { owned: true }): Promi
  * The working tree coding-mcp knows without reading it (`tree`: see lastTreeRead): what differs from
  * HEAD is what the trees say, and what the index has staged otherwise (the agent's own `git add`).
  */
-async function knownWorkingTree(git: Git, dir: string, tree: string): Promise<WholeTree> {
+async function knownWholeTree(git: Git, dir: string, tree: string): Promise<WholeTree> {
   const head = await headCommit(git, dir);
   const [inTree, staged] = await Promise.all([
     head ? git.run(["diff-tree", "-r", "--no-renames", "--name-only", "-z", head, tree], { cwd: dir }) : git.run(["ls-tree", "-r", "--name-only", "-z", tree], { cwd: dir }),

@@ -5,7 +5,8 @@ import { UserError } from "../errors.js";
 import { type Git, summarize } from "./git.js";
 import { remember, type RepoPaths } from "./git-dir.js";
 
-// Programs named in the workspace's own config (filters, signing) that coding-mcp's git must not run.
+// Programs named in the workspace's own config (filters, signing) that coding-mcp's git must not run,
+// and the few other settings coding-mcp's reads and commits depend on, from one cached read of the config.
 
 const settingsKnown = new Map<string, { files: string[]; signature: string; settings: WorkspaceGitSettings }>();
 
@@ -95,9 +96,10 @@ export async function workspaceGitSettings(git: Git, dir: string, paths: RepoPat
   return settings;
 }
 
-/** A config value as git reads a boolean ("yes", "on", "1", ... ); anything else reads as false. */
+/** A config value as git reads a boolean: "true", "yes", "on" or a number other than 0; anything else reads as false. */
 function configBool(value: string): boolean {
-  return /^(true|yes|on|1)$/i.test(value.trim());
+  const v = value.trim();
+  return /^(true|yes|on)$/i.test(v) || (/^-?\d+$/.test(v) && Number(v) !== 0);
 }
 
 /** The config files git reads for a repository (whether they exist or not), and its HEAD. */

@@ -90,8 +90,8 @@ export async function lastTreeRead(dir: string): Promise<string | undefined> {
   return (await fs.stat(paths.index).then(() => true, () => false)) ? last.tree : undefined;
 }
 
-/** Forget what was read in `dir` (the caller knows it changed). */
-export function forgetTreeRead(dir: string): void {
+/** Forget what was read in `dir`: a read begins, and one that fails leaves no earlier tree standing. */
+function forgetTreeRead(dir: string): void {
   lastTrees.delete(dir);
 }
 
@@ -121,7 +121,7 @@ export async function readWorkingTree(git: Git, dir: string, o: ReadOptions & Re
   const headTree = git.exec(["rev-parse", "HEAD", "HEAD^{tree}"], { cwd: dir }).then((r) => (r.exitCode === 0 ? r.stdout.split("\n") : []), () => []);
   const { entries, head } = await statusEntries(git, dir, settings.overrides, o);
   const dirty = [...new Set(entries.map((entry) => entry.slice(3)))];
-  const tree = await treeOfWorkingTree(git, dir, { head, headTree, dirty, entries, settings, ...o });
+  const tree = await treeOfWorkingTree(git, dir, { head, headTree, dirty, entries, settings, paths, ...o });
   if (o.owned) remember(lastTrees, dir, { tree, mark });
   return { tree, dirty, head, status: entries };
 }
@@ -173,7 +173,7 @@ function onlyWritten(dir: string, files: string[], changed: string[] | undefined
 async function treeOfWorkingTree(
   git: Git,
   dir: string,
-  o: ReadOptions & ReadHooks & { head: string | undefined; headTree: Promise<string[]>; dirty: string[]; entries: string[]; settings: WorkspaceGitSettings },
+  o: ReadOptions & ReadHooks & { head: string | undefined; headTree: Promise<string[]>; dirty: string[]; entries: string[]; settings: WorkspaceGitSettings; paths: RepoPaths },
 ): Promise<string> {
   // Nothing differs from HEAD: the working tree is HEAD's tree (that of the commit status compared with).
   if (o.dirty.length === 0 && o.head) {
@@ -197,23 +197,21 @@ async function treeOfWorkingTree(
     });
     if (tree !== undefined) return tree;
   }
-  return withStagedIndex(git, dir, o.entries, o.settings.overrides, async (env) => {
-    o.onStaged?.();
-    // Starting a process holds up everything else for a moment: `writeTreeAfter` lets what waits
-    // for `onStaged` (the prompt) go first.
-    await o.writeTreeAfter;
-    // With the overrides too: writing the index back, git re-reads "racily clean" files through their filters.
-    return git.run([...o.settings.overrides, "write-tree"], { cwd: dir, env });
-  });
+  return treeFromIndexCopy(git, dir, o);
 }
 
 /**
- * Stage the paths `git status` listed (`entries`) into a throw-away copy of the index and run `fn`
- * with that index. `overrides`: the `-c` options that override the filters and programs the workspace's
- * own config names (status and add compare and hash contents through clean filters).
+ * The paths `git status` listed (`entries`) staged into a throw-away copy of the index (`paths.index`),
+ * written as a tree. The overrides go to add and write-tree: they hash contents through clean filters
+ * (writing the index back, git re-reads "racily clean" files through them too).
  */
-async function withStagedIndex<T>(git: Git, dir: string, entries: string[], overrides: string[], fn: (env: Record<string, string>) => Promise<T>): Promise<T> {
-  const paths = await currentRepoPaths(git, dir);
+async function treeFromIndexCopy(
+  git: Git,
+  dir: string,
+  o: ReadHooks & { paths: RepoPaths; entries: string[]; settings: WorkspaceGitSettings },
+): Promise<string> {
+  const { paths, entries } = o;
+  const overrides = o.settings.overrides;
   // "D " is gone from the index and from disk already: the copy of the index has nothing to stage for it.
   const toStage = [...new Set(entries.filter((entry) => !entry.startsWith("D ")).map((entry) => entry.slice(3)))];
   const scratch = `${paths.index}.coding-mcp-${randomBytes(6).toString("hex")}`;
@@ -227,7 +225,11 @@ async function withStagedIndex<T>(git: Git, dir: string, entries: string[], over
       const add = [...overrides, "add", "--all", "--ignore-errors", "--pathspec-from-file=-", "--pathspec-file-nul"];
       await git.run(add, { cwd: dir, env, input: toStage.map((p) => `:(top,literal)${p}`).join("\0") });
     }
-    return await fn(env);
+    o.onStaged?.();
+    // Starting a process holds up everything else for a moment: `writeTreeAfter` lets what waits
+    // for `onStaged` (the prompt) go first.
+    await o.writeTreeAfter;
+    return await git.run([...overrides, "write-tree"], { cwd: dir, env });
   } finally {
     await Promise.all([scratch, `${scratch}.lock`].map((f) => removeIfThere(f)));
   }
